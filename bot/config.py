@@ -22,7 +22,11 @@ class ConfigError(SystemExit):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `VAR=` in .env means "use the default"
+        extra="ignore",
+        case_sensitive=False,
     )
 
     # storage
