@@ -79,7 +79,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
         WorkCalendar(overrides),
         roll_to_workday=profile.calendar.roll_to_workday,
     )
-    rows = [d.to_json() for d in computed]
+    rows = [d.to_dict() for d in computed]
     if args.json:
         _print_json(rows)
     else:
