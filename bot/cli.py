@@ -93,7 +93,10 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 def cmd_quote(args: argparse.Namespace) -> int:
     from bot.quote import quote
 
-    result = quote(_profile(args.profile), args.headcount, args.sites).to_json()
+    try:
+        result = quote(_profile(args.profile), args.headcount, args.sites).to_json()
+    except ValueError as exc:  # QuoteUnavailable: the body publishes no audit-time table
+        raise CliError(str(exc)) from None
     if args.json:
         _print_json(result)
     else:

@@ -1,13 +1,69 @@
-"""Policy profiles: a certification body's rules as validated data (bot/profiles/*.toml)."""
+"""Policy profiles: a certification body's rules as validated data (bot/profiles/*.toml).
+
+A profile is refused on load with one line, `FILE: KEY: reason`, so a deployer can fix their own
+profile without reading a traceback. Every period, condition and checklist item carries the
+clause it comes from; the clauses live in the TOML files, not here.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+import tomllib
+from fractions import Fraction
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Unit = Literal["days", "working_days", "months", "years"]
 Kind = Literal["appeal", "complaint", "dispute"]
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+CASE_KINDS: frozenset[str] = frozenset(("appeal", "complaint", "dispute"))
+CASE_EVENTS: frozenset[str] = frozenset(("received", "decided"))
+# Rules a staff member starts by hand (not on every case of a kind), e.g. SGC §八2.4 reports.
+MANUAL_CASE_TARGETS: frozenset[str] = frozenset(("serious_complaint",))
+CERTIFICATE_TARGETS: frozenset[str] = frozenset(
+    ("certificate", "nonconformity", "suspension", "change_report")
+)
+# What starts a certificate clock: the certification decision, audit ends, expiry, notices.
+CERTIFICATE_EVENTS: frozenset[str] = frozenset(
+    (
+        "decision",
+        "stage1_end",
+        "stage2_end",
+        "audit_end",
+        "last_surveillance",
+        "expiry",
+        "spot_check_notice",
+        "verified",
+        "suspended",
+        "changed",
+        "surveillance_notice",
+    )
+)
+MILESTONES: frozenset[str] = frozenset(
+    ("work_group_formed", "investigation_done", "decision_made", "answer_sent")
+)
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; str() is one line `FILE: KEY: reason`."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        super().__init__(f"{file}: {key}: {reason}")
+        self.file, self.key, self.reason = file, key, reason
+
+
+class KeyedError(ValueError):
+    """A validation failure that knows which key (relative to the model) is wrong."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
 
 
 class Strict(BaseModel):
@@ -29,3 +85,371 @@ class TimeRule(Strict):
     direction: Literal["after", "before"] = "after"
     clause: str = Field(min_length=1)
     closed_by: str | None = None  # the milestone that meets this deadline
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a fraction like '1/3'") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{text!r} must be more than 0 and at most 1")
+    return value
+
+
+class Body(Strict):
+    id: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name_zh: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    standard: str = Field(min_length=1)
+    schemes: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("schemes")
+    @classmethod
+    def _unique_schemes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("schemes repeat")
+        return value
+
+
+class CalendarPolicy(Strict):
+    roll_to_workday: bool = True
+    clause: str = Field(default="《民法典》第二百零三条", min_length=1)
+
+
+class CertificatePolicy(Strict):
+    validity_months: int = Field(gt=0)
+    reminder_days_before: tuple[int, ...] = (90, 60, 30, 7)
+    clause: str = Field(min_length=1)
+
+    @field_validator("reminder_days_before")
+    @classmethod
+    def _positive_descending(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in value) or list(value) != sorted(set(value), reverse=True):
+            raise ValueError("must be distinct positive day counts, largest first")
+        return value
+
+
+class CasePolicy(Strict):
+    anonymous_complaints_accepted: bool = True
+    anonymous_clause: str | None = Field(default=None, min_length=1)
+    appeal_deposit_cny: int | None = Field(default=None, ge=0)
+    appeal_formalities: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _refusal_needs_clause(self) -> CasePolicy:
+        if not self.anonymous_complaints_accepted and not self.anonymous_clause:
+            raise KeyedError(
+                "anonymous_clause", "missing (needed when anonymous complaints are refused)"
+            )
+        return self
+
+
+class Condition(Strict):
+    """One eligibility condition: a yes/no question, or since when the system has run."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    kind: Literal["yes_no", "running_since"]
+    pass_answer: bool | None = None  # yes_no: the answer that meets the condition
+    min_months: int | None = Field(default=None, gt=0)  # running_since
+    min_months_by_scheme: dict[str, int] = {}
+    absolute: bool = False  # a refusal no rectification or waiting can cure
+    schemes: tuple[str, ...] | None = None  # only for these schemes
+    clause: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> Condition:
+        if self.kind == "yes_no":
+            if self.pass_answer is None:
+                raise KeyedError("pass_answer", "missing (needed for kind yes_no)")
+            if self.min_months is not None or self.min_months_by_scheme:
+                raise KeyedError("min_months", "only for kind running_since")
+        else:
+            if self.min_months is None:
+                raise KeyedError("min_months", "missing (needed for kind running_since)")
+            if self.pass_answer is not None:
+                raise KeyedError("pass_answer", "only for kind yes_no")
+            if any(m <= 0 for m in self.min_months_by_scheme.values()):
+                raise KeyedError("min_months_by_scheme", "months must be positive")
+        return self
+
+    def applies(self, scheme: str | None) -> bool:
+        return self.schemes is None or (scheme is not None and scheme in self.schemes)
+
+    def months_for(self, scheme: str | None) -> int:
+        assert self.min_months is not None
+        return self.min_months_by_scheme.get(scheme or "", self.min_months)
+
+
+class Document(Strict):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    clause: str = Field(min_length=1)
+    schemes: tuple[str, ...] | None = None
+
+    def applies(self, scheme: str | None) -> bool:
+        return self.schemes is None or (scheme is not None and scheme in self.schemes)
+
+
+class Multisite(Strict):
+    """Sampled similar sites: ceil(factor · √X) per audit type."""
+
+    initial: float = Field(default=1.0, gt=0)
+    surveillance: float = Field(default=0.6, gt=0)
+    recertification: float = Field(default=0.8, gt=0)
+    clause: str = Field(min_length=1)
+
+
+class AuditTime(Strict):
+    """Initial audit days by effective headcount: [upper headcount, days] points."""
+
+    clause: str = Field(min_length=1)
+    points: tuple[tuple[int, float], ...] = Field(min_length=2)
+    surveillance_fraction: str = "1/3"
+    recertification_fraction: str = "2/3"
+    max_reduction: float = Field(default=0.30, ge=0, lt=1)
+    multisite: Multisite
+
+    @field_validator("points")
+    @classmethod
+    def _increasing(cls, value: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
+        if value[0][0] < 1 or any(days <= 0 for _, days in value):
+            raise ValueError("headcounts start at 1 or more and days are positive")
+        for (x0, y0), (x1, y1) in pairwise(value):
+            if x1 <= x0:
+                raise ValueError(f"headcounts must be strictly increasing ({x0} then {x1})")
+            if y1 < y0:
+                raise ValueError(f"days must not decrease ({y0} then {y1})")
+        return value
+
+    @field_validator("surveillance_fraction", "recertification_fraction")
+    @classmethod
+    def _is_fraction(cls, value: str) -> str:
+        _fraction(value)
+        return value
+
+    @property
+    def surveillance(self) -> Fraction:
+        return _fraction(self.surveillance_fraction)
+
+    @property
+    def recertification(self) -> Fraction:
+        return _fraction(self.recertification_fraction)
+
+
+class Fees(Strict):
+    """A fee schedule in CNY; audit fees are auditor-days × audit_per_day_cny."""
+
+    clause: str = Field(min_length=1)
+    application_cny: int = Field(ge=0)
+    registration_cny: int = Field(ge=0)
+    audit_per_day_cny: int = Field(gt=0)
+    annual_cny: int = Field(default=0, ge=0)  # per year, incl. mark use where the body says so
+    surveillance_fraction: str = "1/3"  # of the initial audit fee, per surveillance audit
+    recertification_fraction: str = "2/3"  # of the initial audit fee
+    pre_audit_fraction: str | None = None  # optional pre-audit, of the initial audit fee
+    extra_category_days: tuple[float, float] | None = None
+    special_category_days: tuple[float, float] | None = None
+    travel_at_cost: bool = True
+
+    @field_validator("surveillance_fraction", "recertification_fraction", "pre_audit_fraction")
+    @classmethod
+    def _is_fraction(cls, value: str | None) -> str | None:
+        if value is not None:
+            _fraction(value)
+        return value
+
+
+class Profile(Strict):
+    body: Body
+    calendar: CalendarPolicy = CalendarPolicy()
+    rules: dict[str, TimeRule]
+    certificate: CertificatePolicy
+    cases: CasePolicy
+    eligibility: tuple[Condition, ...] = Field(min_length=1)
+    documents: tuple[Document, ...] = Field(min_length=1)
+    audit_time: AuditTime | None = None
+    fees: Fees | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_ids_from_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("rules"), dict):
+            flat: dict[str, Any] = {}
+            for rule_id, table in _flatten_rules(data["rules"]):
+                if isinstance(table, dict):
+                    if "id" in table and table["id"] != rule_id:
+                        raise KeyedError(f"rules.{rule_id}.id", "must equal the table key")
+                    table = {**table, "id": rule_id}
+                flat[rule_id] = table
+            data = {**data, "rules": flat}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        for rule_id, rule in self.rules.items():
+            _check_rule(rule_id, rule)
+        _unique("eligibility", [c.id for c in self.eligibility])
+        _unique("documents", [d.id for d in self.documents])
+        schemes = set(self.body.schemes)
+        for section, items in (("eligibility", self.eligibility), ("documents", self.documents)):
+            for item in items:
+                if item.schemes is not None and not set(item.schemes) <= schemes:
+                    unknown = sorted(set(item.schemes) - schemes)
+                    raise KeyedError(f"{section}[{item.id}].schemes", f"unknown scheme {unknown}")
+        for cond in self.eligibility:
+            if not set(cond.min_months_by_scheme) <= schemes:
+                unknown = sorted(set(cond.min_months_by_scheme) - schemes)
+                key = f"eligibility[{cond.id}].min_months_by_scheme"
+                raise KeyedError(key, f"unknown scheme {unknown}")
+        return self
+
+    def rule(self, rule_id: str) -> TimeRule:
+        return self.rules[rule_id]
+
+    def case_rules(self, kind: str) -> list[TimeRule]:
+        return [r for r in self.rules.values() if r.applies_to == kind]
+
+    def conditions(self, scheme: str | None = None) -> list[Condition]:
+        return [c for c in self.eligibility if c.applies(scheme)]
+
+    def checklist(self, scheme: str | None = None) -> list[Document]:
+        return [d for d in self.documents if d.applies(scheme)]
+
+
+def _flatten_rules(tables: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """`[rules.appeal.work_group]` and `[rules."appeal.work_group"]` both name one rule.
+
+    A table holding only tables is a namespace; a table with any plain value is a rule.
+    """
+    out: list[tuple[str, Any]] = []
+    for key, value in tables.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            out.extend(_flatten_rules(value, f"{name}."))
+        else:
+            out.append((name, value))
+    return out
+
+
+def _check_rule(rule_id: str, rule: TimeRule) -> None:
+    key = f"rules.{rule_id}"
+    if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", rule_id):
+        raise KeyedError(key, "rule ids are lower-case dotted names")
+    target = rule.applies_to
+    if target in CASE_KINDS or target in MANUAL_CASE_TARGETS:
+        events = CASE_EVENTS
+    elif target in CERTIFICATE_TARGETS:
+        events = CERTIFICATE_EVENTS
+    else:
+        known = sorted(CASE_KINDS | MANUAL_CASE_TARGETS | CERTIFICATE_TARGETS)
+        raise KeyedError(f"{key}.applies_to", f"unknown {target!r} (known: {', '.join(known)})")
+    if rule.from_ not in events:
+        raise KeyedError(f"{key}.from", f"unknown event {rule.from_!r} for {target}")
+    if rule.closed_by is not None and rule.closed_by not in MILESTONES:
+        known = ", ".join(sorted(MILESTONES))
+        raise KeyedError(f"{key}.closed_by", f"unknown milestone {rule.closed_by!r} ({known})")
+    if rule.direction == "before" and target in CASE_KINDS:
+        raise KeyedError(f"{key}.direction", "case periods run after their event")
+
+
+def _unique(section: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for item_id in ids:
+        if item_id in seen:
+            raise KeyedError(f"{section}[{item_id}].id", "duplicate id")
+        seen.add(item_id)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def list_profiles() -> list[str]:
+    """The names of the shipped profiles."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A shipped profile by bare name (`ggbz`), or a profile file by path (has `/` or `.toml`)."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or text.endswith(".toml"):
+        path, shown = Path(text), text
+    else:
+        shown = f"bot/profiles/{text}.toml"
+        if text not in list_profiles():
+            known = ", ".join(list_profiles())
+            raise ProfileError(shown, "profile", f"unknown profile name {text!r} (known: {known})")
+        path = PROFILE_DIR / f"{text}.toml"
+    return _load(path.resolve(), shown)
+
+
+@lru_cache(maxsize=32)
+def _load(path: Path, shown: str) -> Profile:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ProfileError(shown, "file", "not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(shown, "toml", f"syntax error: {exc}") from None
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        key, reason = _describe(exc, data)
+        raise ProfileError(shown, key, reason) from None
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> tuple[str, str]:
+    """The first error as (dotted key, reason); list items are named by their id."""
+    err = exc.errors()[0]
+    parts: list[str] = []
+    node: Any = data
+    for part in err["loc"]:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            label = item.get("id") if isinstance(item, dict) else None
+            parts[-1] += f"[{label or part}]"
+            node = item
+        else:
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedError):
+        parts.append(cause.key)
+        reason = cause.reason
+    elif err["type"] == "extra_forbidden":
+        reason = "unknown key"
+    elif err["type"] == "missing":
+        reason = "missing"
+    else:
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] not in ("value_error", "assertion_error"):
+            reason += f" (got {err['input']!r})"
+    more = exc.error_count() - 1
+    if more:
+        reason += f" (+{more} more)"
+    return ".".join(parts) or "profile", reason
+
+
+__all__ = [
+    "CASE_EVENTS",
+    "CASE_KINDS",
+    "CERTIFICATE_EVENTS",
+    "CERTIFICATE_TARGETS",
+    "MILESTONES",
+    "AuditTime",
+    "Body",
+    "CalendarPolicy",
+    "CasePolicy",
+    "CertificatePolicy",
+    "Condition",
+    "Document",
+    "Fees",
+    "Kind",
+    "Multisite",
+    "Profile",
+    "ProfileError",
+    "TimeRule",
+    "Unit",
+    "list_profiles",
+    "load_profile",
+]

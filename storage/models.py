@@ -1,0 +1,402 @@
+"""The tables. Plain data: no business rules here, only shapes, keys and indexes.
+
+Conventions:
+- instants are UTC-aware (`UTCDateTime`); calendar dates (deadlines, decisions) are `date`;
+- statuses are plain strings checked in Python (the StrEnums below), never database enums,
+  so adding a status needs no migration;
+- Telegram ids are 64-bit (`BigInteger`);
+- no ORM relationships: queries live in storage/repo and load what they need explicitly,
+  which also keeps async code free of lazy loads.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import JSON, Field, SQLModel
+
+# Deterministic constraint names: SQLite batch migrations and later ALTERs need a name to
+# address a constraint by. Must be set before any table below is declared.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """`DateTime(timezone=True)` that only accepts aware values and always returns UTC.
+
+    SQLite keeps no offset, so without this a value read back there would be naive while the
+    same query on PostgreSQL returns an aware one; naive input is refused as a bug.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware UTC instants")
+        value = value.astimezone(UTC)
+        # SQLite compares the stored text: one fixed form (UTC, no offset) keeps order right.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Fallback for row bookkeeping (`created_at`); services pass their clock's time instead."""
+    return datetime.now(UTC)
+
+
+def _instant(*, nullable: bool = False, **kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, nullable=nullable, **kw)
+
+
+def _json(*, nullable: bool = True, **kw: Any) -> Any:
+    return Field(sa_type=JSON, nullable=nullable, **kw)
+
+
+def _bigint(**kw: Any) -> Any:
+    return Field(sa_type=sa.BigInteger, **kw)
+
+
+# --- value sets (checked in Python) ------------------------------------------------------------
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    EMAIL = "email"
+
+
+class DocumentStatus(StrEnum):
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    REPLACED = "replaced"
+
+
+class CertificateStatus(StrEnum):
+    VALID = "valid"
+    SUSPENDED = "suspended"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class Severity(StrEnum):
+    MINOR = "minor"
+    MAJOR = "major"
+
+
+class OutboxStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class InboundStatus(StrEnum):
+    STORED = "stored"
+    PROCESSED = "processed"
+    QUARANTINED = "quarantined"
+    IGNORED = "ignored"
+
+
+# --- applicants ---------------------------------------------------------------------------------
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    locale: str = "zh_CN"
+    eligibility_answers: dict[str, Any] | None = _json()
+    eligibility_verdict: dict[str, Any] | None = _json()
+    eligibility_checked_at: datetime | None = _instant(nullable=True, default=None)
+    created_at: datetime = _instant(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    telegram_user_id: int | None = _bigint(default=None, unique=True)
+    telegram_chat_id: int | None = _bigint(default=None)
+    email: str | None = Field(default=None, index=True)
+    name: str | None = None
+    locale: str = "zh_CN"
+    created_at: datetime = _instant(default_factory=utcnow)
+
+
+class StoredFile(SQLModel, table=True):
+    """A file kept under the data folder at a path derived from its content hash."""
+
+    __tablename__ = "stored_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(sa_type=sa.String(64), unique=True)
+    size: int = _bigint()
+    content_type: str
+    path: str  # relative to the data folder
+    created_at: datetime = _instant(default_factory=utcnow)
+
+
+class Application(SQLModel, table=True):
+    __tablename__ = "application"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(unique=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    scheme: str
+    scope: str | None = Field(default=None, sa_type=sa.Text)
+    headcount: int | None = None
+    sites: int = 1
+    stage: str = "draft"
+    created_at: datetime = _instant(default_factory=utcnow)
+    updated_at: datetime = _instant(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
+
+
+class ApplicationEvent(SQLModel, table=True):
+    """Stage history of an application."""
+
+    __tablename__ = "application_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    stage: str
+    at: datetime = _instant()
+    note: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class Document(SQLModel, table=True):
+    __tablename__ = "document"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    item_id: str  # checklist item of the profile
+    stored_file_id: int = Field(foreign_key="stored_file.id", index=True)
+    original_name: str
+    status: str = DocumentStatus.RECEIVED.value
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    uploaded_at: datetime = _instant()
+    reviewed_at: datetime | None = _instant(nullable=True, default=None)
+    reviewed_by: str | None = None
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+
+class Certificate(SQLModel, table=True):
+    __tablename__ = "certificate"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    holder: str
+    standard: str
+    scope: str | None = Field(default=None, sa_type=sa.Text)
+    status: str = CertificateStatus.VALID.value
+    decided_on: date
+    stage2_end_on: date | None = None
+    expires_on: date
+    last_surveillance_on: date | None = None
+    suspended_until: date | None = None
+    updated_at: datetime = _instant(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
+
+
+class Nonconformity(SQLModel, table=True):
+    __tablename__ = "nonconformity"
+
+    id: int | None = Field(default=None, primary_key=True)
+    certificate_id: int = Field(foreign_key="certificate.id", index=True)
+    severity: str  # Severity
+    raised_on: date
+    closed_on: date | None = None
+    description: str | None = Field(default=None, sa_type=sa.Text)
+
+
+# --- appeals, complaints, disputes --------------------------------------------------------------
+
+
+class Case(SQLModel, table=True):
+    """An appeal, complaint or dispute ("case" is an SQL keyword, hence the table name)."""
+
+    __tablename__ = "case_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(unique=True)
+    kind: str  # appeal | complaint | dispute
+    channel: str  # Channel
+    status: str = Field(index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    complainant_name: str | None = None
+    complainant_email: str | None = Field(default=None, index=True)
+    complainant_chat_id: int | None = _bigint(default=None)
+    locale: str = "zh_CN"
+    subject: str | None = None
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    concerns: str | None = None
+    concerns_certificate_no: str | None = None
+    decided_on: date | None = None  # the decision appealed against
+    decided_by: str | None = None
+    audit_team: list[str] | None = _json()
+    assignee: str | None = None
+    out_of_time: bool = False
+    incomplete: bool = False
+    thread_message_ids: list[str] | None = _json()  # e-mail Message-IDs, for threading
+    created_at: datetime = _instant(default_factory=utcnow)
+    closed_at: datetime | None = _instant(nullable=True, default=None)
+
+
+class CaseEvent(SQLModel, table=True):
+    """Append-only, hash-chained history of a case (GGBZ §10.4)."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (sa.UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id")  # indexed by the unique constraint
+    seq: int
+    at: datetime = _instant()
+    actor: str
+    type: str
+    data: dict[str, Any] | None = _json()
+    prev_hash: str | None = Field(default=None, sa_type=sa.String(64))
+    hash: str = Field(sa_type=sa.String(64))
+
+
+# --- deadlines, alerts, reminders ---------------------------------------------------------------
+
+
+class Deadline(SQLModel, table=True):
+    __tablename__ = "deadline"
+    __table_args__ = (
+        # The due scan reads only open rows, so its cost follows what is open, not history.
+        sa.Index(
+            "ix_deadline_open_due_on",
+            "due_on",
+            sqlite_where=sa.text("closed_at IS NULL"),
+            postgresql_where=sa.text("closed_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
+    certificate_id: int | None = Field(default=None, foreign_key="certificate.id", index=True)
+    rule_id: str
+    clause: str
+    unit: str  # calendar_days | working_days | months
+    count: int
+    start_on: date
+    due_on: date
+    provisional: bool = False  # computed beyond the known holiday data
+    created_at: datetime = _instant(default_factory=utcnow)
+    closed_at: datetime | None = _instant(nullable=True, default=None)
+    closed_by: str | None = None
+
+
+class AlertSent(SQLModel, table=True):
+    """One row per warning or escalation of a deadline: the unique key stops a second send."""
+
+    __tablename__ = "alert_sent"
+    __table_args__ = (sa.UniqueConstraint("deadline_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deadline_id: int = Field(foreign_key="deadline.id")
+    kind: str
+    sent_on: date
+
+
+class Reminder(SQLModel, table=True):
+    __tablename__ = "reminder"
+    __table_args__ = (sa.UniqueConstraint("certificate_id", "rule_id", "due_on", "lead_days"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    certificate_id: int = Field(foreign_key="certificate.id")
+    rule_id: str
+    due_on: date
+    lead_days: int
+    send_on: date = Field(index=True)
+    sent_at: datetime | None = _instant(nullable=True, default=None)
+
+
+# --- messaging ----------------------------------------------------------------------------------
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        # The worker asks for queued rows whose time has come, oldest first.
+        sa.Index("ix_outbox_message_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    channel: str  # Channel
+    recipient: str  # chat id or e-mail address
+    payload: dict[str, Any] = _json(nullable=False)
+    status: str = OutboxStatus.QUEUED.value
+    attempts: int = 0
+    next_attempt_at: datetime = _instant()
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = _instant(nullable=True, default=None)
+    case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
+    email_message_id: str | None = Field(default=None, index=True)
+    created_at: datetime = _instant(default_factory=utcnow)
+    sent_at: datetime | None = _instant(nullable=True, default=None)
+
+
+class InboundEmail(SQLModel, table=True):
+    """Every e-mail received, raw bytes included, stored before it is acted upon."""
+
+    __tablename__ = "inbound_email"
+    __table_args__ = (sa.UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str
+    uidvalidity: int | None = _bigint(default=None)
+    uid: int | None = _bigint(default=None)
+    message_id: str | None = None
+    message_key: str = Field(unique=True)  # Message-ID, or a hash of headers without one
+    raw: bytes = Field(sa_type=sa.LargeBinary)
+    received_at: datetime = _instant(default_factory=utcnow)
+    status: str = Field(default=InboundStatus.STORED.value, index=True)
+    case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
+    kind: str | None = None
+    problems: list[str] | None = _json()
+
+
+class TelegramUpdate(SQLModel, table=True):
+    """Update ids already handled, so a redelivered update is not acted on twice."""
+
+    __tablename__ = "telegram_update"
+
+    update_id: int = _bigint(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    received_at: datetime = _instant(default_factory=utcnow)
+
+
+class ConversationState(SQLModel, table=True):
+    """python-telegram-bot persistence: one row per (conversation name, key)."""
+
+    __tablename__ = "conversation_state"
+    __table_args__ = (sa.UniqueConstraint("name", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    key: str
+    state: Any = _json(nullable=False)

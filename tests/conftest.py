@@ -1,0 +1,5 @@
+"""Fixture modules shared by the whole suite: append yours to the list."""
+
+pytest_plugins = [
+    "tests.fixtures.db",
+]
