@@ -1,0 +1,107 @@
+"""The outbox worker: sent once, retried with backoff, failed with a staff alert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import FrozenClock
+from bot.delivery import PermanentFailure, TransientFailure
+from bot.outbox import Outbox, status_counts
+from storage.db import session_factory
+from storage.models import OutboxMessage
+from storage.repo.outbox import enqueue
+
+T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+class RecordingSender:
+    """A real sender's contract without a network: records, and fails on request."""
+
+    channel = "telegram"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.script: list[Exception] = []
+
+    async def send(self, message: OutboxMessage) -> str | None:
+        if self.script:
+            raise self.script.pop(0)
+        self.sent.append(message.payload["text"])
+        return str(len(self.sent))
+
+
+async def _queue(engine: AsyncEngine, key: str, recipient: str = "42") -> None:
+    async with session_factory(engine)() as session, session.begin():
+        await enqueue(
+            session,
+            channel="telegram",
+            recipient=recipient,
+            payload={"text": key},
+            idempotency_key=key,
+            now=T0,
+        )
+
+
+async def test_each_message_is_sent_once_even_when_queued_twice(engine: AsyncEngine) -> None:
+    sender, clock = RecordingSender(), FrozenClock(T0)
+    outbox = Outbox(session_factory(engine), {"telegram": sender}, clock)
+    for key in ("a", "b", "a"):
+        await _queue(engine, key)
+    stats = await outbox.drain()
+    assert sorted(sender.sent) == ["a", "b"] and stats.sent == 2
+    assert (await outbox.drain()).handled == 0
+    assert (await status_counts(outbox.sessions))["sent"] == 2
+
+
+async def test_transient_failure_is_retried_after_retry_after(engine: AsyncEngine) -> None:
+    sender, clock = RecordingSender(), FrozenClock(T0)
+    sender.script = [TransientFailure("429 Too Many Requests", retry_after=7)]
+    outbox = Outbox(session_factory(engine), {"telegram": sender}, clock)
+    await _queue(engine, "hello")
+    assert (await outbox.drain()).retried == 1
+    assert (await status_counts(outbox.sessions))["retrying"] == 1
+    clock.advance(seconds=6)
+    assert (await outbox.drain()).handled == 0  # not before retry_after
+    clock.advance(seconds=2)
+    assert (await outbox.drain()).sent == 1
+    assert sender.sent == ["hello"]
+
+
+async def test_permanent_failure_marks_failed_and_alerts_staff(engine: AsyncEngine) -> None:
+    sender, clock = RecordingSender(), FrozenClock(T0)
+    sender.script = [PermanentFailure("Forbidden: bot was blocked by the user")]
+    outbox = Outbox(session_factory(engine), {"telegram": sender}, clock, staff_chat_id=-100)
+    await _queue(engine, "hello", recipient="42")
+    await outbox.drain()
+    counts = await status_counts(outbox.sessions)
+    assert counts["failed"] == 1 and counts["sent"] == 1  # the staff alert went out
+    assert "blocked" in sender.sent[0] and "42" in sender.sent[0]
+
+
+async def test_crashed_claim_is_taken_over_after_it_goes_stale(engine: AsyncEngine) -> None:
+    clock = FrozenClock(T0)
+    dead = Outbox(session_factory(engine), {}, clock, worker_id="dead")
+    await _queue(engine, "orphan")
+    assert len(await dead.claim(10)) == 1  # claimed, then the worker "dies"
+    sender = RecordingSender()
+    alive = Outbox(session_factory(engine), {"telegram": sender}, clock, worker_id="alive")
+    assert (await alive.drain()).handled == 0
+    clock.advance(minutes=6)
+    await alive.drain()
+    assert sender.sent == ["orphan"]
+
+
+async def test_channel_without_sender_waits_instead_of_failing(engine: AsyncEngine) -> None:
+    clock = FrozenClock(T0)
+    outbox = Outbox(session_factory(engine), {}, clock)
+    await _queue(engine, "later")
+    assert (await outbox.drain()).deferred == 1
+    counts = await status_counts(outbox.sessions)
+    assert counts["queued"] == 1 and counts["failed"] == 0
+    clock.advance(minutes=11)
+    sender = RecordingSender()
+    outbox.senders = {"telegram": sender}
+    await outbox.drain()
+    assert sender.sent == ["later"]
