@@ -114,6 +114,169 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_cases_verify(args: argparse.Namespace) -> int:
+    from bot.cases import verify
+    from bot.refs import normalise_ref
+    from storage.db import NotMigrated, check_migrated, make_engine, session_factory
+    from storage.repo.cases import all_case_ids
+
+    ref = None
+    if args.ref is not None:
+        ref = normalise_ref(args.ref)
+        if ref is None:
+            raise CliError(f"{args.ref!r} is not a case reference like TS-2026-7K3F9Q")
+    engine = make_engine(load_settings().effective_database_url)
+    try:
+        await check_migrated(engine)
+        async with session_factory(engine)() as session:
+            problems = await verify(session, ref)
+            checked = 1 if ref else len(await all_case_ids(session))
+    except (NotMigrated, LookupError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    finally:
+        await engine.dispose()
+    for problem in problems:
+        print(f"✗ {problem}")
+    print(f"{checked} cases checked, {len(problems)} with a broken history")
+    return 1 if problems else 0
+
+
+def cmd_email_parse(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from handlers.email.compose import ref_of_our_message_id
+    from handlers.email.parse import parse_message
+
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    settings = load_settings()
+    options = {
+        "case_ref_prefix": settings.case_ref_prefix,
+        "max_attachment_bytes": settings.max_upload_bytes,
+    }
+    parsed = parse_message(raw, **options)  # type: ignore[arg-type]
+    # Without the database, a reply is recognised by the reference in our own Message-IDs.
+    ours = {
+        mid: ref
+        for mid in [*parsed.in_reply_to, *parsed.references]
+        if (ref := ref_of_our_message_id(mid, settings.case_ref_prefix, settings.mail_domain))
+    }
+    if ours and not parsed.case_ref:
+        parsed = parse_message(raw, known_refs_by_message_id=ours, **options)  # type: ignore[arg-type]
+    if args.json:
+        _print_json(parsed.to_json())
+    else:
+        data = parsed.to_json()
+        for key in ("message_id", "from", "subject", "kind", "case_ref", "automatic"):
+            print(f"{key}: {data[key]}")
+        for problem in parsed.problems:
+            print(f"problem: {problem}")
+    return 0
+
+
+async def cmd_email_fetch(args: argparse.Namespace) -> int:
+    import signal
+
+    from bot.desk import open_desk
+    from handlers.email import intake
+    from storage.db import NotMigrated
+
+    settings = load_settings()
+    if not settings.imap_host:
+        raise CliError("IMAP_HOST is not set: there is no inbox to fetch from")
+    try:
+        desk = await open_desk(settings)
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    try:
+        if args.once:
+            stats = await intake.run_once(desk)
+            _print_json(stats.to_json())
+            return 0
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await intake.run(desk, stop)
+        return 0
+    except intake.IntakeError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await desk.close()
+
+
+async def cmd_reminders_plan(args: argparse.Namespace) -> int:
+    from bot.desk import open_desk
+    from bot.scheduler import upcoming_reminders
+    from messages.render import t
+    from storage.db import NotMigrated
+    from storage.repo.reminders import certificates
+
+    try:
+        desk = await open_desk(load_settings())
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    try:
+        async with desk.sessions() as session:
+            rows = await certificates(session, number=args.certificate)
+        if args.certificate and not rows:
+            raise CliError(f"no certificate numbered {args.certificate!r}")
+        planned = upcoming_reminders(desk, rows, desk.clock.today())
+    finally:
+        await desk.close()
+    loc = desk.settings.default_locale
+    if args.json:
+        _print_json(
+            [
+                {
+                    "send_on": p.send_on,
+                    "certificate": number,
+                    "rule": p.item.rule_id,
+                    "topic": p.item.topic,
+                    "due_on": p.item.due_on,
+                    "lead_days": p.lead_days,
+                    "to": "staff" if p.to_staff else "organisation",
+                    "clause": p.item.clause,
+                    "provisional": p.item.provisional,
+                }
+                for number, p in planned
+            ]
+        )
+        return 0
+    if not planned:
+        print(t("reminders.plan_none", loc))
+        return 0
+    print(t("reminders.plan_header", loc))
+    for number, p in planned:
+        to = t("reminders.audience_staff" if p.to_staff else "reminders.audience_org", loc)
+        mark = " *" if p.item.provisional else ""
+        print(
+            f"{p.send_on}  {number:11} {p.item.rule_id:29} {p.item.due_on}{mark}  "
+            f"{p.lead_days:>4}  {to}"
+        )
+    return 0
+
+
+async def cmd_outbox_status(args: argparse.Namespace) -> int:
+    from bot.outbox import status_counts
+    from storage.db import NotMigrated, check_migrated, make_engine, session_factory
+
+    engine = make_engine(load_settings().effective_database_url)
+    try:
+        await check_migrated(engine)
+        counts = await status_counts(session_factory(engine))
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await engine.dispose()
+    if args.json:
+        _print_json(counts)
+    else:
+        for key in ("queued", "retrying", "sending", "failed", "sent"):
+            print(f"{key:9} {counts[key]}")
+    return 0
+
+
 def _profile(name: str) -> Any:
     from bot.policy import ProfileError, load_profile
 
@@ -121,6 +284,42 @@ def _profile(name: str) -> Any:
         return load_profile(name)
     except ProfileError as exc:
         raise CliError(str(exc)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.runner import run
+
+    return run(load_settings())
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.runner import local_chat
+
+    return await local_chat(load_settings(), language_code=args.lang)
+
+
+async def cmd_certificates_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.certificates import import_csv
+    from bot.desk import open_desk
+    from storage.db import NotMigrated
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"cannot read {args.file}: no such file")
+    try:
+        desk = await open_desk(load_settings())
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    try:
+        result = await import_csv(desk, path)
+    finally:
+        await desk.close()
+    for error in result.errors:
+        print(f"{args.file}: {error}", file=sys.stderr)
+    print(f"{result.created} imported, {result.updated} updated, {len(result.errors)} bad rows")
+    return 1 if result.errors else 0
 
 
 # --- wiring ---------------------------------------------------------------------------------
@@ -151,6 +350,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headcount", required=True, type=positive_int)
     p.add_argument("--sites", default=1, type=positive_int, help="number of similar sites")
     p.add_argument("--json", action="store_true")
+
+    cases = sub.add_parser("cases", help="appeals, complaints and disputes").add_subparsers(
+        dest="cases_command", required=True, parser_class=_Parser
+    )
+    p = add("verify", cmd_cases_verify, "check the hash chains of case histories", cases)
+    p.add_argument("ref", nargs="?", help="one case reference (default: every case)")
+
+    mail = sub.add_parser("email", help="the e-mail inbox").add_subparsers(
+        dest="email_command", required=True, parser_class=_Parser
+    )
+    p = add("parse", cmd_email_parse, "show what the intake would record for a .eml file", mail)
+    p.add_argument("file", help="a raw message (.eml)")
+    p.add_argument("--json", action="store_true")
+    p = add("fetch", cmd_email_fetch, "receive letters from the configured IMAP inbox", mail)
+    p.add_argument("--once", action="store_true", help="one pass, then exit (default: run on)")
+
+    rem = sub.add_parser("reminders", help="certificate reminders").add_subparsers(
+        dest="reminders_command", required=True, parser_class=_Parser
+    )
+    p = add("plan", cmd_reminders_plan, "print the upcoming certificate reminders", rem)
+    p.add_argument("--certificate", metavar="NO", help="only this certificate number")
+    p.add_argument("--json", action="store_true")
+
+    box = sub.add_parser("outbox", help="messages waiting to be sent").add_subparsers(
+        dest="outbox_command", required=True, parser_class=_Parser
+    )
+    p = add("status", cmd_outbox_status, "queued, retrying and failed message counts", box)
+    p.add_argument("--json", action="store_true")
+
+    add("run", cmd_run, "run the bot (on Telegram with TELEGRAM_BOT_TOKEN, else a local chat)")
+    p = add("chat", cmd_chat, "chat with the full bot in this terminal (local Bot API emulator)")
+    p.add_argument("--lang", choices=["zh-hans", "en"], help="the Telegram language of the user")
+
+    certs = sub.add_parser("certificates", help="certificate register").add_subparsers(
+        dest="certificates_command", required=True, parser_class=_Parser
+    )
+    p = add("import", cmd_certificates_import, "import or update certificates from CSV", certs)
+    p.add_argument("file", help="CSV: number,holder,standard,decided_on,expires_on[,scope,status,…]")
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True, parser_class=_Parser

@@ -1,0 +1,139 @@
+"""The hash chain of case events: canonical form, and the first broken event found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from bot.history import canonical, event_hash, first_break, json_ready
+
+AT = datetime(2026, 9, 28, 2, 0, 0, 123456, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Ev:
+    id: int | None
+    case_id: int
+    seq: int
+    at: datetime
+    actor: str
+    type: str
+    data: dict[str, Any] | None
+    prev_hash: str | None
+    hash: str
+
+
+def chain(n: int) -> list[Ev]:
+    events: list[Ev] = []
+    prev = None
+    for seq in range(1, n + 1):
+        fields = dict(
+            case_id=7,
+            seq=seq,
+            at=AT + timedelta(minutes=seq),
+            actor="staff:1",
+            type="note",
+            data={"text": f"第{seq}条", "n": seq},
+            prev_hash=prev,
+        )
+        h = event_hash(**fields)  # type: ignore[arg-type]
+        events.append(Ev(id=100 + seq, hash=h, **fields))  # type: ignore[arg-type]
+        prev = h
+    return events
+
+
+def test_canonical_is_compact_sorted_unescaped_and_utc() -> None:
+    shanghai = timezone(timedelta(hours=8))
+    text = canonical(
+        case_id=1,
+        seq=1,
+        at=AT.astimezone(shanghai),
+        actor="a",
+        type="received",
+        data={"b": "投诉", "a": 1},
+        prev_hash=None,
+    ).decode()
+    assert text == (
+        '{"actor":"a","at":"2026-09-28T02:00:00.123456+00:00","case_id":1,'
+        '"data":{"a":1,"b":"投诉"},"prev_hash":null,"seq":1,"type":"received"}'
+    )
+
+
+def test_same_instant_in_any_zone_same_hash() -> None:
+    base = dict(case_id=1, seq=1, actor="a", type="t", data=None, prev_hash=None)
+    utc = event_hash(at=AT, **base)  # type: ignore[arg-type]
+    local = event_hash(at=AT.astimezone(timezone(timedelta(hours=8))), **base)  # type: ignore[arg-type]
+    assert utc == local and len(utc) == 64
+
+
+def test_naive_instant_refused() -> None:
+    with pytest.raises(ValueError):
+        event_hash(
+            case_id=1,
+            seq=1,
+            at=AT.replace(tzinfo=None),
+            actor="a",
+            type="t",
+            data=None,
+            prev_hash=None,
+        )
+
+
+def test_json_ready_turns_dates_into_strings() -> None:
+    from datetime import date
+
+    assert json_ready({"d": date(2026, 9, 28), "l": [AT]}) == {
+        "d": "2026-09-28",
+        "l": ["2026-09-28T02:00:00.123456+00:00"],
+    }
+
+
+def test_intact_chain() -> None:
+    assert first_break(chain(5)) is None
+    assert first_break([]) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"data": {"text": "改过", "n": 3}}, "hash"),
+        ({"actor": "someone else"}, "hash"),
+        ({"at": AT}, "hash"),
+        ({"type": "withdrawn"}, "hash"),
+    ],
+)
+def test_altered_event_is_named(change: dict[str, Any], reason: str) -> None:
+    events = chain(5)
+    events[2] = replace(events[2], **change)
+    found = first_break(events)
+    assert found is not None and (found.seq, found.event_id, found.reason) == (3, 103, reason)
+
+
+def test_rehashed_event_breaks_the_next_link() -> None:
+    events = chain(4)
+    forged = replace(events[1], data={"text": "伪造"})
+    forged = replace(
+        forged,
+        hash=event_hash(
+            case_id=forged.case_id,
+            seq=forged.seq,
+            at=forged.at,
+            actor=forged.actor,
+            type=forged.type,
+            data=forged.data,
+            prev_hash=forged.prev_hash,
+        ),
+    )
+    events[1] = forged
+    found = first_break(events)
+    assert found is not None and (found.seq, found.reason) == (3, "prev_hash")
+
+
+def test_removed_event_is_a_gap() -> None:
+    events = chain(4)
+    del events[1]
+    found = first_break(events)
+    assert found is not None and (found.seq, found.reason) == (3, "seq")
