@@ -387,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="certificates_command", required=True, parser_class=_Parser
     )
     p = add("import", cmd_certificates_import, "import or update certificates from CSV", certs)
-    p.add_argument("file", help="CSV: number,holder,standard,decided_on,expires_on[,scope,status,…]")
+    p.add_argument(
+        "file", help="CSV: number,holder,standard,decided_on,expires_on[,scope,status,…]"
+    )
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True, parser_class=_Parser
