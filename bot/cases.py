@@ -161,8 +161,13 @@ async def open_case(
     concerns_certificate_no: str | None = None,
     source_message_id: str | None = None,
     received_on: date | None = None,
+    acknowledge_by_email: bool = True,
 ) -> OpenedCase:
-    """Record a case and everything it starts; see the module docstring."""
+    """Record a case and everything it starts; see the module docstring.
+
+    `acknowledge_by_email=False` records the case without the automatic e-mail answer (the intake
+    passes it when a sender is over AUTO_REPLIES_PER_SENDER_PER_HOUR).
+    """
     if kind not in CASE_KINDS:
         raise ValueError(f"unknown case kind {kind!r}")
     channel = Channel(channel)
@@ -256,7 +261,9 @@ async def open_case(
     )
     opened = OpenedCase(case, deadlines)
     opened.messages.extend(
-        await _acknowledge(desk, session, case, computed, windows, complainant, received, now)
+        await _acknowledge(
+            desk, session, case, computed, windows, received, now, email=acknowledge_by_email
+        )
     )
     staff = await _alert_staff_new(desk, session, case, deadlines, now)
     if staff is not None:
@@ -410,9 +417,10 @@ async def _acknowledge(
     case: Case,
     computed: Sequence[ComputedDeadline],
     windows: Sequence[ComputedDeadline],
-    who: Complainant,
     received: date,
     now: datetime,
+    *,
+    email: bool = True,
 ) -> list[OutboxMessage]:
     tracked = [d for d in computed if d not in windows]
     sent: list[OutboxMessage] = []
@@ -432,7 +440,7 @@ async def _acknowledge(
         )
         channels.append(Channel.TELEGRAM.value)
     message_id = None
-    if case.complainant_email:
+    if case.complainant_email and email:
         loc = case.locale
         thread = list(case.thread_message_ids or [])
         message_id = new_message_id(desk, case.ref)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     staff_chat_id: int | None = None
     conversation_timeout_seconds: int = Field(default=900, ge=30)
     max_upload_bytes: int = Field(default=20_000_000, ge=1)
+    flood_max_updates: int = Field(default=30, ge=1)
+    flood_window_seconds: float = Field(default=10.0, gt=0)
 
     # e-mail in
     imap_host: str | None = None

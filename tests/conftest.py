@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.telegram",
+    "tests.fixtures.telegram_app",
     "tests.fixtures.mail",
 ]

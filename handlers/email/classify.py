@@ -10,10 +10,12 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Literal
 
+from bot.refs import ALPHABET
+
 Kind = Literal["appeal", "complaint", "dispute", "enquiry"]
 
 # Case references: PREFIX-YEAR-6 characters, without look-alikes (0/O, 1/I).
-REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+REF_ALPHABET = ALPHABET  # one alphabet for references, bot/refs.py
 
 
 def case_ref_pattern(prefix: str = "TS") -> re.Pattern[str]:

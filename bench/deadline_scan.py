@@ -1,0 +1,136 @@
+"""Time of one due-scan of case deadlines with 1,000,000 deadline rows in PostgreSQL.
+
+Rows are loaded with COPY into a throwaway database (dropped at the end): most are closed history,
+some are open far ahead, a few hundred are due (warnings, escalations). The scan is
+`Scans.deadline_alerts()`: read what is due through the partial index, compare with `alert_sent`,
+queue what is new. Prints the first scan (which queues) and the steady-state scan (nothing new),
+median of repeated runs (target < 20 ms), and the query plan. Prints figures; asserts nothing.
+
+    python bench/deadline_scan.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from bot.clock import SHANGHAI, FrozenClock
+from bot.config import Settings
+from bot.desk import open_desk
+from bot.scheduler import Scans
+from storage.db import upgrade_async
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+TODAY = date(2026, 11, 16)  # a Monday
+CASES = 100_000
+
+
+def deadline_rows(n: int, rng: random.Random) -> list[tuple]:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(n):
+        case_id = 1 + i % CASES
+        r = rng.random()
+        if r < 0.95:  # history: closed, due any time in the last six years
+            due = TODAY - timedelta(days=rng.randint(1, 6 * 365))
+            closed = created
+        elif r < 0.9997:  # open, due later than any warning reaches
+            due = TODAY + timedelta(days=rng.randint(10, 3 * 365))
+            closed = None
+        else:  # open and due: overdue, or within the warning lead times
+            due = TODAY + timedelta(days=rng.randint(-10, 5))
+            closed = None
+        rows.append((case_id, "complaint.investigation", "GGBZ §8.5.3", "working_days", 30,
+                     due - timedelta(days=42), due, False, created, closed))  # fmt: skip
+    return rows
+
+
+async def load(dsn: str, n: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        await conn.copy_records_to_table(
+            "case_file",
+            columns=["ref", "kind", "channel", "status", "locale", "out_of_time", "incomplete",
+                     "created_at"],
+            records=[(f"TS-B-{i:07}", "complaint", "email", "received", "zh_CN", False, False, now)
+                     for i in range(1, CASES + 1)],
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "deadline",
+            columns=["case_id", "rule_id", "clause", "unit", "count", "start_on", "due_on",
+                     "provisional", "created_at", "closed_at"],
+            records=deadline_rows(n, random.Random(6)),
+        )  # fmt: skip
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def main(n: int, repeat: int) -> None:
+    name = f"certdesk_bench_{int(time.time())}"
+    admin = await asyncpg.connect(f"{PG}/test")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        await upgrade_async(url)
+        t = time.perf_counter()
+        await load(f"{PG}/{name}", n)
+        print(f"loaded {n:,} deadlines over {CASES:,} cases in {time.perf_counter() - t:.1f} s")
+        clock = FrozenClock(datetime.combine(TODAY, datetime.min.time(), SHANGHAI).replace(hour=10))
+        settings = Settings(_env_file=None, database_url=url, staff_chat_id=-1)  # type: ignore[call-arg]
+        desk = await open_desk(settings, clock)
+        try:
+            scans = Scans(desk)
+            t = time.perf_counter()
+            queued = await scans.deadline_alerts()
+            first = time.perf_counter() - t
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                again = await scans.deadline_alerts()
+                times.append(time.perf_counter() - t)
+            assert again == 0
+        finally:
+            await desk.close()
+        conn = await asyncpg.connect(f"{PG}/{name}")
+        try:
+            open_due = await conn.fetchval(
+                "SELECT count(*) FROM deadline WHERE closed_at IS NULL AND due_on <= $1",
+                TODAY + timedelta(days=5),
+            )
+            await conn.execute("SET max_parallel_workers_per_gather = 0")  # as the scan does
+            plan = await conn.fetch(
+                "EXPLAIN ANALYZE SELECT id, case_id, due_on FROM deadline "
+                "WHERE closed_at IS NULL AND case_id IS NOT NULL AND due_on <= $1 "
+                "ORDER BY due_on, id",
+                TODAY + timedelta(days=3),
+            )
+        finally:
+            await conn.close()
+        print(
+            f"open and due (incl. overdue): {open_due}; alerts queued by the first scan: {queued}"
+        )
+        print(f"first scan (queues alerts): {first * 1000:.1f} ms")
+        p90 = statistics.quantiles(times, n=10)[-1]
+        print(f"due-scan, nothing new: median {statistics.median(times) * 1000:.1f} ms, "
+              f"p90 {p90 * 1000:.1f} ms, max {max(times) * 1000:.1f} ms over {repeat} runs "
+              "(target < 20 ms)")  # fmt: skip
+        print("plan:\n  " + "\n  ".join(r[0] for r in plan))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    asyncio.run(main(args.rows, args.repeat))

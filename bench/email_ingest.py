@@ -1,0 +1,136 @@
+"""How fast the e-mail intake takes letters in, next to the bare cost of reading them.
+
+Starts its own private Dovecot (the test fixture's configuration), appends N letters (2,000 by
+default) in one MULTIAPPEND, then measures
+  1. bare: imapclient FETCH BODY.PEEK[] in chunks + parse_message of every letter;
+  2. full: `handlers.email.intake.run_once` — store raw, commit, open the case (deadlines,
+     history, acknowledgement and staff alert queued), commit, flag and MOVE;
+and prints messages/s for both and their ratio (the figure).
+
+    .venv/bin/python bench/email_ingest.py [--messages 2000] [--database-url URL]
+
+Without --database-url a fresh SQLite file is used; with a PostgreSQL URL the database must be
+empty (it is migrated here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.config import load_settings
+from bot.desk import open_desk
+from handlers.email import intake
+from handlers.email.parse import parse_message
+from storage.db import upgrade_async
+from tests.fixtures.mail import _CONFIG, HOST, Dovecot, Mailbox, _mail_owner, free_port
+from tests.integration.test_email_crash import batch_of
+
+
+def start_dovecot(root: Path) -> Dovecot:
+    """The same private Dovecot the `dovecot` fixture runs (its config template and class)."""
+    uid, gid, internal_users = _mail_owner()
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)  # the mail user must reach its Maildir through here
+    (root / "mail").mkdir()
+    (root / "passwd.d").mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        os.chown(root / "mail", uid, gid)
+    server = Dovecot(host=HOST, port=free_port(), root=root, uid=uid, gid=gid)
+    (root / "dovecot.conf").write_text(
+        _CONFIG.format(
+            root=root, host=HOST, port=server.port, uid=uid, gid=gid, internal_users=internal_users
+        )
+    )
+    server.start()
+    return server
+
+
+def fill(box: Mailbox, letters: list[bytes]) -> None:
+    with box.client() as client:
+        client.multiappend("INBOX", letters)
+
+
+def bare(box: Mailbox, chunk: int) -> tuple[int, float]:
+    started = time.perf_counter()
+    n = 0
+    with box.client() as client:
+        client.select_folder("INBOX", readonly=True)
+        uids = sorted(client.search(["ALL"]))
+        for i in range(0, len(uids), chunk):
+            for item in client.fetch(uids[i : i + chunk], ["BODY.PEEK[]"]).values():
+                parse_message(item[b"BODY[]"])
+                n += 1
+    return n, time.perf_counter() - started
+
+
+async def full(box: Mailbox, database_url: str, data_dir: Path) -> tuple[int, float]:
+    await upgrade_async(database_url)
+    settings = load_settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        imap_host=box.host,
+        imap_port=box.port,
+        imap_ssl=False,
+        imap_user=box.user,
+        imap_password=box.password,
+        staff_chat_id=-1001,
+        mail_domain="desk.example.test",
+    )
+    desk = await open_desk(settings)
+    try:
+        started = time.perf_counter()
+        stats = await intake.run_once(desk)
+        elapsed = time.perf_counter() - started
+    finally:
+        await desk.close()
+    return stats.handled, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="certdesk-bench-"))
+    root.chmod(0o755)
+    server = start_dovecot(root / "dovecot")
+    try:
+        user, password = f"bench{secrets.token_hex(3)}@example.test", secrets.token_hex(8)
+        server.add_user(user, password)
+        box = Mailbox(host=server.host, port=server.port, user=user, password=password)
+        letters = batch_of(args.messages)[0]
+        started = time.perf_counter()
+        fill(box, letters)
+        append_rate = len(letters) / (time.perf_counter() - started)
+
+        n_bare, t_bare = bare(box, intake.FETCH_CHUNK)
+        url = args.database_url or f"sqlite+aiosqlite:///{root / 'bench.db'}"
+        n_full, t_full = asyncio.run(full(box, url, root / "data"))
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    backend = url.split("+", 1)[0]
+    print(f"letters: {len(letters)} (MULTIAPPEND {append_rate:,.0f}/s)")
+    print(f"bare FETCH BODY.PEEK[] + parse : {n_bare / t_bare:8,.0f} messages/s ({t_bare:.2f} s)")
+    print(
+        f"full intake ({backend:10})     : {n_full / t_full:8,.0f} messages/s ({t_full:.2f} s, "
+        f"{n_full} cases opened and acknowledged)"
+    )
+    print(f"ratio bare/full: {t_full / t_bare * n_bare / n_full:.1f}x")
+    return 0 if n_full == n_bare == len(letters) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The one factory of the Telegram application: wiring in explicit order.
+
+    Defaults (HTML, Asia/Shanghai) → AIORateLimiter → database persistence (conversation states)
+    → post_init (commands in both languages, services) / post_shutdown → error handler
+    → handler modules, in HANDLER_MODULES order.
+
+`build_application(desk, builder)` takes a builder so tests and the local mode can point it at
+the emulator (bot.emulator.bot_builder); the real bot gets one with the token.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+
+from bot.clock import SHANGHAI
+from bot.desk import Desk
+from messages.render import th
+from storage.persistence import DatabasePersistence
+
+log = logging.getLogger(__name__)
+
+# Each module exposes `register(app, desk)`. Order matters:
+# - common first: its guard (group -2) must exist before anything can be handled, and it
+#   allocates the conversation groups the flows below take in this order;
+# - staff modules before public ones (staff buttons in group 0 stop propagation);
+# - a deep-link `/start <payload>` handler must come before common's plain /start, which is
+#   in the last group (common.GLOBAL_GROUP), so any module listed here precedes it.
+HANDLER_MODULES: list[str] = [
+    "handlers.telegram.common",
+    "handlers.telegram.staff_documents",
+    "handlers.telegram.staff_cases",
+    "handlers.telegram.eligibility",
+    "handlers.telegram.quote",
+    "handlers.telegram.documents",
+    "handlers.telegram.application",
+    "handlers.telegram.certificates",
+    "handlers.telegram.cases",
+    "handlers.telegram.changes",
+]
+
+Hook = Callable[[Application], Awaitable[None]]
+
+
+class CertdeskApplication(Application):  # type: ignore[type-arg]
+    """Writes conversation states after every update, not only every `update_interval`
+    seconds, so a crash never loses where a conversation stood."""
+
+    async def process_update(self, update: object) -> None:
+        await super().process_update(update)
+        if self.persistence is not None:
+            await self.update_persistence()
+
+
+async def _set_commands(app: Application) -> None:
+    from handlers.telegram.common import COMMANDS
+
+    for locale, language_code in (("zh_CN", "zh"), ("en", "en"), ("zh_CN", None)):
+        commands = [BotCommand(name, th(key, locale)) for name, key in COMMANDS]
+        await app.bot.set_my_commands(commands, language_code=language_code)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure (type and update id only: no personal data) and apologise once."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error(
+        "update %s failed: %s", update_id, type(context.error).__name__, exc_info=context.error
+    )
+    if isinstance(update, Update) and update.effective_chat is not None:
+        desk: Desk = context.bot_data["desk"]
+        try:
+            await context.bot.send_message(
+                update.effective_chat.id, th("common.error_generic", desk.settings.default_locale)
+            )
+        except Exception:
+            log.warning("could not tell chat about the failure")
+
+
+def load_modules(names: Sequence[str]) -> list[Any]:
+    """Import every handler module; a missing one fails loudly, never silently skipped."""
+    modules = []
+    for name in names:
+        module = importlib.import_module(name)
+        if not callable(getattr(module, "register", None)):
+            raise ImportError(f"{name} has no register(app, desk)")
+        modules.append(module)
+    return modules
+
+
+def build_application(
+    desk: Desk,
+    builder: ApplicationBuilder | None = None,
+    *,
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+    modules: Sequence[str] | None = None,
+) -> Application:
+    """The application with every handler; `on_start`/`on_stop` run in post_init/post_shutdown
+    (the outbox worker and the scheduler in `certdesk run`)."""
+    settings = desk.settings
+    if builder is None:
+        if settings.telegram_bot_token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        builder = (
+            ApplicationBuilder()
+            .token(settings.telegram_bot_token.get_secret_value())
+            .base_url(settings.telegram_api_base_url)
+            .base_file_url(settings.telegram_file_base_url)
+        )
+    loaded = load_modules(HANDLER_MODULES if modules is None else modules)
+
+    async def post_init(app: Application) -> None:
+        await _set_commands(app)
+        for hook in on_start:
+            await hook(app)
+
+    async def post_shutdown(app: Application) -> None:
+        for hook in reversed(on_stop):
+            await hook(app)
+
+    app = (
+        builder.application_class(CertdeskApplication)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=SHANGHAI))
+        .rate_limiter(AIORateLimiter(overall_max_rate=settings.telegram_rate_per_second))
+        .persistence(DatabasePersistence(desk.sessions))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    app.bot_data["desk"] = desk
+    app.add_error_handler(on_error)
+    for module in loaded:
+        module.register(app, desk)
+    return app
+
+
+__all__ = ["HANDLER_MODULES", "build_application", "load_modules"]

@@ -1,0 +1,85 @@
+"""Document review from the staff chat: accept, or reject with a reason; staff only.
+
+The review prompt itself is queued by bot.applications when a document arrives (through the
+outbox), with buttons `sd:a:<id>` (accept) and `sd:r:<id>` (reject → choose a reason).
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler
+
+from bot import applications as apps
+from bot.desk import Desk
+from handlers.telegram import common
+from handlers.telegram.common import Context, staff_only
+from messages.render import th
+
+
+def _reasons_keyboard(doc_id: int, locale: str) -> InlineKeyboardMarkup:
+    rows = [
+        [(th(f"application.reason_{r}", locale), f"sd:x:{doc_id}:{r}")] for r in apps.REJECT_REASONS
+    ]
+    rows.append([(th("menu.btn_back", locale), f"sd:b:{doc_id}")])
+    return common.keyboard(rows)
+
+
+def _review_keyboard(doc_id: int, locale: str) -> InlineKeyboardMarkup:
+    return common.keyboard(
+        [
+            [
+                (th("application.btn_accept", locale), f"sd:a:{doc_id}"),
+                (th("application.btn_reject", locale), f"sd:r:{doc_id}"),
+            ]
+        ]
+    )
+
+
+@staff_only
+async def review(update: Update, context: Context) -> None:
+    """A staff button on a review prompt."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and query.message is not None
+    parts = query.data.split(":")
+    verb, doc_id = parts[1], int(parts[2])
+    locale = common.desk_of(context).settings.default_locale
+    if verb == "r":
+        await query.answer()
+        await query.edit_message_reply_markup(_reasons_keyboard(doc_id, locale))
+        raise ApplicationHandlerStop
+    if verb == "b":
+        await query.answer()
+        await query.edit_message_reply_markup(_review_keyboard(doc_id, locale))
+        raise ApplicationHandlerStop
+    user = update.effective_user
+    by = user.full_name if user else "staff"
+    reason = parts[3] if verb == "x" and len(parts) > 3 else None
+    if verb == "x" and reason not in apps.REJECT_REASONS:
+        await query.answer()
+        raise ApplicationHandlerStop
+    result = await apps.review_document(
+        common.desk_of(context), doc_id, accept=verb == "a", reason=reason, by=by
+    )
+    await query.answer()
+    original = getattr(query.message, "text_html", None) or ""
+    if result.status == "accepted":
+        note = th("application.staff_accepted", locale, by=by)
+    elif result.status == "rejected":
+        note = th(
+            "application.staff_rejected",
+            locale,
+            by=by,
+            reason=th(f"application.reason_{reason}", locale),
+        )
+    else:
+        note = th("application.staff_already", locale, status=result.status)
+    if result.stage == apps.UNDER_REVIEW and result.status == "accepted":
+        note += "\n" + th("application.staff_complete", locale, ref=result.ref)
+    await query.edit_message_text(f"{original}\n\n{note}", reply_markup=None)
+    raise ApplicationHandlerStop
+
+
+def register(app: Application, desk: Desk) -> None:
+    app.add_handler(
+        CallbackQueryHandler(review, pattern=r"^sd:[arxb]:\d+"), group=common.STAFF_GROUP
+    )

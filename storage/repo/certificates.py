@@ -1,0 +1,41 @@
+"""Queries of certificates: import (insert or update by number) and lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Certificate, Nonconformity
+
+
+async def by_number(session: AsyncSession, number: str) -> Certificate | None:
+    return (await session.exec(select(Certificate).where(Certificate.number == number))).first()
+
+
+async def upsert(
+    session: AsyncSession, values: Mapping[str, Any], now: datetime
+) -> tuple[Certificate, bool]:
+    """Insert a certificate or update the one with the same number; (row, created)."""
+    row = await by_number(session, values["number"])
+    created = row is None
+    if row is None:
+        row = Certificate(**values, updated_at=now)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = now
+    session.add(row)
+    await session.flush()
+    return row, created
+
+
+async def open_nonconformities(session: AsyncSession, certificate_id: int) -> list[Nonconformity]:
+    query = select(Nonconformity).where(
+        Nonconformity.certificate_id == certificate_id,
+        Nonconformity.closed_on == None,  # noqa: E711  (SQL IS NULL)
+    )
+    return list((await session.exec(query)).all())

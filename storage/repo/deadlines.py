@@ -1,0 +1,148 @@
+"""Queries of the deadline scan: open case deadlines, alerts already sent, provisional dates.
+
+The due scan reads open rows up to a horizon through the partial index `ix_deadline_open_due_on`,
+so its cost follows what is due, not the table's history. An alert is recorded with
+INSERT … ON CONFLICT DO NOTHING on `alert_sent (deadline_id, kind)` in the transaction that queues
+its messages: of two instances only the one whose insert wins sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from sqlalchemy import and_, text, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.alerts import OpenDeadline
+from storage.models import AlertSent, Case, Deadline
+
+_OPEN_CASE = and_(col(Deadline.closed_at).is_(None), col(Deadline.case_id).is_not(None))
+
+
+# Only the columns the scan needs, as plain rows: no ORM objects for what is read every minute.
+_COLUMNS = (
+    Deadline.id,
+    Deadline.case_id,
+    Deadline.due_on,
+    Deadline.rule_id,
+    Deadline.clause,
+    Deadline.provisional,
+)
+
+
+async def open_case_deadlines(
+    session: AsyncSession, *, due_until: date, provisional_too: bool = False
+) -> list[OpenDeadline]:
+    """Open case deadlines due on or before `due_until` (overdue included), earliest first.
+
+    `provisional_too` adds provisional ones due later (the digest lists them all).
+    """
+    if session.bind.dialect.name == "postgresql":
+        # The planner cannot estimate how few open rows lie before a date (most rows before it
+        # are closed history): it guesses tens of thousands and starts parallel workers, whose
+        # start-up costs 15–20 ms for a scan that takes well under one.
+        await session.exec(text("SET LOCAL max_parallel_workers_per_gather = 0"))  # type: ignore[call-overload]
+    stmt = (
+        select(*_COLUMNS)
+        .where(_OPEN_CASE, Deadline.due_on <= due_until)
+        .order_by(Deadline.due_on, Deadline.id)
+    )
+    rows = list((await session.exec(stmt)).all())
+    if provisional_too:
+        later = (
+            select(*_COLUMNS)
+            .where(_OPEN_CASE, Deadline.due_on > due_until, col(Deadline.provisional).is_(True))
+            .order_by(Deadline.due_on, Deadline.id)
+        )
+        rows += (await session.exec(later)).all()
+    # The cases by primary key in a second query, not a join: with the same misestimate the
+    # planner would hash the whole case table.
+    cases = await _cases(session, {r[1] for r in rows})
+    out = []
+    for id_, case_id, due_on, rule_id, clause, provisional in rows:
+        if case_id in cases:
+            ref, kind, assignee = cases[case_id]
+            out.append(OpenDeadline(id_, due_on, rule_id, clause, provisional, ref, kind, assignee))
+    return out
+
+
+async def _cases(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, str, str | None]]:
+    out: dict[int, tuple[str, str, str | None]] = {}
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 500):
+        stmt = select(Case.id, Case.ref, Case.kind, Case.assignee).where(
+            col(Case.id).in_(ordered[i : i + 500])
+        )
+        out |= {
+            id_: (ref, kind, assignee)
+            for id_, ref, kind, assignee in (await session.exec(stmt)).all()
+        }
+    return out
+
+
+async def sent_alerts(session: AsyncSession, deadline_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """(deadline_id, kind) of the alerts already recorded for these deadlines."""
+    ids = sorted(set(deadline_ids))
+    found: set[tuple[int, str]] = set()
+    for i in range(0, len(ids), 500):  # bounded IN lists
+        stmt = select(AlertSent.deadline_id, AlertSent.kind).where(
+            col(AlertSent.deadline_id).in_(ids[i : i + 500])
+        )
+        found |= {(d, k) for d, k in (await session.exec(stmt)).all()}
+    return found
+
+
+async def record_alert(session: AsyncSession, deadline_id: int, kind: str, sent_on: date) -> bool:
+    """Record an alert; False when it was already recorded (by us or another instance)."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(AlertSent)
+        .values(deadline_id=deadline_id, kind=kind, sent_on=sent_on)
+        .on_conflict_do_nothing(index_elements=["deadline_id", "kind"])
+        .returning(AlertSent.id)
+    )
+    return (await session.exec(stmt)).first() is not None
+
+
+async def open_provisional(session: AsyncSession) -> list[tuple[Deadline, Case | None]]:
+    """Open deadlines computed on a guessed calendar, with their case (None for certificates)."""
+    stmt = (
+        select(Deadline, Case)
+        .join(Case, col(Case.id) == Deadline.case_id, isouter=True)
+        .where(col(Deadline.closed_at).is_(None), col(Deadline.provisional).is_(True))
+        .order_by(Deadline.due_on, Deadline.id)
+    )
+    return [(d, c) for d, c in (await session.exec(stmt)).all()]
+
+
+async def move_deadline(
+    session: AsyncSession, deadline_id: int, due_on: date, provisional: bool
+) -> None:
+    row = await session.get(Deadline, deadline_id)
+    if row is None:
+        return
+    row.due_on = due_on
+    row.provisional = provisional
+    session.add(row)
+
+
+async def close_deadline(
+    session: AsyncSession, deadline_id: int, *, now: datetime, by: str
+) -> None:
+    row = await session.get(Deadline, deadline_id)
+    if row is not None and row.closed_at is None:
+        row.closed_at, row.closed_by = now, by
+        session.add(row)
+
+
+async def alerts_for(session: AsyncSession, pairs: Iterable[tuple[int, str]]) -> int:
+    """How many of these (deadline_id, kind) alerts are recorded (tests and the CLI)."""
+    keys = list(pairs)
+    if not keys:
+        return 0
+    stmt = select(AlertSent.id).where(tuple_(AlertSent.deadline_id, AlertSent.kind).in_(keys))
+    return len((await session.exec(stmt)).all())

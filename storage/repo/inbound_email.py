@@ -1,0 +1,111 @@
+"""Queries of received e-mails (`inbound_email`) and of what was answered to their senders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import InboundEmail, InboundStatus, OutboxMessage
+
+
+async def by_uid(
+    session: AsyncSession, mailbox: str, uidvalidity: int, uids: Sequence[int]
+) -> dict[int, InboundEmail]:
+    """The rows already stored for these UIDs of one mailbox, by UID."""
+    if not uids:
+        return {}
+    query = select(InboundEmail).where(
+        InboundEmail.mailbox == mailbox,
+        InboundEmail.uidvalidity == uidvalidity,
+        col(InboundEmail.uid).in_(list(uids)),
+    )
+    return {row.uid: row for row in (await session.exec(query)).all() if row.uid is not None}
+
+
+async def by_key(session: AsyncSession, message_key: str) -> InboundEmail | None:
+    query = select(InboundEmail).where(InboundEmail.message_key == message_key)
+    return (await session.exec(query)).first()
+
+
+async def store_raw(
+    session: AsyncSession,
+    *,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    message_id: str | None,
+    message_key: str,
+    raw: bytes,
+    now: datetime,
+) -> InboundEmail | None:
+    """Insert the raw message; None when this UID or this Message-ID/hash is already stored.
+
+    INSERT … ON CONFLICT DO NOTHING: a second intake process (or a restart racing a move) can
+    neither store a letter twice nor fail on the unique keys.
+    """
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(InboundEmail)
+        .values(
+            mailbox=mailbox,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            message_id=message_id,
+            message_key=message_key,
+            raw=raw,
+            received_at=now,
+            status=InboundStatus.STORED.value,
+        )
+        .on_conflict_do_nothing()
+        .returning(InboundEmail.id)
+    )
+    inserted = (await session.exec(stmt)).first()
+    if inserted is None:
+        return None
+    return await session.get(InboundEmail, inserted[0])
+
+
+async def lock(session: AsyncSession, inbound_id: int) -> InboundEmail:
+    """The row, locked until commit (PostgreSQL), so two workers never act on one letter."""
+    query = select(InboundEmail).where(InboundEmail.id == inbound_id).with_for_update()
+    return (await session.exec(query)).one()
+
+
+async def pending(session: AsyncSession, limit: int = 100) -> Sequence[InboundEmail]:
+    """Letters stored but not yet acted upon (a crash came between the two commits)."""
+    query = (
+        select(InboundEmail)
+        .where(InboundEmail.status == InboundStatus.STORED.value)
+        .order_by(col(InboundEmail.id))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def automatic_answers_since(session: AsyncSession, recipient: str, since: datetime) -> int:
+    """How many automatic e-mails (payload auto_reply) were queued to `recipient` since then."""
+    query = select(OutboxMessage.payload).where(
+        OutboxMessage.channel == "email",
+        func.lower(OutboxMessage.recipient) == recipient.lower(),
+        OutboxMessage.created_at >= since,
+    )
+    return sum(1 for payload in (await session.exec(query)).all() if payload.get("auto_reply"))
+
+
+async def outbox_by_message_id(session: AsyncSession, message_id: str) -> OutboxMessage | None:
+    """Our sent e-mail with this Message-ID (what a bounce returns)."""
+    query = select(OutboxMessage).where(OutboxMessage.email_message_id == message_id)
+    return (await session.exec(query)).first()
+
+
+async def status_counts(session: AsyncSession) -> dict[str, int]:
+    query = select(InboundEmail.status, func.count()).group_by(InboundEmail.status)
+    return {status: n for status, n in (await session.exec(query)).all()}
+
+
+HOUR = timedelta(hours=1)

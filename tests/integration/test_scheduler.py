@@ -1,0 +1,291 @@
+"""Time travel: staff are warned before a case deadline and escalated to after it, on the right
+working days, through the real outbox to the Bot API emulator and an SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.cases import Complainant, open_case
+from bot.clock import SHANGHAI, FrozenClock
+from bot.config import Settings
+from bot.delivery.smtp import SmtpSender
+from bot.delivery.telegram import TelegramSender, telegram_sender
+from bot.desk import Desk, open_desk
+from bot.emulator import Emulator
+from bot.outbox import Outbox, status_counts
+from bot.recompute import CalendarWatch
+from bot.scheduler import Scans, shutdown, start_scheduler
+from storage.models import Deadline
+from tests.fixtures.mail import SmtpSink
+
+STAFF_CHAT = -1009001
+ESCALATION_TO = "director@example.test"
+
+
+def at(d: date, hh: int, mm: int = 0) -> datetime:
+    return datetime.combine(d, time(hh, mm), SHANGHAI)
+
+
+@dataclass
+class World:
+    desk: Desk
+    clock: FrozenClock
+    scans: Scans
+    outbox: Outbox
+    emulator: Emulator
+    sender: TelegramSender
+
+
+async def make_world(
+    database_url: str, tmp_path: Path, emulator: Emulator, start: datetime, **settings: object
+) -> World:
+    clock = FrozenClock(start)
+    desk = await open_desk(
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=database_url,
+            data_dir=tmp_path / "data",
+            staff_chat_id=STAFF_CHAT,
+            escalation_emails=[ESCALATION_TO],
+            **settings,
+        ),
+        clock,
+    )
+    emulator.user(9001, "Staff", chat_type="group", chat_id=STAFF_CHAT)
+    # Pacing is tested in test_delivery_telegram; here it would only slow time travel down.
+    sender = telegram_sender(
+        "123:TEST", base_url=emulator.base_url, private_interval=0, group_interval=0
+    )
+    await sender.bot.initialize()
+    outbox = Outbox(desk.sessions, {"telegram": sender}, clock, staff_chat_id=STAFF_CHAT)
+    return World(desk, clock, Scans(desk), outbox, emulator, sender)
+
+
+@pytest.fixture
+async def world(database_url: str, tmp_path: Path, emulator: Emulator) -> AsyncIterator[World]:
+    w = await make_world(database_url, tmp_path, emulator, at(date(2026, 9, 28), 10))
+    try:
+        yield w
+    finally:
+        await w.sender.bot.shutdown()
+        await w.desk.close()
+
+
+async def open_complaint(w: World, received: date) -> str:
+    async with w.desk.sessions() as session, session.begin():
+        opened = await open_case(
+            w.desk,
+            session,
+            kind="complaint",
+            channel="email",
+            complainant=Complainant(name="王女士", email="wang@example.test"),
+            subject="审核员态度问题",
+            description="审核过程中审核员态度恶劣。",
+            received_on=received,
+        )
+    return opened.ref
+
+
+def staff_texts(w: World) -> list[str]:
+    return [r.text for r in w.emulator.delivered(STAFF_CHAT)]
+
+
+async def travel(
+    w: World, first: date, last: date, hours: tuple[int, ...]
+) -> dict[date, list[str]]:
+    """Tick the scans and the outbox at `hours` of every day; what staff got, by day."""
+    seen = len(staff_texts(w))
+    by_day: dict[date, list[str]] = {}
+    day = first
+    while day <= last:
+        for hh in hours:
+            w.clock.set(at(day, hh))
+            await w.scans.deadline_alerts()
+            await w.outbox.drain()
+        texts = staff_texts(w)
+        if len(texts) > seen:
+            by_day[day] = texts[seen:]
+            seen = len(texts)
+        day += timedelta(days=1)
+    return by_day
+
+
+def alerts_only(by_day: dict[date, list[str]], ref: str) -> dict[date, list[str]]:
+    marks = ("期限提醒", "今日到期", "期限已逾期", "仍然逾期")
+    out = {
+        d: [t for t in ts if ref in t and any(m in t for m in marks)] for d, ts in by_day.items()
+    }
+    return {d: ts for d, ts in out.items() if ts}
+
+
+async def test_complaint_across_national_day_warns_then_escalates(
+    world: World, smtp_server: SmtpSink
+) -> None:
+    w = world
+    s = w.desk.settings
+    w.outbox.senders = {
+        **w.outbox.senders,
+        "email": SmtpSender(host=smtp_server.host, port=smtp_server.port, security="none",
+                            mail_from=s.mail_from, mail_domain=s.mail_domain, clock=w.clock),
+    }  # fmt: skip
+    ref = await open_complaint(w, date(2026, 9, 28))
+    # 30 working days after 2026-09-28 skip the National Day break: due Friday 2026-11-13.
+    by_day = alerts_only(
+        await travel(w, date(2026, 9, 28), date(2026, 11, 18), (8, 9, 14, 23)), ref
+    )
+    investigation = {d: [t for t in ts if "投诉调查完成" in t] for d, ts in by_day.items()}
+    investigation = {d: ts for d, ts in investigation.items() if ts}
+    assert list(investigation) == [
+        date(2026, 11, 10),  # 3 working days before
+        date(2026, 11, 13),  # the morning of the due day
+        date(2026, 11, 16),  # escalation: Monday, the first working day after the breach
+        date(2026, 11, 17),  # still overdue, each working morning
+        date(2026, 11, 18),
+    ]
+    assert all(len(ts) == 1 for ts in investigation.values())
+    assert "期限提醒" in investigation[date(2026, 11, 10)][0]
+    assert "2026-11-13" in investigation[date(2026, 11, 10)][0]
+    assert "期限已逾期" in investigation[date(2026, 11, 16)][0]
+    assert "GGBZ §8.5.3" in investigation[date(2026, 11, 16)][0]
+    # The escalation e-mails went to ESCALATION_EMAILS: at breach and each overdue morning.
+    # (The complainant's acknowledgement is the other e-mail.)
+    await smtp_server.wait_for(4)
+    escalations = [m for m in smtp_server.received if m.rcpt_tos == [ESCALATION_TO]]
+    assert len(escalations) == 3
+
+
+async def test_breach_found_at_night_is_sent_at_nine(world: World) -> None:
+    w = world
+    ref = await open_complaint(w, date(2026, 9, 28))
+    w.clock.set(at(date(2026, 11, 15), 23))  # Sunday night, already breached
+    assert await w.scans.deadline_alerts() == 0
+    w.clock.set(at(date(2026, 11, 16), 8, 59))
+    assert await w.scans.deadline_alerts() == 0
+    w.clock.set(at(date(2026, 11, 16), 9, 0))
+    assert await w.scans.deadline_alerts() >= 1
+    await w.outbox.drain()
+    assert any(ref in t and "期限已逾期" in t for t in staff_texts(w))
+
+
+async def test_restart_sends_nothing_twice(world: World, tmp_path: Path) -> None:
+    w = world
+    await open_complaint(w, date(2026, 9, 28))
+    w.clock.set(at(date(2026, 11, 16), 10))
+    first = await w.scans.deadline_alerts()
+    await w.outbox.drain()
+    # A new instance (fresh memory, same database) at the same instant: nothing more.
+    again = Scans(w.desk)
+    assert first >= 1 and await again.deadline_alerts() == 0
+    assert (await again.run_due()).alerts == 0
+    await w.outbox.drain()
+    texts = staff_texts(w)
+    assert len(texts) == len(set(texts))
+
+
+async def test_daily_digest_lists_due_overdue_and_provisional(world: World) -> None:
+    w = world
+    ref = await open_complaint(w, date(2026, 9, 28))
+    late = await open_complaint(w, date(2026, 12, 15))  # 60 days → 2027: provisional
+    w.clock.set(at(date(2026, 11, 16), 9, 5))
+    assert await w.scans.daily_digest() == 1
+    assert await w.scans.daily_digest() == 0  # once a day
+    assert await Scans(w.desk).daily_digest() == 1  # another instance composes…
+    await w.outbox.drain()
+    digests = [t for t in staff_texts(w) if t.startswith("📋")]
+    assert len(digests) == 1  # …but the day's digest is queued once
+    text = digests[0]
+    assert "已逾期" in text and ref in text
+    assert late in text and "2027" in text and "CALENDAR_OVERRIDES" in text
+
+
+async def test_override_file_with_the_year_recomputes_and_tells_staff(
+    world: World, tmp_path: Path
+) -> None:
+    w = world
+    await open_complaint(w, date(2026, 12, 15))
+    async with w.desk.sessions() as session:
+        from sqlmodel import select
+
+        rows = (await session.exec(select(Deadline).where(Deadline.provisional))).all()
+    assert rows, "a 2027 deadline is provisional before the schedule is known"
+    overrides = tmp_path / "holidays.toml"
+    w.desk.settings.calendar_overrides = overrides
+    watch = CalendarWatch(w.desk)
+    # The deployer adds 2027 with Spring Festival rest days reaching the due date.
+    due = rows[0].due_on
+    rest = [date(2027, 1, 1)] + [due + timedelta(days=i) for i in range(0, 3)]
+    overrides.write_text("[2027]\nrest = [" + ", ".join(f'"{d}"' for d in rest) + "]\nwork = []\n")
+    result = await watch.check()
+    assert result is not None and result.moved
+    assert result.moved[0].old == due and result.moved[0].new > due
+    await w.outbox.drain()
+    told = [t for t in staff_texts(w) if t.startswith("📅")]
+    assert len(told) == 1 and f"{due} → {result.moved[0].new}" in told[0]
+    assert "投诉调查完成" in told[0]
+    assert await watch.check() is not None  # nothing provisional left: nothing told again
+    await w.outbox.drain()
+    assert len([t for t in staff_texts(w) if t.startswith("📅")]) == 1
+
+
+async def test_start_scheduler_runs_scans_and_drains_the_outbox(world: World) -> None:
+    w = world
+    await open_complaint(w, date(2026, 9, 28))
+    w.clock.set(at(date(2026, 11, 16), 10))
+    scheduler = start_scheduler(w.desk, w.outbox, scan_seconds=3600, drain_seconds=0.05)
+    try:
+        assert isinstance(scheduler, AsyncIOScheduler)
+        assert str(scheduler.timezone) == "Asia/Shanghai"
+        for job in scheduler.get_jobs():
+            assert job.misfire_grace_time is None and job.coalesce
+        assert await w.emulator.wait_for(
+            lambda: any("期限已逾期" in t for t in staff_texts(w)), timeout=10
+        )
+    finally:
+        shutdown(scheduler)
+        await asyncio.sleep(0)  # let the scheduler's wake-up task end on this loop
+
+
+async def test_smtp_down_for_a_while_then_back_delivers_each_escalation_once(
+    world: World,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.fixtures.mail import HOST, free_port
+
+    w, port = world, free_port()
+    sink = SmtpSink(HOST, port)
+    s = w.desk.settings
+    smtp = SmtpSender(host=HOST, port=port, security="none", mail_from=s.mail_from,
+                      mail_domain=s.mail_domain, clock=w.clock, timeout=2)  # fmt: skip
+    w.outbox.senders = {**w.outbox.senders, "email": smtp}
+    refs = [await open_complaint(w, date(2026, 9, 28)) for _ in range(3)]
+    w.clock.set(at(date(2026, 11, 16), 10))
+    assert await w.scans.deadline_alerts() == 3  # one escalation per case
+    for _ in range(3):  # the server is down: every attempt fails, nothing is lost
+        stats = await w.outbox.drain()
+        assert stats.sent == 0 or all("SMTP" in e for e in stats.errors)
+        w.clock.advance(minutes=20)
+    controller = Controller(sink, hostname=HOST, port=port)
+    controller.start()
+    try:
+        w.clock.advance(hours=3)  # past the longest backoff so far
+        await w.outbox.drain()
+        mails = await sink.wait_for(6)  # three acknowledgements, three escalations
+    finally:
+        controller.stop()
+        await smtp.close()
+    escalations = [m for m in mails if m.rcpt_tos == [ESCALATION_TO]]
+    assert len(escalations) == 3 and len(sink.received) == 6
+    subjects = [message_from_bytes(m.content, policy=default)["Subject"] for m in escalations]
+    assert sorted(r for r in refs for subj in subjects if r in subj) == sorted(refs)
+    counts = await status_counts(w.outbox.sessions)
+    assert counts["failed"] == 0 and counts["queued"] == 0

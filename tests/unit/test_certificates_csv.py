@@ -1,0 +1,66 @@
+"""Certificate CSV parsing (bad rows by line), status as of a date, next surveillance."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.calendar import WorkCalendar
+from bot.certificates import effective_status, parse_csv, view
+from bot.policy import load_profile
+from storage.models import Certificate
+
+HEADER = (
+    "number,holder,standard,decided_on,expires_on,scope,status,"
+    "stage2_end_on,last_surveillance_on,suspended_until\n"
+)
+
+
+def test_good_rows_are_kept_and_bad_rows_reported_by_line() -> None:
+    text = (
+        "\ufeff" + HEADER
+        + "A-1,甲公司,GB/T 39604-2020,2025-03-10,2028-03-09,生产,valid,,,\n"
+        + "A-2,,GB/T 39604-2020,2025-03-10,2028-03-09,,,,,\n"
+        + "\n"
+        + "A-3,乙公司,GB/T 39604-2020,2025-3-10,2028-03-09,,,,,\n"
+        + "A-4,丙公司,GB/T 39604-2020,2025-03-10,2028-03-09,,suspended,,,\n"
+        + "A-5,丁公司,GB/T 39604-2020,2025-03-10,2028-03-09,,SUSPENDED,,,2026-12-31\n"
+        + "A-6,x,y,2025-03-10,2028-03-09,,,,,,extra\n"
+    )  # fmt: skip
+    parsed = parse_csv(text)
+    assert [(line, row["number"]) for line, row in parsed.rows] == [(2, "A-1"), (7, "A-5")]
+    assert parsed.rows[1][1]["status"] == "suspended"
+    assert parsed.rows[0][1]["decided_on"] == date(2025, 3, 10)
+    assert [str(e) for e in parsed.errors] == [
+        "line 3: holder is empty",
+        "line 5: decided_on '2025-3-10' is not a date (YYYY-MM-DD)",
+        "line 6: a suspended certificate needs suspended_until",
+        "line 8: more cells than columns",
+    ]
+
+
+def test_a_missing_column_is_reported_on_line_one() -> None:
+    parsed = parse_csv("number,holder\nA-1,x\n")
+    assert parsed.rows == [] and str(parsed.errors[0]).startswith(
+        "line 1: missing column(s): standard"
+    )
+
+
+def test_status_as_of_today() -> None:
+    assert effective_status("valid", date(2026, 1, 1), date(2026, 1, 1)) == "valid"
+    assert effective_status("valid", date(2026, 1, 1), date(2026, 1, 2)) == "expired"
+    assert effective_status("withdrawn", date(2030, 1, 1), date(2026, 1, 2)) == "withdrawn"
+
+
+def test_next_surveillance_follows_the_profile_rules() -> None:
+    profile, cal = load_profile("ggbz"), WorkCalendar()
+    cert = Certificate(
+        id=1, number="A-1", holder="甲", standard="S", status="valid",
+        decided_on=date(2025, 3, 10), stage2_end_on=date(2025, 3, 1), expires_on=date(2028, 3, 9),
+    )  # fmt: skip
+    # surveillance.first: 12 months after the stage-2 end (2026-03-01 is a Sunday → Monday).
+    assert view(profile, cert, cal, date(2025, 6, 1)).next_surveillance == date(2026, 3, 2)
+    cert.last_surveillance_on = date(2026, 2, 20)
+    # surveillance.max_gap: 15 months after the last one.
+    assert view(profile, cert, cal, date(2026, 6, 1)).next_surveillance == date(2027, 5, 20)
+    cert.status = "withdrawn"
+    assert view(profile, cert, cal, date(2026, 6, 1)).next_surveillance is None
