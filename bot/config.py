@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     @classmethod
     def _known_driver(cls, v: str) -> str:
         if v and not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+            raise ValueError(
+                "expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+            )
         return v
 
     @property

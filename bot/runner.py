@@ -42,17 +42,32 @@ def _senders(desk: Desk, telegram_sender: object) -> dict[str, object]:
 
 
 def services(desk: Desk, outbox: Outbox, bot: object) -> tuple[list[Callable], list[Callable]]:
-    """post_init / post_shutdown hooks: the outbox sender's own Bot, and the scheduler (which
-    drains the outbox and runs the deadline and reminder scans)."""
+    """post_init / post_shutdown hooks: the outbox sender's own Bot, the scheduler (which drains
+    the outbox and runs the deadline and reminder scans) and, with IMAP_HOST, the e-mail intake."""
     from bot.scheduler import shutdown, start_scheduler
+
+    intake_stop = asyncio.Event()
 
     async def start(app: Application) -> None:
         await bot.initialize()  # type: ignore[attr-defined]
         app.bot_data["scheduler"] = start_scheduler(desk, outbox)
+        if desk.settings.imap_host:
+            from handlers.email.intake import run as run_intake
+
+            app.bot_data["intake"] = asyncio.create_task(
+                run_intake(desk, intake_stop), name="imap-intake"
+            )
 
     async def stop(app: Application) -> None:
+        if "intake" in app.bot_data:
+            intake_stop.set()
+            await app.bot_data.pop("intake")
         if "scheduler" in app.bot_data:
             shutdown(app.bot_data.pop("scheduler"))
+        for sender in outbox.senders.values():
+            close = getattr(sender, "close", None)
+            if close is not None:
+                await close()
         await bot.shutdown()  # type: ignore[attr-defined]
 
     return [start], [stop]

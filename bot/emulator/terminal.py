@@ -167,8 +167,10 @@ class _Terminal:
         elif reply.reply_keyboard:
             self.choices = [(None, {"text": text}) for text in reply.reply_keyboard]
             self._write_choices([reply.reply_keyboard])
-        elif any(mid == reply.message_id for mid, _ in self.choices):
-            self.choices = []  # that message's keyboard was edited away
+        elif not reply.edited or any(mid == reply.message_id for mid, _ in self.choices):
+            # A new message without buttons asks for typed text ("120" is a headcount, not a
+            # choice); an edit without buttons took that message's keyboard away.
+            self.choices = []
 
     def _write_choices(self, rows: list[list[str]]) -> None:
         n = 0

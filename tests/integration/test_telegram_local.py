@@ -60,6 +60,16 @@ async def test_local_chat_runs_the_full_bot_in_a_terminal(tmp_path: Path) -> Non
     assert "TELEGRAM_BOT_TOKEN" in local_mode_line() and "本地模式" in local_mode_line()
 
 
+async def test_typed_numbers_answer_a_question_without_buttons(tmp_path: Path) -> None:
+    """A person types "120" for the headcount: it is text, not a press of menu choice 120."""
+    settings = load_settings(data_dir=tmp_path / "data", database_url="")
+    script = "/start\n1\n2\n120\n1\n/quit\n"
+    out = io.StringIO()
+    assert await local_chat(settings, stdin=io.StringIO(script), stdout=out) == 0
+    text = out.getvalue()
+    assert "有效人数 120" in text and "7 人日" in text, text[-800:]
+
+
 async def test_cancel_ends_a_flow_and_flood_is_refused(
     database_url: str, data_dir: Path, emulator: Emulator
 ) -> None:
