@@ -180,12 +180,14 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
     import signal
 
     from bot.desk import open_desk
+    from bot.logs import setup_logging
     from handlers.email import intake
     from storage.db import NotMigrated
 
     settings = load_settings()
     if not settings.imap_host:
         raise CliError("IMAP_HOST is not set: there is no inbox to fetch from")
+    setup_logging(settings)
     try:
         desk = await open_desk(settings)
     except NotMigrated as exc:
@@ -287,9 +289,13 @@ def _profile(name: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
     from bot.runner import run
 
-    return run(load_settings())
+    settings = load_settings()
+    # The local chat owns the terminal: only warnings there.
+    setup_logging(settings, level=None if settings.telegram_bot_token else "WARNING")
+    return run(settings)
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:

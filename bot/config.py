@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     # time and alerts
     timezone: str = "Asia/Shanghai"
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     work_hours: str = Field(default="09:00-17:30", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     warning_lead_working_days: list[int] = Field(default_factory=lambda: [3, 0])
     escalation_emails: list[str] = Field(default_factory=list)
