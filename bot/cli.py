@@ -187,7 +187,8 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
     settings = load_settings()
     if not settings.imap_host:
         raise CliError("IMAP_HOST is not set: there is no inbox to fetch from")
-    setup_logging(settings)
+    if not args.once:  # --once is a script step: its output is the JSON summary
+        setup_logging(settings)
     try:
         desk = await open_desk(settings)
     except NotMigrated as exc:

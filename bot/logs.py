@@ -48,6 +48,8 @@ def setup_logging(settings: Settings, *, level: str | None = None) -> logging.Ha
         RedactingFormatter(secrets_of(settings), "%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h.formatter, RedactingFormatter)]:
+        root.removeHandler(old)  # set up once, however often a command runs in one process
     root.addHandler(handler)
     root.setLevel(level or settings.log_level)
     for name in QUIET:

@@ -48,8 +48,10 @@ def test_setup_keeps_chatty_libraries_quiet(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings(telegram_bot_token=TOKEN)
     root = logging.getLogger()
     before = root.level
-    handler = setup_logging(settings, level="INFO")
+    setup_logging(settings, level="INFO")
+    handler = setup_logging(settings, level="INFO")  # a second run in one process
     try:
+        assert sum(isinstance(h.formatter, RedactingFormatter) for h in root.handlers) == 1
         stream = io.StringIO()
         handler.setStream(stream)  # type: ignore[attr-defined]
         logging.getLogger("httpx").info("POST https://api.telegram.org/bot%s/getMe", TOKEN)
