@@ -4,7 +4,11 @@ Prints the achieved rate / the cap (target ≥ 0.9), what the emulator refused (
 (target 0). The emulator runs in its own process (as Telegram would), the outbox workers here,
 on a throwaway PostgreSQL database dropped at the end. Prints figures; asserts nothing.
 
-    python bench/outbox_drain.py [--messages 10000] [--cap 1000] [--workers 8]
+    python bench/outbox_drain.py [--messages 10000] [--cap 1000 | --cap 30,200,1000]
+                                 [--workers 2] [--lanes 8] [--no-sync-commit]
+
+`--workers` outbox instances share one sender (one HTTP pool, one limiter), each sending on
+`--lanes` chats at once. Also printed: the workers' and the emulator's CPU per message.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 
 # The emulator process: serves until stdin closes, then prints what it accepted.
 EMULATOR = """
-import asyncio, json, sys
+import asyncio, json, sys, time
 from bot.emulator import Emulator
 
 async def main(n, cap, first_chat):
@@ -39,6 +43,7 @@ async def main(n, cap, first_chat):
         for i in range(n):
             emu.user(first_chat + i)
         print(emu.port, flush=True)
+        cpu = time.process_time()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         ok = [c for c in emu.calls("sendMessage") if c.ok]
         stamps = sorted(c.at for c in ok)
@@ -48,6 +53,7 @@ async def main(n, cap, first_chat):
             "rejected": emu.rejected,
             "first": stamps[0] if stamps else 0,
             "last": stamps[-1] if stamps else 0,
+            "cpu": time.process_time() - cpu,
         }))
 
 asyncio.run(main(*map(int, sys.argv[1:4])))
@@ -76,7 +82,9 @@ async def fill(url: str, n: int) -> None:
     await engine.dispose()
 
 
-async def main(n: int, cap: int, workers: int, durable: bool = True) -> None:
+async def main(
+    n: int, cap: int, workers: int, lanes: int, durable: bool = True
+) -> dict[str, float]:
     name = f"certdesk_bench_{int(time.time())}"
     admin = await asyncpg.connect(f"{PG}/test")
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -98,18 +106,19 @@ async def main(n: int, cap: int, workers: int, durable: bool = True) -> None:
             "123:BENCH",
             base_url=f"http://127.0.0.1:{port}/bot",
             per_second=cap,
-            connections=workers,
+            connections=workers * lanes,
         )
         await sender.bot.initialize()
         engine = make_engine(url, pool_size=workers + 2)
         sessions = session_factory(engine)
         outboxes = [
-            Outbox(sessions, {"telegram": sender}, Clock(), worker_id=f"w{i}")
+            Outbox(sessions, {"telegram": sender}, Clock(), worker_id=f"w{i}", concurrency=lanes)
             for i in range(workers)
         ]
-        start = time.perf_counter()
-        results = await asyncio.gather(*(o.drain(limit=25) for o in outboxes))
+        start, cpu = time.perf_counter(), time.process_time()
+        results = await asyncio.gather(*(o.drain(limit=100) for o in outboxes))
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         counts = await status_counts(sessions)
         await engine.dispose()
         await sender.bot.shutdown()
@@ -127,23 +136,45 @@ async def main(n: int, cap: int, workers: int, durable: bool = True) -> None:
     window = stats["last"] - stats["first"]
     lost = n - stats["chats"]
     mode = "" if durable else ", synchronous_commit=off"
-    print(f"outbox drain: {n} reminders, {workers} workers, cap {cap}/s{mode}")
-    print(f"  sent {sent} in {elapsed:.2f} s = {rate:,.0f}/s; achieved/cap = {rate / cap:.2f}")
+    print(f"outbox drain: {n} reminders, {workers} workers × {lanes} lanes, cap {cap}/s{mode}")
+    print(f"  sent {sent} in {elapsed:.2f} s = {rate:,.0f}/s; achieved/cap = {rate / cap:.2f}; "
+          f"worker CPU {cpu / max(sent, 1) * 1000:.2f} ms/message")  # fmt: skip
+    emu_cpu = stats["cpu"] / max(stats["accepted"], 1) * 1000
     print(f"  at the emulator: {stats['accepted']} accepted over {window:.2f} s, "
-          f"{stats['rejected']} refused with 429")  # fmt: skip
+          f"{stats['rejected']} refused with 429; emulator CPU {emu_cpu:.2f} ms/msg")  # fmt: skip
     print(f"  outbox: {counts}; lost = {lost}; duplicates = {stats['accepted'] - stats['chats']}")
     retried = sum(r.retried for r in results)
     if retried:
         print(f"  retried {retried}: {sorted(set(e for r in results for e in r.errors))[:3]}")
+    return {"n": n, "cap": cap, "rate": rate, "ratio": rate / cap, "refused": stats["rejected"],
+            "lost": lost, "dup": stats["accepted"] - stats["chats"],
+            "cpu": cpu / max(sent, 1) * 1000}  # fmt: skip
+
+
+async def table(caps: list[int], n: int, workers: int, lanes: int, durable: bool) -> None:
+    rows = [await main(min(n, 50 * cap), cap, workers, lanes, durable) for cap in caps]
+    print(f"\n{'cap/s':>6} {'messages':>8} {'sent/s':>7} {'sent/cap':>8} {'429':>4} "
+          f"{'lost':>4} {'dup':>4} {'CPU ms/msg':>10}")  # fmt: skip
+    for r in rows:
+        print(f"{r['cap']:>6} {r['n']:>8} {r['rate']:>7.0f} {r['ratio']:>8.2f} {r['refused']:>4} "
+              f"{r['lost']:>4} {r['dup']:>4} {r['cpu']:>10.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--cap", type=int, default=1000, help="messages per second")
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--cap", default="1000", help="messages per second; several (30,200,1000) print a table"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="outbox workers (instances)")
+    parser.add_argument("--lanes", type=int, default=8, help="concurrent sends per worker")
     parser.add_argument(
         "--no-sync-commit", action="store_true", help="PostgreSQL synchronous_commit=off"
     )
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.cap, args.workers, not args.no_sync_commit))
+    caps = [int(c) for c in args.cap.split(",")]
+    durable = not args.no_sync_commit
+    if len(caps) == 1:
+        asyncio.run(main(args.messages, caps[0], args.workers, args.lanes, durable))
+    else:  # a table; each cap's run is kept under a minute (at most 50 s of messages)
+        asyncio.run(table(caps, args.messages, args.workers, args.lanes, durable))

@@ -22,7 +22,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 from bot.clock import SHANGHAI
 from bot.desk import Desk
 from messages.render import th
-from storage.persistence import DatabasePersistence
+from storage.persistence import DatabasePersistence, current_unit, update_unit
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,38 @@ Hook = Callable[[Application], Awaitable[None]]
 
 
 class CertdeskApplication(Application):  # type: ignore[type-arg]
-    """Writes conversation states after every update, not only every `update_interval`
-    seconds, so a crash never loses where a conversation stood."""
+    """One database transaction per update (storage.persistence.UpdateUnit): the update-id
+    record, the writes the handlers staged and the conversation states commit together after
+    the update — states after every update, not every `update_interval` seconds, so a crash
+    never loses where a conversation stood."""
 
     async def process_update(self, update: object) -> None:
-        await super().process_update(update)
-        if self.persistence is not None:
-            await self.update_persistence()
+        desk: Desk | None = self.bot_data.get("desk")
+        if not isinstance(update, Update) or desk is None:
+            await super().process_update(update)
+            if self.persistence is not None:
+                await self.update_persistence()
+            return
+        async with update_unit(desk.sessions) as unit:
+            await super().process_update(update)
+            if self.persistence is not None:
+                await self.update_persistence()
+            try:
+                await unit.commit()
+            except Exception as exc:  # the user hears of it, as of a failing handler
+                await self.process_error(update, exc)
+
+    async def process_error(
+        self,
+        update: object | None,
+        error: Exception,
+        job: Any = None,
+        coroutine: Any = None,
+    ) -> bool:
+        unit = current_unit()
+        if unit is not None and job is None:
+            unit.discard()  # a failed handler's writes are not committed
+        return await super().process_error(update, error, job, coroutine)
 
 
 async def _set_commands(app: Application) -> None:

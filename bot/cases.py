@@ -10,7 +10,14 @@ Entry points other modules call (keep these signatures stable):
 - `add_information(desk, session, case, actor, text, attachments=(), source_message_id=None)`:
   a complainant's further letter or message (the e-mail intake calls it for replies).
 - `provide_identity`, `record_milestone`, `assign`, `reply`, `withdraw`: the rest of the life.
-- `keep_attachment(desk, session, data, name)`: type-check, size-check and store an uploaded file.
+  `assign(..., staff_names=None)` (names unknown) is refused on a case that records who decided
+  or audited; `record_milestone` refuses a milestone not in `milestones_for(profile, kind)`.
+- `keep_attachment(desk, session, data, name)`: type-check, size-check and store an uploaded file
+  (`check_upload_size(desk, size)` alone, before downloading).
+- Rules the handlers ask: `identity_required(profile, kind)`, `milestones_for(profile, kind)`;
+  for staff eyes only: `complainant_identity(case, events)`.
+- Rendering: `deadline_lines`, `format_date`, `kind_name`, `rule_name`, `cut`, and
+  `th_with_lines(key, locale, {placeholder: html_lines}, **args)` for texts holding lists.
 - `new_message_id(desk, ref)`: a Message-ID for a letter about the case, `<ref.rnd@MAIL_DOMAIN>`.
 - `verify(session, ref=None) -> list[Problem]`: recompute the hash chains.
 - Lookups: `storage.repo.cases.find_case_by_ref` and `find_case_by_message_id`.
@@ -24,9 +31,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from html import escape
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,6 +54,8 @@ WITHDRAWN = "withdrawn"
 ALL_MILESTONES: frozenset[str] = MILESTONES | {WITHDRAWN}
 # The milestone after which nothing is left to do on a case of each kind.
 FINAL_MILESTONE = {"appeal": "decision_made", "complaint": "answer_sent", "dispute": "answer_sent"}
+# Staff milestones in the order they happen on a case.
+MILESTONE_ORDER = ("work_group_formed", "investigation_done", "decision_made", "answer_sent")
 
 
 class Status:
@@ -102,13 +112,7 @@ class Attachment:
     sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "stored_file_id": self.stored_file_id,
-            "name": self.name,
-            "content_type": self.content_type,
-            "size": self.size,
-            "sha256": self.sha256,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -185,11 +189,7 @@ async def open_case(
     )
     windows = [d for d in computed if _is_filing_window(profile, d.rule)]
     out_of_time = any(received > w.due for w in windows)
-    incomplete = (
-        kind == "complaint"
-        and not profile.cases.anonymous_complaints_accepted
-        and not complainant.identified
-    )
+    incomplete = identity_required(profile, kind) and not complainant.identified
     contact_id = None
     if complainant.telegram_user_id is not None:
         contact = await repo.contact_for_telegram(
@@ -200,25 +200,29 @@ async def open_case(
     ref = await unique_ref(
         desk.settings.case_ref_prefix, received.year, lambda r: repo.ref_exists(session, r)
     )
+    # What the case row and its first event both record, written once.
+    filed: dict[str, Any] = {
+        "kind": kind,
+        "channel": channel.value,
+        "subject": subject,
+        "description": description,
+        "concerns": concerns,
+        "concerns_certificate_no": concerns_certificate_no,
+        "decided_on": decided_on,
+        "decided_by": decided_by,
+        "out_of_time": out_of_time,
+        "incomplete": incomplete,
+    }
     case = Case(
+        **filed,
         ref=ref,
-        kind=kind,
-        channel=channel.value,
         status=Status.RECEIVED,
         contact_id=contact_id,
         complainant_name=complainant.name,
         complainant_email=complainant.email,
         complainant_chat_id=complainant.telegram_chat_id,
         locale=locale,
-        subject=subject,
-        description=description,
-        concerns=concerns,
-        concerns_certificate_no=concerns_certificate_no,
-        decided_on=decided_on,
-        decided_by=decided_by,
         audit_team=list(audit_team) or None,
-        out_of_time=out_of_time,
-        incomplete=incomplete,
         thread_message_ids=thread or None,
         created_at=now,
     )
@@ -241,21 +245,12 @@ async def open_case(
         type="received",
         now=now,
         data={
-            "kind": kind,
-            "channel": channel.value,
+            **filed,
             "received_on": received,
-            "subject": subject,
-            "description": description,
             "attachments": [a.to_dict() for a in attachments],
             "complainant": complainant.to_dict(),
-            "decided_on": decided_on,
-            "decided_by": decided_by,
             "audit_team": list(audit_team),
-            "concerns": concerns,
-            "concerns_certificate_no": concerns_certificate_no,
             "source_message_id": thread[0] if thread else None,
-            "out_of_time": out_of_time,
-            "incomplete": incomplete,
             "deadlines": [d.to_dict() for d in computed],
         },
     )
@@ -269,6 +264,18 @@ async def open_case(
     if staff is not None:
         opened.messages.append(staff)
     return opened
+
+
+def identity_required(profile: Profile, kind: str) -> bool:
+    """Whether an anonymous case of `kind` is incomplete (BQC, SGC: complaints need a name)."""
+    return kind == "complaint" and not profile.cases.anonymous_complaints_accepted
+
+
+def milestones_for(profile: Profile, kind: str) -> list[str]:
+    """The milestones of a case of `kind`: those its rules are closed by, and its final one."""
+    relevant = {r.closed_by for r in profile.case_rules(kind) if r.closed_by}
+    relevant.add(FINAL_MILESTONE[kind])
+    return [m for m in MILESTONE_ORDER if m in relevant]
 
 
 def _is_filing_window(profile: Profile, rule_id: str) -> bool:
@@ -347,6 +354,31 @@ def deadline_lines(
     return lines
 
 
+def th_with_lines(
+    key: str, locale: str | None, /, lines: Mapping[str, Sequence[str]], **args: object
+) -> str:
+    """`th` where some placeholders take lines that are HTML already (escaped when rendered),
+    one per line; the other arguments are escaped as usual. Filled in one pass, so user text
+    can never be taken for a placeholder."""
+    safe = {name: escape(str(value), quote=False) for name, value in args.items()}
+    blocks = {name: "\n".join(block) for name, block in lines.items()}
+    return catalog()[key][normalise_locale(locale)].format(**safe, **blocks)
+
+
+def complainant_identity(case: Case, events: Iterable[CaseEvent]) -> list[str]:
+    """Name, e-mail and phone as last given (on receipt or later): for staff eyes only."""
+    known: dict[str, Any] = {}
+    for event in events:
+        data = event.data or {}
+        given = data.get("complainant") if event.type == "received" else data
+        if event.type in ("received", "identity_provided") and given:
+            known |= {k: given[k] for k in ("name", "email", "phone") if given.get(k)}
+    known |= {
+        k: v for k, v in (("name", case.complainant_name), ("email", case.complainant_email)) if v
+    }
+    return [str(known[k]) for k in ("name", "email", "phone") if known.get(k)]
+
+
 def _ack_body(
     desk: Desk,
     case: Case,
@@ -402,6 +434,11 @@ def _ack_body(
     return "\n\n".join(parts)
 
 
+def _both(key: str, locale: str, **args: object) -> tuple[str, str]:
+    """A catalog text as plain text (e-mail) and as HTML (arguments escaped)."""
+    return t(key, locale, **args), th(key, locale, **args)
+
+
 def _email_html(text_html: str) -> str:
     body = text_html.replace("\n", "<br>\n")
     return f"<!DOCTYPE html><html><body>{body}</body></html>"
@@ -424,74 +461,77 @@ async def _acknowledge(
 ) -> list[OutboxMessage]:
     tracked = [d for d in computed if d not in windows]
     sent: list[OutboxMessage] = []
-    channels: list[str] = []
+    message_id = None
+
+    def body(as_html: bool, via: Channel) -> str:
+        return _ack_body(desk, case, tracked, windows, received, as_html=as_html, via=via)
+
     if case.complainant_chat_id is not None:
-        text = _ack_body(desk, case, tracked, windows, received, as_html=True, via=Channel.TELEGRAM)
         sent.append(
-            await enqueue(
-                session,
-                channel=Channel.TELEGRAM,
-                recipient=str(case.complainant_chat_id),
-                payload={"text": text},
-                idempotency_key=f"case:{case.ref}:ack:telegram",
-                case_id=case.id,
-                now=now,
+            await _telegram_to_complainant(
+                session, case, f"case:{case.ref}:ack:telegram", body(True, Channel.TELEGRAM), now
             )
         )
-        channels.append(Channel.TELEGRAM.value)
-    message_id = None
     if case.complainant_email and email:
         loc = case.locale
-        thread = list(case.thread_message_ids or [])
-        message_id = new_message_id(desk, case.ref)
-        subject = t(
-            "cases.ack_subject", loc, tag=subject_tag(case.ref), kind=kind_name(case.kind, loc)
-        )
-        text = _ack_body(desk, case, tracked, windows, received, as_html=False, via=Channel.EMAIL)
-        body_html = _ack_body(
-            desk, case, tracked, windows, received, as_html=True, via=Channel.EMAIL
-        )
-        row = await _enqueue_email(
+        row = await _email_to_complainant(
+            desk,
             session,
             case,
             key=f"case:{case.ref}:ack:email",
-            subject=subject,
-            text=text,
-            html_body=_email_html(body_html),
-            message_id=message_id,
-            in_reply_to=thread[-1] if thread else None,
-            references=thread,
+            subject=t(
+                "cases.ack_subject", loc, tag=subject_tag(case.ref), kind=kind_name(case.kind, loc)
+            ),
+            text=body(False, Channel.EMAIL),
+            text_html=body(True, Channel.EMAIL),
             auto_reply=True,
             now=now,
         )
+        message_id = row.email_message_id
         sent.append(row)
-        channels.append(Channel.EMAIL.value)
     await _append(
         session,
         case,
         actor="system",
         type="acknowledged",
         now=now,
-        data={"channels": channels, "message_id": message_id},
+        data={"channels": [row.channel for row in sent], "message_id": message_id},
     )
     return sent
 
 
-async def _enqueue_email(
+async def _telegram_to_complainant(
+    session: AsyncSession, case: Case, key: str, text_html: str, now: datetime
+) -> OutboxMessage:
+    assert case.complainant_chat_id is not None
+    return await enqueue(
+        session,
+        channel=Channel.TELEGRAM,
+        recipient=str(case.complainant_chat_id),
+        payload={"text": text_html},
+        idempotency_key=key,
+        case_id=case.id,
+        now=now,
+    )
+
+
+async def _email_to_complainant(
+    desk: Desk,
     session: AsyncSession,
     case: Case,
     *,
     key: str,
     subject: str,
     text: str,
-    html_body: str,
-    message_id: str,
-    in_reply_to: str | None,
-    references: Sequence[str],
+    text_html: str,
     auto_reply: bool,
     now: datetime,
+    message_id: str | None = None,
 ) -> OutboxMessage:
+    """A letter in the case's thread: answers the latest message of it, under a new Message-ID."""
     assert case.complainant_email is not None
+    thread = list(case.thread_message_ids or [])
+    message_id = message_id or new_message_id(desk, case.ref)
     row = await enqueue(
         session,
         channel=Channel.EMAIL,
@@ -499,10 +539,10 @@ async def _enqueue_email(
         payload={
             "subject": subject,
             "text": text,
-            "html": html_body,
+            "html": _email_html(text_html),
             "locale": case.locale,
-            "in_reply_to": in_reply_to,
-            "references": list(references),
+            "in_reply_to": thread[-1] if thread else None,
+            "references": thread,
             "auto_reply": auto_reply,
             "case_ref": case.ref,
             "message_id": message_id,
@@ -514,7 +554,7 @@ async def _enqueue_email(
     # Recorded before sending, so a reply or a bounce to it finds the case at once.
     row.email_message_id = message_id
     session.add(row)
-    case.thread_message_ids = [*(case.thread_message_ids or []), message_id]
+    case.thread_message_ids = [*thread, message_id]
     session.add(case)
     return row
 
@@ -614,10 +654,9 @@ async def _append(
         type=type,
         data=clean,
         prev_hash=prev,
-        hash=event_hash(
-            case_id=case.id, seq=seq, at=now, actor=actor, type=type, data=clean, prev_hash=prev
-        ),
+        hash="",
     )
+    event.hash = event_hash(event)
     session.add(event)
     await session.flush()
     return event
@@ -667,7 +706,7 @@ async def add_information(
         session,
         case,
         f"case:{case.ref}:staff:event:{event.seq}",
-        th("staff.info_added", loc, ref=case.ref, files=len(attachments), text=_cut(text)),
+        th("staff.info_added", loc, ref=case.ref, files=len(attachments), text=cut(text)),
         now,
         [[{"text": t("staff.btn_show", loc), "callback_data": f"staff:show:{case.ref}"}]],
     )
@@ -718,28 +757,20 @@ async def withdraw(
     closed = await record_milestone(desk, session, case, actor, WITHDRAWN, note=reason)
     now = desk.clock.now()
     loc = case.locale
+    text, text_html = _both("cases.withdrawn_notice", loc, ref=case.ref)
     if case.complainant_chat_id is not None:
-        await enqueue(
-            session,
-            channel=Channel.TELEGRAM,
-            recipient=str(case.complainant_chat_id),
-            payload={"text": th("cases.withdrawn_notice", loc, ref=case.ref)},
-            idempotency_key=f"case:{case.ref}:withdrawn:telegram",
-            case_id=case.id,
-            now=now,
+        await _telegram_to_complainant(
+            session, case, f"case:{case.ref}:withdrawn:telegram", text_html, now
         )
     elif case.complainant_email:
-        thread = list(case.thread_message_ids or [])
-        await _enqueue_email(
+        await _email_to_complainant(
+            desk,
             session,
             case,
             key=f"case:{case.ref}:withdrawn:email",
             subject=t("cases.reply_subject", loc, tag=subject_tag(case.ref)),
-            text=t("cases.withdrawn_notice", loc, ref=case.ref),
-            html_body=_email_html(th("cases.withdrawn_notice", loc, ref=case.ref)),
-            message_id=new_message_id(desk, case.ref),
-            in_reply_to=thread[-1] if thread else None,
-            references=thread,
+            text=text,
+            text_html=text_html,
             auto_reply=True,
             now=now,
         )
@@ -764,6 +795,8 @@ async def record_milestone(
     if milestone not in ALL_MILESTONES:
         raise ValueError(f"unknown milestone {milestone!r}")
     _check_open(case)
+    if milestone != WITHDRAWN and milestone not in milestones_for(desk.profile, case.kind):
+        raise CaseRefused("staff.milestone_not_applicable", ref=case.ref)
     now = desk.clock.now()
     final = milestone == WITHDRAWN or FINAL_MILESTONE.get(case.kind) == milestone
     assert case.id is not None
@@ -809,10 +842,18 @@ async def assign(
     case: Case,
     actor: str,
     staff_id: str,
-    staff_names: Sequence[str] = (),
+    staff_names: Sequence[str] | None = (),
 ) -> CaseEvent:
-    """Assign a staff member; refused (CaseRefused) to whoever took or audited the decision."""
+    """Assign a staff member; refused (CaseRefused) to whoever took or audited the decision.
+
+    `staff_names=None`: their names are not known, so a case that records who decided or audited
+    is refused rather than assigned unchecked.
+    """
     _check_open(case)
+    if staff_names is None:
+        if case.decided_by or case.audit_team:
+            raise CaseRefused("staff.assign_refused_unverified", ref=case.ref, who=staff_id)
+        staff_names = ()
     conflict = impartiality_conflict(case, [staff_id, *staff_names])
     if conflict is not None:
         raise CaseRefused(conflict, ref=case.ref, who=staff_names[0] if staff_names else staff_id)
@@ -844,38 +885,9 @@ async def reply(
         if case.complainant_chat_id is None:
             raise CaseRefused("staff.reply_no_channel", ref=case.ref)
         channel = Channel.TELEGRAM
-    assert case.id is not None
-    await repo.lock_case(session, case.id)  # so the seq below is the reply event's own
-    last = await repo.last_event(session, case.id)
-    seq = 1 if last is None else last.seq + 1  # keys the message: one send per reply event
-    message_id = None
-    if channel is Channel.TELEGRAM:
-        row = await enqueue(
-            session,
-            channel=Channel.TELEGRAM,
-            recipient=str(case.complainant_chat_id),
-            payload={"text": th("cases.reply_telegram", loc, ref=case.ref, text=text)},
-            idempotency_key=f"case:{case.ref}:event:{seq}:telegram",
-            case_id=case.id,
-            now=now,
-        )
-    else:
-        thread = list(case.thread_message_ids or [])
-        message_id = new_message_id(desk, case.ref)
-        row = await _enqueue_email(
-            session,
-            case,
-            key=f"case:{case.ref}:event:{seq}:email",
-            subject=t("cases.reply_subject", loc, tag=subject_tag(case.ref)),
-            text=t("cases.reply_email", loc, ref=case.ref, text=text),
-            html_body=_email_html(th("cases.reply_email", loc, ref=case.ref, text=text)),
-            message_id=message_id,
-            in_reply_to=thread[-1] if thread else None,
-            references=thread,
-            auto_reply=False,
-            now=now,
-        )
-    await _append(
+    message_id = new_message_id(desk, case.ref) if channel is Channel.EMAIL else None
+    # The event first: its seq keys the message, so each reply is sent once.
+    event = await _append(
         session,
         case,
         actor=actor,
@@ -883,19 +895,41 @@ async def reply(
         now=now,
         data={"text": text, "channel": channel.value, "message_id": message_id},
     )
-    return row
+    key = f"case:{case.ref}:event:{event.seq}:{channel.value}"
+    if channel is Channel.TELEGRAM:
+        return await _telegram_to_complainant(
+            session, case, key, th("cases.reply_telegram", loc, ref=case.ref, text=text), now
+        )
+    plain, text_html = _both("cases.reply_email", loc, ref=case.ref, text=text)
+    return await _email_to_complainant(
+        desk,
+        session,
+        case,
+        key=key,
+        subject=t("cases.reply_subject", loc, tag=subject_tag(case.ref)),
+        text=plain,
+        text_html=text_html,
+        auto_reply=False,
+        now=now,
+        message_id=message_id,
+    )
 
 
 # --- files ------------------------------------------------------------------------------------
+
+
+def check_upload_size(desk: Desk, size: int | None) -> None:
+    """CaseRefused when a file is over MAX_UPLOAD_BYTES (a size not known yet passes)."""
+    limit = desk.settings.max_upload_bytes
+    if size is not None and size > limit:
+        raise CaseRefused("cases.file_too_big", limit=f"{limit / 1_000_000:g}")
 
 
 async def keep_attachment(
     desk: Desk, session: AsyncSession, data: bytes, name: str | None
 ) -> Attachment:
     """Check and store one file (same checks as application documents); CaseRefused if not."""
-    if len(data) > desk.settings.max_upload_bytes:
-        mb = desk.settings.max_upload_bytes / 1_000_000
-        raise CaseRefused("cases.file_too_big", limit=f"{mb:g}")
+    check_upload_size(desk, len(data))
     content_type = files.sniff_type(data)
     if content_type is None:
         raise CaseRefused("cases.file_type_refused")
@@ -965,8 +999,8 @@ async def verify(session: AsyncSession, ref: str | None = None) -> list[Problem]
     return problems
 
 
-def _cut(text: str, limit: int = 300) -> str:
-    # Cut before escaping (th escapes), so an entity is never split.
+def cut(text: str, limit: int = 300) -> str:
+    """User text shortened for a message; cut before escaping, so an entity is never split."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

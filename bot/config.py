@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     warning_lead_working_days: list[int] = Field(default_factory=lambda: [3, 0])
     escalation_emails: list[str] = Field(default_factory=list)
     telegram_rate_per_second: float = Field(default=30.0, gt=0)
+    outbox_lanes: int = Field(default=1, ge=1, le=32)
 
     @field_validator("database_url")
     @classmethod

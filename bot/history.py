@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 
-class EventLike(Protocol):
-    id: int | None
+class EventContent(Protocol):
+    """What an event's hash covers: everything stored about it but its id and its own hash."""
+
     case_id: int
     seq: int
     at: datetime
@@ -25,6 +26,10 @@ class EventLike(Protocol):
     type: str
     data: dict[str, Any] | None
     prev_hash: str | None
+
+
+class EventLike(EventContent, Protocol):
+    id: int | None
     hash: str
 
 
@@ -42,24 +47,15 @@ def instant(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical(
-    *,
-    case_id: int,
-    seq: int,
-    at: datetime,
-    actor: str,
-    type: str,
-    data: Mapping[str, Any] | None,
-    prev_hash: str | None,
-) -> bytes:
+def canonical(event: EventContent) -> bytes:
     body = {
-        "case_id": case_id,
-        "seq": seq,
-        "at": instant(at),
-        "actor": actor,
-        "type": type,
-        "data": data,
-        "prev_hash": prev_hash,
+        "case_id": event.case_id,
+        "seq": event.seq,
+        "at": instant(event.at),
+        "actor": event.actor,
+        "type": event.type,
+        "data": event.data,
+        "prev_hash": event.prev_hash,
     }
     text = json.dumps(
         body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
@@ -67,20 +63,8 @@ def canonical(
     return text.encode("utf-8")
 
 
-def event_hash(
-    *,
-    case_id: int,
-    seq: int,
-    at: datetime,
-    actor: str,
-    type: str,
-    data: Mapping[str, Any] | None,
-    prev_hash: str | None,
-) -> str:
-    payload = canonical(
-        case_id=case_id, seq=seq, at=at, actor=actor, type=type, data=data, prev_hash=prev_hash
-    )
-    return hashlib.sha256(payload).hexdigest()
+def event_hash(event: EventContent) -> str:
+    return hashlib.sha256(canonical(event)).hexdigest()
 
 
 def json_ready(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,16 +91,7 @@ def first_break(events: Iterable[EventLike]) -> Break | None:
             return Break(ev.seq, ev.id, "seq")
         if ev.prev_hash != prev:
             return Break(ev.seq, ev.id, "prev_hash")
-        recomputed = event_hash(
-            case_id=ev.case_id,
-            seq=ev.seq,
-            at=ev.at,
-            actor=ev.actor,
-            type=ev.type,
-            data=ev.data,
-            prev_hash=ev.prev_hash,
-        )
-        if recomputed != ev.hash:
+        if event_hash(ev) != ev.hash:
             return Break(ev.seq, ev.id, "hash")
         prev = ev.hash
         expected_seq += 1

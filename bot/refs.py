@@ -46,6 +46,12 @@ def normalise_ref(text: str) -> str | None:
     return match.group(0) if match else None
 
 
+def button_ref(data: str | None) -> str:
+    """The reference a button's callback data ends with (`staff:show:TS-…`); "" when there is
+    none, which matches no case."""
+    return normalise_ref((data or "").rsplit(":", 1)[-1]) or ""
+
+
 def find_ref(text: str | None) -> str | None:
     """The first reference inside a text such as an e-mail subject `Re: [TS-2026-7K3F9Q] …`."""
     if not text:

@@ -63,7 +63,7 @@ def services(desk: Desk, outbox: Outbox, bot: object) -> tuple[list[Callable], l
             intake_stop.set()
             await app.bot_data.pop("intake")
         if "scheduler" in app.bot_data:
-            shutdown(app.bot_data.pop("scheduler"))
+            await shutdown(app.bot_data.pop("scheduler"))
         for sender in outbox.senders.values():
             close = getattr(sender, "close", None)
             if close is not None:
@@ -120,6 +120,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         base_url=settings.telegram_api_base_url,
         base_file_url=settings.telegram_file_base_url,
         per_second=settings.telegram_rate_per_second,
+        connections=max(8, settings.outbox_lanes),
     )
     outbox = Outbox(
         desk.sessions,
@@ -128,6 +129,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         worker_id=f"{socket.gethostname()}-{os.getpid()}",
         staff_chat_id=settings.staff_chat_id,
         locale=settings.default_locale,
+        concurrency=settings.outbox_lanes,
     )
     on_start, on_stop = services(desk, outbox, sender.bot)
     app = build_application(desk, on_start=on_start, on_stop=on_stop)

@@ -7,7 +7,7 @@ outbox idempotency key) in the transaction that queues it, so a restart or a sec
 PostgreSQL never sends it twice. On SQLite one instance is assumed.
 
 Wiring (bot/app.py): in `post_init`, `app.bot_data["scheduler"] = start_scheduler(desk, outbox)`;
-in `post_shutdown`, `shutdown(app.bot_data["scheduler"])`.
+in `post_shutdown`, `await shutdown(app.bot_data["scheduler"])`.
 """
 
 from __future__ import annotations
@@ -410,9 +410,12 @@ def start_scheduler(
         ("outbox", outbox.drain, drain_seconds),
     ]
     lock = asyncio.Lock()
+    running: set[asyncio.Task[object]] = set()
+    _RUNNING[id(scheduler)] = running
     for job_id, job, seconds in jobs:
         if desk.engine.dialect.name == "sqlite":
             job = _one_at_a_time(job, lock)
+        job = _tracked(job, running)
         scheduler.add_job(job, "interval", seconds=seconds, id=job_id, next_run_time=first)
     scheduler.start()
     log.info("scheduler started: scans every %ss, outbox every %ss", scan_seconds, drain_seconds)
@@ -433,10 +436,35 @@ def _one_at_a_time(
     return run
 
 
-def shutdown(scheduler: AsyncIOScheduler) -> None:
-    """Stop scheduling; a scan in progress finishes in its own task."""
-    if scheduler.running:
-        scheduler.shutdown(wait=False)
+# Each scheduler's jobs in flight. APScheduler's asyncio executor cancels running jobs when it
+# shuts down; a scan cancelled mid-transaction can wedge the database driver, so we let them end.
+_RUNNING: dict[int, set[asyncio.Task[object]]] = {}
+
+
+def _tracked(
+    job: Callable[[], Awaitable[object]], running: set[asyncio.Task[object]]
+) -> Callable[[], Awaitable[object]]:
+    async def run() -> object:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            return await job()
+        finally:
+            running.discard(task)
+
+    return run
+
+
+async def shutdown(scheduler: AsyncIOScheduler, timeout: float = 60) -> None:
+    """Stop scheduling, let the scans in flight finish (they commit what they did), then stop."""
+    if not scheduler.running:
+        return
+    scheduler.pause()
+    running = _RUNNING.pop(id(scheduler), set())
+    if running:
+        await asyncio.wait(set(running), timeout=timeout)
+    scheduler.shutdown(wait=False)
 
 
 __all__ = ["ScanStats", "Scans", "shutdown", "start_scheduler", "upcoming_reminders"]

@@ -1,13 +1,26 @@
 """python-telegram-bot persistence that keeps conversation states — and nothing else — in the
-database, so a conversation resumes where it stopped after a restart.
+database, so a conversation resumes where it stopped after a restart; and the unit of work of
+one Telegram update (`UpdateUnit`).
 
 Business data (answers, documents, stages) lives in its own tables; user_data, chat_data,
 bot_data and callback_data are not persisted at all.
+
+One update, one transaction: the application (bot.app) opens an `UpdateUnit` around each
+update. The guard checks the update id (`UpdateLog`: a read only for an id it cannot rule
+out); the handlers of the hot paths stage their writes on the unit; `commit()` writes the
+staged statements, the update-id record and the conversation state in one transaction.
+Statements are staged, not executed, so on SQLite the write lock is taken only for the commit
+itself — never while a reply travels to Telegram, and never while a handler of another module
+writes in a session of its own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +34,8 @@ from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage.models import ConversationState, TelegramUpdate
+
+log = logging.getLogger(__name__)
 
 _ABSENT = object()
 _NOTHING = PersistenceInput(bot_data=False, chat_data=False, user_data=False, callback_data=False)
@@ -56,21 +71,19 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         cache_key = (name, _key(key))
         if self._written.get(cache_key, _ABSENT) == new_state:
             return
-        table = ConversationState.__table__  # Core statements: no ORM bookkeeping per update
+        unit = current_unit()
+        dialect = _dialect(unit.session if unit is not None else self.sessions)
+        stmt = _state_statement(dialect, name, cache_key[1], new_state)
+
+        def written() -> None:
+            self._written[cache_key] = new_state
+
+        if unit is not None:  # within an update: in its transaction
+            unit.stage(stmt, after_commit=written)
+            return
         async with self.sessions() as session, session.begin():
-            conn = await session.connection()
-            if new_state is None:
-                await conn.execute(
-                    sa.delete(table).where(table.c.name == name, table.c.key == cache_key[1])
-                )
-            else:
-                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-                stmt = insert(table).values(name=name, key=cache_key[1], state=new_state)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["name", "key"], set_={"state": stmt.excluded.state}
-                )
-                await conn.execute(stmt)
-        self._written[cache_key] = new_state
+            await (await session.connection()).execute(stmt)
+        written()
 
     # Nothing else is persisted: the store_data flags say so, these satisfy the interface.
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
@@ -116,20 +129,210 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         return None  # every change is written when it happens
 
 
+def _dialect(where: AsyncSession | async_sessionmaker[AsyncSession]) -> str:
+    bind = where.bind if isinstance(where, AsyncSession) else where.kw["bind"]
+    return str(bind.dialect.name)
+
+
+def _insert(dialect: str) -> Any:
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _state_statement(dialect: str, name: str, key: str, state: object | None) -> sa.Executable:
+    """The conversation_state write: Core, no ORM bookkeeping per update."""
+    table = ConversationState.__table__
+    if state is None:
+        return sa.delete(table).where(table.c.name == name, table.c.key == key)
+    stmt = _insert(dialect)(table).values(name=name, key=key, state=state)
+    return stmt.on_conflict_do_update(
+        index_elements=["name", "key"], set_={"state": stmt.excluded.state}
+    )
+
+
+_RECORDS: dict[str, sa.Executable] = {}
+
+
+def _record_statement(dialect: str) -> sa.Executable:
+    """The update-id record, built once per dialect (parameters `update_id`, `received_at`):
+    a reused statement keeps its cache key, so SQLAlchemy does not work it out per update."""
+    if dialect not in _RECORDS:
+        table = TelegramUpdate.__table__
+        _RECORDS[dialect] = (
+            _insert(dialect)(table)
+            .values(update_id=sa.bindparam("u_id"), received_at=sa.bindparam("u_at"))
+            .on_conflict_do_nothing(index_elements=["update_id"])
+        )
+    return _RECORDS[dialect]
+
+
+def _record_params(update_id: int, now: datetime) -> dict[str, Any]:
+    return {"u_id": update_id, "u_at": now}
+
+
 async def record_update(session: AsyncSession, update_id: int, now: datetime) -> bool:
     """Remember an update id; False when it was handled before (Telegram redelivered it)."""
     conn = await session.connection()
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(TelegramUpdate.__table__)
-        .values(update_id=update_id, received_at=now)
-        .on_conflict_do_nothing(index_elements=["update_id"])
+    result = await conn.execute(
+        _record_statement(conn.dialect.name), _record_params(update_id, now)
     )
-    result = await conn.execute(stmt)
     return bool(result.rowcount)
+
+
+_TU = TelegramUpdate.__table__
+_SEEN = sa.select(_TU.c.update_id).where(_TU.c.update_id == sa.bindparam("u_id"))
+_MAX_SEEN = sa.select(sa.func.max(_TU.c.update_id))
+
+
+async def update_seen(session: AsyncSession, update_id: int) -> bool:
+    """Whether an update id was recorded (handled) before: a read, no lock taken."""
+    conn = await session.connection()
+    return (await conn.execute(_SEEN, {"u_id": update_id})).first() is not None
+
+
+class UpdateLog:
+    """Which update ids were handled, asking the database only when it has to.
+
+    Telegram numbers updates upwards, so an id above the highest one recorded cannot have been
+    recorded: only one process polls Telegram (or takes its webhook) at a time and it records
+    every id it handles, so it can keep that highest id in memory, read once at start. Older
+    ids (a redelivery; Telegram picks a random next id after a week without updates) are looked
+    up in the table.
+    """
+
+    def __init__(self) -> None:
+        self._highest: int | None = None
+
+    async def seen(self, session: AsyncSession, update_id: int) -> bool:
+        if self._highest is None:
+            conn = await session.connection()
+            self._highest = (await conn.execute(_MAX_SEEN)).scalar_one_or_none() or 0
+        if update_id > self._highest:
+            return False
+        return await update_seen(session, update_id)
+
+    def recorded(self, update_id: int) -> None:
+        """An id is now in the table (its transaction committed)."""
+        if self._highest is not None and update_id > self._highest:
+            self._highest = update_id
+
+    def forget(self) -> None:
+        """The table was emptied (forget_updates): read the highest id again."""
+        self._highest = None
 
 
 async def forget_updates(session: AsyncSession) -> None:
     """Drop the remembered update ids: for a fresh emulator, whose ids start again from the same
     number (real Telegram's keep increasing)."""
     await session.exec(sa.delete(TelegramUpdate))
+
+
+# --- one transaction per update ---------------------------------------------------------------
+
+
+class UpdateUnit:
+    """The database work of one Telegram update: reads on `session` as they come, writes staged
+    until `commit()`, which runs them together with the update-id record in one transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.failed = False  # a handler raised: its staged writes were discarded
+        self.closed = False
+        self._staged: list[tuple[sa.Executable, dict[str, Any] | None]] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self._record: tuple[int, datetime, Callable[[], None] | None] | None = None
+
+    async def connection(self) -> Any:
+        """The unit's connection, for Core reads."""
+        return await self.session.connection()
+
+    def stage(
+        self,
+        statement: sa.Executable,
+        params: dict[str, Any] | None = None,
+        *,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """A write for the next commit; `after_commit` runs once it is durable."""
+        self._staged.append((statement, params))
+        if after_commit is not None:
+            self._after_commit.append(after_commit)
+
+    def record(
+        self, update_id: int, now: datetime, after_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record this update id with the next commit (the guard checked it was new)."""
+        self._record = (update_id, now, after_commit)
+
+    def discard(self) -> None:
+        """Drop the staged writes (a handler failed); the update-id record stays, so the failed
+        update is not handled again."""
+        self.failed = True
+        self._staged.clear()
+        self._after_commit.clear()
+
+    async def commit(self) -> bool:
+        """Write everything staged in one transaction. False, and nothing written, when the
+        update id was recorded meanwhile by someone else (the update was handled there)."""
+        if not self._staged and self._record is None:
+            return True
+        staged, after, record = self._staged, self._after_commit, self._record
+        self._staged, self._after_commit, self._record = [], [], None
+        conn = await self.session.connection()
+        try:
+            if record is not None:
+                inserted = await conn.execute(
+                    _record_statement(conn.dialect.name), _record_params(record[0], record[1])
+                )
+                if not inserted.rowcount:
+                    log.warning("update %s was handled elsewhere: writes dropped", record[0])
+                    await self.session.rollback()
+                    return False
+                if record[2] is not None:
+                    after.append(record[2])
+            for statement, params in staged:
+                await conn.execute(statement, params)
+            await self.session.commit()
+        except BaseException:
+            await self.session.rollback()
+            raise
+        for callback in after:
+            callback()
+        return True
+
+
+_CURRENT: ContextVar[UpdateUnit | None] = ContextVar("certdesk_update_unit", default=None)
+
+
+def current_unit() -> UpdateUnit | None:
+    """The unit of the update being handled in this task, if any. A task started during an
+    update (a job timer armed by it, say) inherits the variable: a closed unit is not its."""
+    unit = _CURRENT.get()
+    return None if unit is None or unit.closed else unit
+
+
+@asynccontextmanager
+async def update_unit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[UpdateUnit]:
+    """Open the unit of one update (bot.app does, around each update); the caller commits.
+    What is left uncommitted on exit is rolled back."""
+    async with sessions() as session:
+        unit = UpdateUnit(session)
+        token = _CURRENT.set(unit)
+        try:
+            yield unit
+        finally:
+            unit.closed = True
+            _CURRENT.reset(token)
+
+
+@asynccontextmanager
+async def writes(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[UpdateUnit]:
+    """The current update's unit; outside an update (a job, a test), a unit of its own that is
+    committed on a clean exit."""
+    unit = current_unit()
+    if unit is not None:
+        yield unit
+        return
+    async with sessions() as session:
+        own = UpdateUnit(session)
+        yield own
+        await own.commit()

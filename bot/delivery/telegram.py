@@ -3,17 +3,19 @@
 Telegram allows about 30 messages a second overall and one a second per chat (20 a minute in a
 group). The limiter below spaces sends to stay under both; a 429 that still comes back pauses every
 send for its `retry_after`, and the row is retried by the outbox at that time.
-PTB's AIORateLimiter is for the interactive bot; this sender owns its own pacing.
+PTB's AIORateLimiter is for the interactive bot; this sender owns its own pacing. Its `Bot` talks
+over `AiohttpRequest`, one pool of kept-alive connections shared by the outbox's lanes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -26,7 +28,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, RequestData
 
 from bot.delivery import PermanentFailure, TransientFailure
 from storage.models import OutboxMessage
@@ -55,25 +57,129 @@ class RateLimiter:
         self._next_global = 0.0
         self._next_chat: OrderedDict[str, float] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._sent: deque[float] = deque(maxlen=max(1, int(per_second)))  # last second's sends
 
     async def acquire(self, chat_id: str) -> None:
-        """Wait for this chat's turn; concurrent callers are served in order."""
+        """Wait for this chat's turn, then for the overall one; callers are served in order."""
+        now = time.monotonic()
+        chat_turn = max(now, self._next_chat.get(chat_id, 0.0))
+        gap = self.group_interval if chat_id.startswith("-") else self.private_interval
+        self._next_chat[chat_id] = chat_turn + gap  # reserved now: this chat's next send waits
+        self._next_chat.move_to_end(chat_id)
+        while len(self._next_chat) > _CHATS_REMEMBERED:
+            self._next_chat.popitem(last=False)
+        # The chat's wait outside the lock: other chats proceed meanwhile.
+        if chat_turn > now:
+            await asyncio.sleep(chat_turn - now)
+        # The overall slot: reserved in turn, slept for in parallel.
+        now = time.monotonic()
+        slot = max(now, self._next_global)
+        self._next_global = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        # Sleepers woken late together (the event loop stalled on a commit, GC) would go out in a
+        # bunch and overrun Telegram's one-second window: what really goes out is capped too.
         async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_global, self._next_chat.get(chat_id, 0.0))
-            self._next_global = start + self.interval
-            gap = self.group_interval if chat_id.startswith("-") else self.private_interval
-            self._next_chat[chat_id] = start + gap
-            self._next_chat.move_to_end(chat_id)
-            while len(self._next_chat) > _CHATS_REMEMBERED:
-                self._next_chat.popitem(last=False)
-        # Sleep outside the lock: the slots are reserved, other chats proceed meanwhile.
-        if start > now:
-            await asyncio.sleep(start - now)
+            while len(self._sent) == self._sent.maxlen:
+                wait = self._sent[0] + 1.0 + MARGIN - time.monotonic()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            sent = time.monotonic()
+            self._sent.append(sent)
+        # The chat's spacing counts from when the send really went.
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), sent + gap)
 
     def pause(self, seconds: float) -> None:
         """Telegram said to wait (429): no send of this bot before then."""
         self._next_global = max(self._next_global, time.monotonic() + seconds)
+
+
+class AiohttpRequest(BaseRequest):
+    """PTB's transport on aiohttp's connection pool instead of httpx.
+
+    Why: per request, httpx/httpcore's pool bookkeeping costs about as much CPU as the rest of the
+    send (measured by bench/outbox_drain.py); aiohttp's pool is a fraction of it. Same contract as
+    HTTPXRequest: (status, body) back, timeouts as `TimedOut`, other transport errors as
+    `NetworkError`; PTB's `BaseRequest` turns statuses into its errors (429 → RetryAfter, …).
+    """
+
+    USER_AGENT = "certdesk outbox (python-telegram-bot, aiohttp)"
+
+    def __init__(
+        self,
+        connections: int = 8,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 5.0,
+        write_timeout: float = 5.0,
+        keepalive: float = 5.0,
+    ) -> None:
+        self.connections = connections
+        self._read_timeout = read_timeout
+        self._connect_timeout = connect_timeout
+        self._write_timeout = write_timeout
+        # An idle connection is closed before a server would close it under us.
+        self._keepalive = keepalive
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.connections, keepalive_timeout=self._keepalive
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.USER_AGENT}
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        data: aiohttp.FormData | dict[str, str] | None = None
+        if request_data is not None:
+            data = request_data.json_parameters
+            files = request_data.multipart_data
+            if files:
+                form = aiohttp.FormData(data)
+                for name, part in files.items():
+                    filename, content, *mime = part if isinstance(part, tuple) else (name, part)
+                    form.add_field(
+                        name, content, filename=filename, content_type=mime[0] if mime else None
+                    )
+                data = form
+        timeout = aiohttp.ClientTimeout(
+            connect=_given(connect_timeout, self._connect_timeout),
+            sock_read=_given(read_timeout, self._read_timeout),
+        )
+        try:
+            async with self._session.request(method, url, data=data, timeout=timeout) as res:
+                return res.status, await res.read()
+        except TimeoutError as exc:
+            raise TimedOut from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+
+
+def _given(value: Any, default: float) -> float | None:
+    # PTB passes a DefaultValue placeholder when the caller gave no timeout.
+    return default if isinstance(value, type(BaseRequest.DEFAULT_NONE)) else value
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -142,9 +248,10 @@ def telegram_sender(
 ) -> TelegramSender:
     """A sender with its own `telegram.Bot` (call `await sender.bot.initialize()` before use).
 
-    `connections`: HTTP pool size, for several outbox workers sharing this sender.
+    `connections`: HTTP pool size (kept-alive connections reused by every send): at least the
+    lanes of all outbox workers sharing this sender (`Outbox(concurrency=…)`, 8 by default).
     """
-    request = HTTPXRequest(connection_pool_size=connections)
+    request = AiohttpRequest(connections)
     bot = Bot(token, base_url=base_url, base_file_url=base_file_url, request=request)
     limiter = RateLimiter(
         per_second, private_interval=private_interval, group_interval=group_interval

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     Application,
@@ -27,11 +28,11 @@ from bot import cases
 from bot.cases import Attachment, CaseRefused, Complainant
 from bot.clock import SHANGHAI
 from bot.desk import Desk
-from bot.refs import normalise_ref
+from bot.refs import button_ref, normalise_ref
 from handlers.telegram import common
 from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay
 from messages.render import t, th
-from storage.models import Case, Channel, Deadline
+from storage.models import Case, Channel
 from storage.repo import cases as repo
 
 # Conversation states of the filing flow.
@@ -51,11 +52,15 @@ INFO = "cases.info"
 ID_NAME = "cases.id_name"
 ID_CONTACT = "cases.id_contact"
 
+KINDS = ("appeal", "complaint", "dispute")  # in the order shown
+WHOM = ("body", "staff", "certified")  # whom a complaint concerns, in the order shown
 DRAFT = "case_draft"  # user_data: the answers so far (an input in progress, not business data)
 FOLLOW = "case_follow"  # user_data: the case a follow-up is about, and a typed name
 TEXT_LIMIT = 4000  # a description is kept whole up to one Telegram message
 
 Step = Callable[[Update, Context], Awaitable[Any]]
+# A service call on one of the user's own cases, locked: (session, case, actor) -> anything.
+OwnAction = Callable[[AsyncSession, Case, str], Awaitable[object]]
 
 
 def _draft(context: Context) -> dict[str, Any]:
@@ -84,8 +89,9 @@ async def _say(
     markup: InlineKeyboardMarkup | None = None,
     **a: object,
 ) -> None:
+    """Answer a pressed button, if any, and reply with a catalog text (arguments escaped)."""
     await common.answer_query(update)
-    await send(update, context, th(key, locale_of(context), **a), markup)
+    await common.reply(update, context, key, markup=markup, **a)
 
 
 def _text(update: Update) -> str:
@@ -101,6 +107,13 @@ def _continue(loc: str) -> InlineKeyboardMarkup:
     return keyboard([[(t("cases.btn_continue", loc), "case:files_done")]])
 
 
+def _pressed(update: Update) -> str:
+    """The callback data of the button pressed."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    return query.data
+
+
 def _user_id(update: Update) -> int:
     assert update.effective_user is not None
     return update.effective_user.id
@@ -109,17 +122,16 @@ def _user_id(update: Update) -> int:
 # --- filing ----------------------------------------------------------------------------------
 
 
+async def _ask_description(update: Update, context: Context) -> str:
+    await _say(update, context, "cases.ask_description")
+    return DESCRIPTION
+
+
 async def _start(update: Update, context: Context) -> str:
     assert context.user_data is not None
     context.user_data[DRAFT] = {"files": []}
     loc = locale_of(context)
-    markup = keyboard(
-        [
-            [(t("cases.btn_appeal", loc), "case:kind:appeal")],
-            [(t("cases.btn_complaint", loc), "case:kind:complaint")],
-            [(t("cases.btn_dispute", loc), "case:kind:dispute")],
-        ]
-    )
+    markup = keyboard([[(t(f"cases.btn_{kind}", loc), f"case:kind:{kind}")] for kind in KINDS])
     await _say(update, context, "cases.choose_kind", markup)
     return KIND
 
@@ -132,9 +144,7 @@ async def start(update: Update, context: Context) -> str:
 
 @stay
 async def kind_chosen(update: Update, context: Context) -> str:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    kind = query.data.rsplit(":", 1)[1]
+    kind = _pressed(update).rsplit(":", 1)[1]
     _draft(context)["kind"] = kind
     loc = locale_of(context)
     if kind == "appeal":
@@ -142,11 +152,7 @@ async def kind_chosen(update: Update, context: Context) -> str:
         return DECISION
     if kind == "complaint":
         markup = keyboard(
-            [
-                [(t("cases.btn_concerns_body", loc), "case:concerns:body")],
-                [(t("cases.btn_concerns_staff", loc), "case:concerns:staff")],
-                [(t("cases.btn_concerns_certified", loc), "case:concerns:certified")],
-            ]
+            [[(t(f"cases.btn_concerns_{about}", loc), f"case:concerns:{about}")] for about in WHOM]
         )
         await _say(update, context, "cases.ask_concerns", markup)
         return CONCERNS
@@ -177,8 +183,7 @@ async def decision_date(update: Update, context: Context) -> str:
     if draft["kind"] == "appeal":
         await _say(update, context, "cases.ask_decided_by", _skip(locale_of(context)))
         return DECIDED_BY
-    await _say(update, context, "cases.ask_description")
-    return DESCRIPTION
+    return await _ask_description(update, context)
 
 
 @stay
@@ -190,30 +195,25 @@ async def decided_by(update: Update, context: Context) -> str:
         names = [n[:100] for n in names if n]
         if names:
             _draft(context).update(decided_by=names[0], audit_team=names[1:])
-    await _say(update, context, "cases.ask_description")
-    return DESCRIPTION
+    return await _ask_description(update, context)
 
 
 @stay
 @needs_draft
 async def concerns(update: Update, context: Context) -> str:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    about = query.data.rsplit(":", 1)[1]
+    about = _pressed(update).rsplit(":", 1)[1]
     _draft(context)["concerns"] = about
     if about == "certified":
         await _say(update, context, "cases.ask_certified_org")
         return CERTIFIED_ORG
-    await _say(update, context, "cases.ask_description")
-    return DESCRIPTION
+    return await _ask_description(update, context)
 
 
 @stay
 @needs_draft
 async def certified_org(update: Update, context: Context) -> str:
     _draft(context)["concerns_org"] = _text(update)[:300]
-    await _say(update, context, "cases.ask_description")
-    return DESCRIPTION
+    return await _ask_description(update, context)
 
 
 @stay
@@ -236,13 +236,10 @@ async def _keep_upload(update: Update, context: Context) -> Attachment | None:
         tg_file, name, size = message.photo[-1], "photo.jpg", message.photo[-1].file_size
     else:
         return None
-    limit = desk.settings.max_upload_bytes
-    if size is not None and size > limit:
-        # Refused before downloading: the size Telegram reports is enough.
-        await _say(update, context, "cases.file_too_big", limit=f"{limit / 1e6:g}")
-        return None
-    data = bytes(await (await tg_file.get_file()).download_as_bytearray())
     try:
+        # Refused before downloading when the size Telegram reports is enough to tell.
+        cases.check_upload_size(desk, size)
+        data = bytes(await (await tg_file.get_file()).download_as_bytearray())
         async with desk.sessions() as s:
             attachment = await cases.keep_attachment(desk, s, data, name)
             await s.commit()
@@ -269,9 +266,9 @@ async def files_done(update: Update, context: Context) -> str:
     desk = desk_of(context)
     loc = locale_of(context)
     text = th("cases.ask_name", loc)
-    policy = desk.profile.cases
-    if _draft(context)["kind"] == "complaint" and not policy.anonymous_complaints_accepted:
-        text += "\n" + th("cases.anonymous_warning", loc, clause=policy.anonymous_clause or "")
+    if cases.identity_required(desk.profile, _draft(context)["kind"]):
+        clause = desk.profile.cases.anonymous_clause or ""
+        text += "\n" + th("cases.anonymous_warning", loc, clause=clause)
     await common.answer_query(update)
     await send(update, context, text, _skip(loc))
     return NAME
@@ -337,8 +334,9 @@ def _summary(draft: dict[str, Any], loc: str) -> str:
     lines.append(line("files", "、".join(f["name"] for f in draft.get("files", []))))
     lines.append(line("name", draft.get("name")))
     lines.append(line("contact", draft.get("email") or draft.get("phone")))
-    head = th("cases.summary", loc, kind=cases.kind_name(kind, loc), lines="\x00")
-    return head.replace("\x00", "\n".join(lines))  # lines are escaped already
+    return cases.th_with_lines(
+        "cases.summary", loc, {"lines": lines}, kind=cases.kind_name(kind, loc)
+    )
 
 
 @stay
@@ -399,11 +397,6 @@ def _status(case: Case, loc: str) -> str:
     return status
 
 
-def _next_due(deadlines: list[Deadline]) -> date | None:
-    open_ = [d.due_on for d in deadlines if d.closed_at is None]
-    return min(open_) if open_ else None
-
-
 @stay
 async def my_cases(update: Update, context: Context) -> None:
     """/mycases [REF]: the user's own cases with status and next date, or one of them."""
@@ -414,13 +407,13 @@ async def my_cases(update: Update, context: Context) -> None:
     loc = locale_of(context)
     async with desk.sessions() as s:
         mine = list(await repo.cases_of_telegram_user(s, _user_id(update)))
-        dues = {c.id: _next_due(list(await repo.deadlines_of(s, c.id or 0))) for c in mine}
+        dues = await repo.next_due_dates(s, [c.id for c in mine if c.id is not None])
     if not mine:
         await _say(update, context, "cases.mycases_none")
         return
     lines = [th("cases.mycases_head", loc)]
     for case in mine:
-        due = dues[case.id]
+        due = dues.get(case.id or 0)
         nxt = "" if due is None else t("cases.mycases_next", loc, due=cases.format_date(due, loc))
         lines.append(
             th(
@@ -440,13 +433,7 @@ async def my_cases(update: Update, context: Context) -> None:
 
 @stay
 async def show_pressed(update: Update, context: Context) -> None:
-    await _show(update, context, _ref(update))
-
-
-def _ref(update: Update) -> str:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query.data.rsplit(":", 1)[1]
+    await _show(update, context, button_ref(_pressed(update)))
 
 
 async def _own(update: Update, context: Context, ref: str) -> Case | None:
@@ -464,15 +451,15 @@ async def _show(update: Update, context: Context, ref: str) -> None:
         await _say(update, context, "cases.not_found")
         return
     open_ = [d for d in deadlines if d.closed_at is None]
-    text = th(
+    text = cases.th_with_lines(
         "cases.case_detail",
         loc,
+        {"deadlines": cases.deadline_lines(open_, loc, as_html=True)},
         kind=cases.kind_name(case.kind, loc),
         ref=case.ref,
         status=_status(case, loc),
         received=cases.format_date(case.created_at.astimezone(SHANGHAI).date(), loc),
-        deadlines="\x00",
-    ).replace("\x00", "\n".join(cases.deadline_lines(open_, loc, as_html=True)))
+    )
     rows: list[list[tuple[str, str]]] = []
     if case.closed_at is None:
         rows.append([(t("cases.btn_add_info", loc), f"mycase:info:{case.ref}")])
@@ -483,16 +470,41 @@ async def _show(update: Update, context: Context, ref: str) -> None:
     await send(update, context, text, keyboard(rows) if rows else None)
 
 
-@stay
-async def ask_info(update: Update, context: Context) -> str | int:
-    case = await _own(update, context, _ref(update))
+async def _follow_up(update: Update, context: Context, question: str, state: str) -> str | int:
+    """Start a follow-up on one of the user's own cases (the button's); ask `question`."""
+    case = await _own(update, context, button_ref(_pressed(update)))
     if case is None:
         await _say(update, context, "cases.not_found")
         return ConversationHandler.END
     assert context.user_data is not None
     context.user_data[FOLLOW] = {"ref": case.ref}
-    await _say(update, context, "cases.ask_add_info")
-    return INFO
+    await _say(update, context, question)
+    return state
+
+
+async def _on_own_case(update: Update, context: Context, ref: str, action: OwnAction) -> bool:
+    """Run a service action on the user's own case `ref`, locked, and commit. False, the user
+    told why, when the case is not theirs (as if it did not exist) or the rules refuse."""
+    desk = desk_of(context)
+    async with desk.sessions() as s:
+        case = await repo.own_case(s, _user_id(update), ref)
+        if case is None or case.id is None:
+            await _say(update, context, "cases.not_found")
+            return False
+        case = await repo.lock_case(s, case.id)
+        try:
+            await action(s, case, f"complainant:telegram:{_user_id(update)}")
+        except CaseRefused as refused:
+            await common.answer_query(update)
+            await send(update, context, refused.html(locale_of(context)))
+            return False
+        await s.commit()
+    return True
+
+
+@stay
+async def ask_info(update: Update, context: Context) -> str | int:
+    return await _follow_up(update, context, "cases.ask_add_info", INFO)
 
 
 @stay
@@ -509,30 +521,20 @@ async def info_sent(update: Update, context: Context) -> str | int:
         if kept is None:
             return INFO
         attachments.append(kept)
-    async with desk.sessions() as s:
-        case = await repo.own_case(s, _user_id(update), ref)
-        if case is None:
-            await _say(update, context, "cases.not_found")
-            return ConversationHandler.END
-        case = await repo.lock_case(s, case.id or 0)
-        actor = f"complainant:telegram:{_user_id(update)}"
-        await cases.add_information(desk, s, case, actor, _text(update)[:TEXT_LIMIT], attachments)
-        await s.commit()
+    text = _text(update)[:TEXT_LIMIT]
+
+    async def add(s: AsyncSession, case: Case, actor: str) -> object:
+        return await cases.add_information(desk, s, case, actor, text, attachments)
+
+    if await _on_own_case(update, context, ref, add):
+        await _say(update, context, "cases.info_added", ref=ref)
     context.user_data.pop(FOLLOW, None)
-    await _say(update, context, "cases.info_added", ref=ref)
     return ConversationHandler.END
 
 
 @stay
 async def ask_identity(update: Update, context: Context) -> str | int:
-    case = await _own(update, context, _ref(update))
-    if case is None:
-        await _say(update, context, "cases.not_found")
-        return ConversationHandler.END
-    assert context.user_data is not None
-    context.user_data[FOLLOW] = {"ref": case.ref}
-    await _say(update, context, "cases.ask_identity_name")
-    return ID_NAME
+    return await _follow_up(update, context, "cases.ask_identity_name", ID_NAME)
 
 
 @stay
@@ -551,32 +553,26 @@ async def identity_contact(update: Update, context: Context) -> str | int:
     if parsed is None:
         await _say(update, context, "cases.bad_contact")
         return ID_CONTACT
-    follow = context.user_data.get(FOLLOW, {})
-    ref = follow.get("ref", "")
-    async with desk.sessions() as s:
-        case = await repo.own_case(s, _user_id(update), ref)
-        if case is None or not follow.get("name"):
-            await _say(update, context, "cases.not_found")
-            return ConversationHandler.END
-        case = await repo.lock_case(s, case.id or 0)
-        await cases.provide_identity(
-            desk,
-            s,
-            case,
-            f"complainant:telegram:{_user_id(update)}",
-            name=follow["name"],
-            email=parsed[0],
-            phone=parsed[1],
+    follow = context.user_data.pop(FOLLOW, {})
+    ref, name = follow.get("ref", ""), follow.get("name")
+    if not name:  # the flow was restarted half-way: nothing to record
+        await _say(update, context, "cases.not_found")
+        return ConversationHandler.END
+
+    async def identify(s: AsyncSession, case: Case, actor: str) -> object:
+        email, phone = parsed
+        return await cases.provide_identity(
+            desk, s, case, actor, name=name, email=email, phone=phone
         )
-        await s.commit()
-    context.user_data.pop(FOLLOW, None)
-    await _say(update, context, "cases.identity_saved", ref=ref)
+
+    if await _on_own_case(update, context, ref, identify):
+        await _say(update, context, "cases.identity_saved", ref=ref)
     return ConversationHandler.END
 
 
 @stay
 async def ask_withdraw(update: Update, context: Context) -> None:
-    case = await _own(update, context, _ref(update))
+    case = await _own(update, context, button_ref(_pressed(update)))
     if case is None:
         await _say(update, context, "cases.not_found")
         return
@@ -589,20 +585,12 @@ async def ask_withdraw(update: Update, context: Context) -> None:
 async def withdraw_confirmed(update: Update, context: Context) -> None:
     """Withdraw one's own case; the written confirmation follows through the outbox."""
     desk = desk_of(context)
-    async with desk.sessions() as s:
-        case = await repo.own_case(s, _user_id(update), _ref(update))
-        if case is None:
-            await _say(update, context, "cases.not_found")
-            return
-        case = await repo.lock_case(s, case.id or 0)
-        try:
-            await cases.withdraw(desk, s, case, f"complainant:telegram:{_user_id(update)}")
-        except CaseRefused as refused:
-            await common.answer_query(update)
-            await send(update, context, refused.html(locale_of(context)))
-            return
-        await s.commit()
-    await common.answer_query(update)
+
+    async def withdraw(s: AsyncSession, case: Case, actor: str) -> object:
+        return await cases.withdraw(desk, s, case, actor)
+
+    if await _on_own_case(update, context, button_ref(_pressed(update)), withdraw):
+        await common.answer_query(update)
 
 
 def register(app: Application, desk: Desk) -> None:
@@ -620,7 +608,7 @@ def register(app: Application, desk: Desk) -> None:
         ],
         states={
             KIND: [
-                CallbackQueryHandler(kind_chosen, pattern=r"^case:kind:"),
+                CallbackQueryHandler(kind_chosen, pattern=rf"^case:kind:({'|'.join(KINDS)})$"),
                 common.not_a_button(),
             ],
             DECISION: [MessageHandler(text, decision)],
@@ -630,7 +618,7 @@ def register(app: Application, desk: Desk) -> None:
                 CallbackQueryHandler(decided_by, pattern=skip),
             ],
             CONCERNS: [
-                CallbackQueryHandler(concerns, pattern=r"^case:concerns:"),
+                CallbackQueryHandler(concerns, pattern=rf"^case:concerns:({'|'.join(WHOM)})$"),
                 common.not_a_button(),
             ],
             CERTIFIED_ORG: [MessageHandler(text, certified_org)],

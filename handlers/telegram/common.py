@@ -39,7 +39,7 @@ from telegram.warnings import PTBUserWarning
 from bot.desk import Desk
 from messages.render import LOCALES, normalise_locale, th
 from storage.models import Contact
-from storage.persistence import record_update
+from storage.persistence import UpdateLog, writes
 from storage.repo import contacts
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -361,13 +361,20 @@ async def guard(update: Update, context: Context) -> None:
             await context.bot.send_message(chat.id, th("menu.flood", locale_of(context)))
         raise ApplicationHandlerStop
     now = desk.clock.now()
-    async with desk.sessions() as session, session.begin():
-        if not await record_update(session, update.update_id, now):
+    handled: UpdateLog = context.bot_data["update_log"]
+    async with writes(desk.sessions) as unit:
+        # Checked now, recorded with the update's other writes (one transaction, bot.app).
+        if await handled.seen(unit.session, update.update_id):
             raise ApplicationHandlerStop  # redelivered: handled already
-        cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
-        # The contact row is read once per user and process, then kept in memory: only this
-        # process (the one polling Telegram) changes it, and it refreshes its copy when it does.
-        if private and user is not None and context.user_data is not None and cached is None:
+        update_id = update.update_id
+        unit.record(update_id, now, after_commit=lambda: handled.recorded(update_id))
+    cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
+    # The contact row is read once per user and process, then kept in memory: only this
+    # process (the one polling Telegram) changes it, and it refreshes its copy when it does.
+    if private and user is not None and context.user_data is not None and cached is None:
+        # Its own short transaction (first sight of a user only): the update's unit stays
+        # free of writes until it commits, so no lock is held while handlers run.
+        async with desk.sessions() as session, session.begin():
             default = desk.settings.default_locale
             locale = normalise_locale(user.language_code) if user.language_code else default
             contact, created = await contacts.get_or_create_contact(
@@ -378,8 +385,8 @@ async def guard(update: Update, context: Context) -> None:
                 locale=locale,
                 now=now,
             )
-            context.user_data[_CONTACT] = contact
-            context.user_data["_new_contact"] = created
+        context.user_data[_CONTACT] = contact
+        context.user_data["_new_contact"] = created
 
 
 # --- global commands -------------------------------------------------------------------------
@@ -463,6 +470,7 @@ async def fallback(update: Update, context: Context) -> None:
 def register(app: Application, desk: Desk) -> None:
     settings = desk.settings
     app.bot_data["flood"] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
+    app.bot_data["update_log"] = UpdateLog()
     app.add_handler(TypeHandler(Update, guard), group=GUARD_GROUP)
     g = GLOBAL_GROUP
     app.add_handler(CommandHandler("start", start), group=g)

@@ -12,6 +12,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
@@ -24,7 +25,7 @@ from bot.policy import Condition
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th
-from storage.models import Organisation
+from storage.persistence import current_unit, writes
 from storage.repo import contacts
 
 ORG, SCHEME, ASK = "eligibility.org", "eligibility.scheme", "eligibility.ask"
@@ -70,14 +71,39 @@ def _pending(desk: Desk, answers: dict[str, Any]) -> tuple[list[Condition], int]
     return qs, index
 
 
+_CACHE = "eligibility_answers"  # bot_data: org id → its answers as last committed
+_CACHE_MAX = 4096
+
+
+def _cache(context: Context) -> dict[int, dict[str, Any]]:
+    """Answers as this process last committed them, so an answer does not re-read what the
+    previous one wrote. Only this flow writes them, and only one process polls Telegram (the
+    guard's assumption too); filled after commit, so a rolled-back write never shows."""
+    cache: dict[int, dict[str, Any]] = context.bot_data.setdefault(_CACHE, {})
+    if len(cache) > _CACHE_MAX:
+        cache.clear()
+    return cache
+
+
 async def _save(context: Context, answers: dict[str, Any], result: dict[str, Any] | None) -> None:
+    """Stage the answers (and the verdict) with the update's other writes (storage.persistence
+    .UpdateUnit); `_commit` makes them durable before the reply goes out."""
     desk = common.desk_of(context)
-    async with desk.sessions() as session, session.begin():
-        org = await session.get(Organisation, common.contact_of(context).organisation_id)
-        assert org is not None  # the flow names the organisation before it asks anything
-        await contacts.save_eligibility(
-            session, org, answers, result, desk.clock.now() if result else None
-        )
+    org_id = common.contact_of(context).organisation_id
+    assert org_id is not None  # the flow names the organisation before it asks anything
+    now = desk.clock.now() if result else None
+    saved, cache = dict(answers), _cache(context)
+    async with writes(desk.sessions) as unit:
+        statement, params = contacts.eligibility_update(org_id, saved, result, now)
+        unit.stage(statement, params, after_commit=lambda: cache.__setitem__(org_id, saved))
+
+
+async def _commit() -> None:
+    """Commit the update's writes now: the applicant never sees the next question for an
+    answer that was not saved."""
+    unit = current_unit()
+    if unit is not None and not await unit.commit():
+        raise ApplicationHandlerStop  # handled elsewhere meanwhile: say nothing
 
 
 # --- asking ----------------------------------------------------------------------------------
@@ -109,6 +135,7 @@ async def _ask(
     else:
         text += "\n" + th("applicant.date_hint", locale)
         rows = [back]
+    await _commit()
     await common.send(update, context, text, common.keyboard(rows))
     return ASK
 
@@ -139,6 +166,7 @@ async def _verdict(update: Update, context: Context, answers: dict[str, Any]) ->
         if f.absolute:
             lines.append("  " + th("eligibility.absolute_refusal", locale))
     lines += ["", th("applicant.elig_saved", locale)]
+    await _commit()
     await common.send(update, context, "\n".join(lines), common.main_menu(locale))
     return ConversationHandler.END
 
@@ -198,19 +226,29 @@ async def scheme_chosen(update: Update, context: Context) -> str | int | None:
 async def _change(
     context: Context, change: Callable[[dict[str, Any], list[Condition], int], bool]
 ) -> dict[str, Any] | None:
-    """Read the answers, let `change` edit them (False: nothing to change), save: one
-    transaction per answer. Returns the answers, or None when `change` declined."""
+    """Read the answers, let `change` edit them (False: nothing to change), stage the write
+    (committed with the update, before the reply). Returns the answers, or None when `change`
+    declined."""
     desk = common.desk_of(context)
-    async with desk.sessions() as session, session.begin():
-        org_id = common.contact_of(context).organisation_id
-        org = await session.get(Organisation, org_id) if org_id is not None else None
-        if org is None:
+    org_id = common.contact_of(context).organisation_id
+    if org_id is None:
+        return None
+    cache = _cache(context)
+    async with writes(desk.sessions) as unit:
+        known = cache.get(org_id)
+        answers = (
+            dict(known)
+            if known is not None
+            else await contacts.eligibility_answers(unit.session, org_id)
+        )
+        if answers is None:
             return None
-        answers = dict(org.eligibility_answers or {})
         qs, index = _pending(desk, answers)
         if not change(answers, qs, index):
             return None
-        await contacts.save_eligibility(session, org, answers, None, None)
+        saved = dict(answers)
+        statement, params = contacts.eligibility_update(org_id, saved, None, None)
+        unit.stage(statement, params, after_commit=lambda: cache.__setitem__(org_id, saved))
     return answers
 
 

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Case, CaseEvent, Contact, Deadline, OutboxMessage, StoredFile
-from storage.repo.contacts import get_or_create_contact
+from storage.models import Case, CaseEvent, Contact, Deadline, OutboxMessage
+from storage.repo.applications import stored_file  # one row per content hash, documents' too
+from storage.repo.contacts import contact_by_telegram_id, get_or_create_contact
 
 
 async def ref_exists(session: AsyncSession, ref: str) -> bool:
@@ -117,6 +118,12 @@ async def contact_for_telegram(
     return contact
 
 
+async def telegram_user_names(session: AsyncSession, user_id: int) -> list[str] | None:
+    """The name a Telegram user had when first seen in a private chat; None if never seen."""
+    contact = await contact_by_telegram_id(session, user_id)
+    return [contact.name] if contact is not None and contact.name else None
+
+
 async def cases_of_telegram_user(session: AsyncSession, user_id: int) -> Sequence[Case]:
     """The user's own cases, newest first: by their contact row, never by a typed reference."""
     query = (
@@ -126,6 +133,16 @@ async def cases_of_telegram_user(session: AsyncSession, user_id: int) -> Sequenc
         .order_by(col(Case.created_at).desc(), col(Case.id).desc())
     )
     return (await session.exec(query)).all()
+
+
+async def next_due_dates(session: AsyncSession, case_ids: Iterable[int]) -> dict[int, date]:
+    """Each case's nearest open deadline; a case with none open is left out."""
+    query = (
+        select(Deadline.case_id, func.min(Deadline.due_on))
+        .where(col(Deadline.case_id).in_(list(case_ids)), col(Deadline.closed_at).is_(None))
+        .group_by(col(Deadline.case_id))
+    )
+    return {cid: due for cid, due in (await session.exec(query)).all() if cid is not None}
 
 
 async def own_case(session: AsyncSession, user_id: int, ref: str) -> Case | None:
@@ -182,15 +199,23 @@ async def all_case_ids(session: AsyncSession) -> Sequence[tuple[int, str]]:
     return (await session.exec(select(Case.id, Case.ref).order_by(col(Case.id)))).all()
 
 
-async def stored_file(
-    session: AsyncSession, *, sha256: str, size: int, content_type: str, path: str, now: datetime
-) -> StoredFile:
-    """The row of a file stored by content hash, created on first sight."""
-    found = (await session.exec(select(StoredFile).where(StoredFile.sha256 == sha256))).first()
-    if found is not None:
-        return found
-    row = StoredFile(sha256=sha256, size=size, content_type=content_type, path=path)
-    row.created_at = now
-    session.add(row)
-    await session.flush()
-    return row
+__all__ = [
+    "CaseDue",
+    "all_case_ids",
+    "cases_of_telegram_user",
+    "close_deadlines",
+    "contact_for_telegram",
+    "deadlines_of",
+    "events_of",
+    "find_case_by_message_id",
+    "find_case_by_ref",
+    "last_event",
+    "lock_case",
+    "next_due_dates",
+    "normalise_message_id",
+    "open_cases_by_due",
+    "own_case",
+    "ref_exists",
+    "stored_file",
+    "telegram_user_names",
+]

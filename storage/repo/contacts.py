@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -62,15 +63,36 @@ async def create_organisation(
     return org
 
 
-async def save_eligibility(
-    session: AsyncSession,
-    org: Organisation,
+# The eligibility check's hot path (one answer per update): Core statements on the columns it
+# needs, built once (a reused statement keeps its cache key), without loading and flushing the
+# ORM row each time.
+_ORG = Organisation.__table__
+_ANSWERS = sa.select(_ORG.c.eligibility_answers).where(_ORG.c.id == sa.bindparam("org_id"))
+_SET_ELIGIBILITY = (
+    sa.update(_ORG)
+    .where(_ORG.c.id == sa.bindparam("org_id"))
+    .values(
+        eligibility_answers=sa.bindparam("e_answers", type_=_ORG.c.eligibility_answers.type),
+        eligibility_verdict=sa.bindparam("e_verdict", type_=_ORG.c.eligibility_verdict.type),
+        eligibility_checked_at=sa.bindparam("e_at", type_=_ORG.c.eligibility_checked_at.type),
+    )
+)
+
+
+async def eligibility_answers(session: AsyncSession, org_id: int) -> dict[str, Any] | None:
+    """The organisation's saved answers ({} when none yet); None when there is no such row."""
+    conn = await session.connection()
+    row = (await conn.execute(_ANSWERS, {"org_id": org_id})).first()
+    return None if row is None else dict(row[0] or {})
+
+
+def eligibility_update(
+    org_id: int,
     answers: dict[str, Any],
     verdict: dict[str, Any] | None,
     now: datetime | None,
-) -> None:
-    # A new dict each time: JSON columns notice reassignment, not in-place mutation.
-    org.eligibility_answers = dict(answers)
-    org.eligibility_verdict = verdict
-    org.eligibility_checked_at = now
-    session.add(org)
+) -> tuple[sa.Update, dict[str, Any]]:
+    """The write of answers and verdict (None: not decided yet), as (statement, parameters) to
+    run or to stage."""
+    params = {"org_id": org_id, "e_answers": dict(answers), "e_verdict": verdict, "e_at": now}
+    return _SET_ELIGIBILITY, params

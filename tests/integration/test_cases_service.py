@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -54,6 +55,15 @@ async def make_desk(
     yield build
 
 
+async def _open(desk: Desk, **fields: Any) -> cases.OpenedCase:
+    """`open_case` in a transaction of its own; a plain e-mailed complaint unless told."""
+    plain: dict[str, Any] = {"kind": "complaint", "channel": "email", "subject": None}
+    async with desk.sessions() as s:
+        opened = await cases.open_case(desk, s, **(plain | fields))
+        await s.commit()
+    return opened
+
+
 async def _outbox(desk: Desk, case_id: int) -> list[OutboxMessage]:
     async with desk.sessions() as s:
         query = select(OutboxMessage).where(OutboxMessage.case_id == case_id)
@@ -69,19 +79,14 @@ async def test_complaint_by_email_in_chinese_gets_ggbz_deadlines_and_threaded_ac
     make_desk: DeskFactory,
 ) -> None:
     desk = make_desk()
-    async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="complaint",
-            channel="email",
-            complainant=Complainant(name="李雷", email="li.lei@example.cn", locale="zh_CN"),
-            subject="投诉审核员态度",
-            description="审核员在现场审核时态度恶劣。",
-            concerns="staff",
-            source_message_id="abc123@mail.example.cn",
-        )
-        await s.commit()
+    opened = await _open(
+        desk,
+        complainant=Complainant(name="李雷", email="li.lei@example.cn", locale="zh_CN"),
+        subject="投诉审核员态度",
+        description="审核员在现场审核时态度恶劣。",
+        concerns="staff",
+        source_message_id="abc123@mail.example.cn",
+    )
     ref = opened.ref
     assert opened.case.id is not None
     # Same dates as `certdesk deadlines --kind complaint --received 2026-09-28`.
@@ -123,25 +128,20 @@ async def test_complaint_by_email_in_chinese_gets_ggbz_deadlines_and_threaded_ac
 
 async def test_complaint_by_telegram_in_english(make_desk: DeskFactory) -> None:
     desk = make_desk()
-    async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="complaint",
-            channel="telegram",
-            complainant=Complainant(
-                name="Ann Lee",
-                phone="+86 138 0000 0000",
-                telegram_user_id=501,
-                telegram_chat_id=501,
-                locale="en",
-            ),
-            subject=None,
-            description="The certified factory ignores overtime rules.",
-            concerns="certified",
-            concerns_certificate_no="GGBZ-SA-2025-001",
-        )
-        await s.commit()
+    opened = await _open(
+        desk,
+        channel="telegram",
+        complainant=Complainant(
+            name="Ann Lee",
+            phone="+86 138 0000 0000",
+            telegram_user_id=501,
+            telegram_chat_id=501,
+            locale="en",
+        ),
+        description="The certified factory ignores overtime rules.",
+        concerns="certified",
+        concerns_certificate_no="GGBZ-SA-2025-001",
+    )
     assert opened.case.id is not None
     ack, _staff = await _outbox(desk, opened.case.id)
     assert ack.channel == "telegram" and ack.recipient == "501"
@@ -166,20 +166,16 @@ async def test_appeal_filing_window(
     make_desk: DeskFactory, decided: date, out_of_time: bool
 ) -> None:
     desk = make_desk()
-    async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="appeal",
-            channel="email",
-            complainant=Complainant(name="某公司", email="qa@factory.example", locale="zh_CN"),
-            subject="申诉：暂停证书",
-            description="请求撤销暂停决定。",
-            decided_on=decided,
-            decided_by="张伟",
-            audit_team=["王芳", "刘洋"],
-        )
-        await s.commit()
+    opened = await _open(
+        desk,
+        kind="appeal",
+        complainant=Complainant(name="某公司", email="qa@factory.example", locale="zh_CN"),
+        subject="申诉：暂停证书",
+        description="请求撤销暂停决定。",
+        decided_on=decided,
+        decided_by="张伟",
+        audit_team=["王芳", "刘洋"],
+    )
     case = opened.case
     assert case.id is not None and case.out_of_time is out_of_time
     found = await _deadlines(desk, case.id)
@@ -201,17 +197,12 @@ async def test_anonymous_complaint_under_bqc_is_recorded_incomplete(
     make_desk: DeskFactory,
 ) -> None:
     desk = make_desk("bqc")
-    async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="complaint",
-            channel="telegram",
-            complainant=Complainant(telegram_user_id=77, telegram_chat_id=77, locale="zh_CN"),
-            subject=None,
-            description="某获证企业环境违规。",
-        )
-        await s.commit()
+    opened = await _open(
+        desk,
+        channel="telegram",
+        complainant=Complainant(telegram_user_id=77, telegram_chat_id=77, locale="zh_CN"),
+        description="某获证企业环境违规。",
+    )
     case = opened.case
     assert case.id is not None and case.incomplete and not case.out_of_time
     ack, staff = await _outbox(desk, case.id)
@@ -231,20 +222,18 @@ async def test_anonymous_complaint_under_bqc_is_recorded_incomplete(
 
 async def test_assignment_refused_to_decider_and_auditor(make_desk: DeskFactory) -> None:
     desk = make_desk()
+    opened = await _open(
+        desk,
+        kind="appeal",
+        complainant=Complainant(name="A", email="a@example.test", locale="en"),
+        subject="Appeal",
+        description="Please reconsider.",
+        decided_on=date(2026, 9, 1),
+        decided_by="1001",
+        audit_team=["Wang Fang"],
+    )
     async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="appeal",
-            channel="email",
-            complainant=Complainant(name="A", email="a@example.test", locale="en"),
-            subject="Appeal",
-            description="Please reconsider.",
-            decided_on=date(2026, 9, 1),
-            decided_by="1001",
-            audit_team=["Wang Fang"],
-        )
-        case = opened.case
+        case = await repo.lock_case(s, opened.case.id or 0)
         with pytest.raises(CaseRefused) as refused:
             await cases.assign(desk, s, case, "staff:1001", "1001", ["Zhang Wei"])
         assert "took the decision under appeal" in refused.value.text("en")
@@ -252,32 +241,44 @@ async def test_assignment_refused_to_decider_and_auditor(make_desk: DeskFactory)
             await cases.assign(desk, s, case, "staff:1002", "1002", ["wang fang"])
         assert "audit team" in refused.value.text("en")
         assert "审核组成员" in refused.value.text("zh_CN")
+        # Someone whose names are not known cannot be checked, so is not assigned unchecked.
+        with pytest.raises(CaseRefused) as refused:
+            await cases.assign(desk, s, case, "staff:1003", "1004", None)
+        assert "name is not known" in refused.value.text("en")
         await cases.assign(desk, s, case, "staff:1003", "1003", ["Li Na"])
         await s.commit()
         assert case.assignee == "1003" and case.status == "in_progress"
+    # Nobody to stand aside on a complaint: an id alone will do.
+    complaint = await _open(
+        desk, complainant=Complainant(name="B", email="b@example.test"), description="…"
+    )
+    async with desk.sessions() as s:
+        case = await repo.lock_case(s, complaint.case.id or 0)
+        await cases.assign(desk, s, case, "staff:1003", "1004", None)
+        assert case.assignee == "1004"
 
 
 async def test_milestones_close_deadlines_and_the_case(make_desk: DeskFactory) -> None:
     desk = make_desk()
     clock = desk.clock
     assert isinstance(clock, FrozenClock)
-    async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="appeal",
-            channel="email",
-            complainant=Complainant(name="A", email="a@example.test"),
-            subject="申诉",
-            description="…",
-            decided_on=date(2026, 9, 1),
-        )
-        await s.commit()
+    opened = await _open(
+        desk,
+        kind="appeal",
+        complainant=Complainant(name="A", email="a@example.test"),
+        subject="申诉",
+        description="…",
+        decided_on=date(2026, 9, 1),
+    )
     case_id = opened.case.id
     assert case_id is not None
     clock.advance(days=5)
     async with desk.sessions() as s:
         case = await repo.lock_case(s, case_id)
+        # A complaint's milestone closes nothing on an appeal: refused, not recorded.
+        with pytest.raises(CaseRefused) as refused:
+            await cases.record_milestone(desk, s, case, "staff:9", "investigation_done")
+        assert "does not apply" in refused.value.text("en")
         closed = await cases.record_milestone(desk, s, case, "staff:9", "work_group_formed")
         await s.commit()
     assert [d.rule_id for d in closed] == ["appeal.work_group"]
@@ -302,18 +303,15 @@ async def test_withdrawal_closes_everything_and_staff_reply_goes_to_email(
     make_desk: DeskFactory,
 ) -> None:
     desk = make_desk()
+    opened = await _open(
+        desk,
+        complainant=Complainant(name="B", email="b@example.test", locale="en"),
+        subject="Complaint",
+        description="…",
+        source_message_id="<first@b.example.test>",
+    )
     async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="complaint",
-            channel="email",
-            complainant=Complainant(name="B", email="b@example.test", locale="en"),
-            subject="Complaint",
-            description="…",
-            source_message_id="<first@b.example.test>",
-        )
-        case = opened.case
+        case = await repo.lock_case(s, opened.case.id or 0)
         await cases.add_information(
             desk, s, case, "complainant:email:b@example.test", "More facts", (), "<second@b>"
         )
@@ -452,17 +450,11 @@ async def test_open_cases_listed_overdue_first_with_provisional_dates(
         ("middle", datetime(2026, 11, 2, 2, tzinfo=UTC)),
     ):
         clock.set(at)
-        async with desk.sessions() as s:
-            opened = await cases.open_case(
-                desk,
-                s,
-                kind="complaint",
-                channel="email",
-                complainant=Complainant(name=label, email=f"{label}@example.test"),
-                subject=None,
-                description=label,
-            )
-            await s.commit()
+        opened = await _open(
+            desk,
+            complainant=Complainant(name=label, email=f"{label}@example.test"),
+            description=label,
+        )
         refs[label] = opened.ref
     clock.set(datetime(2026, 12, 22, 2, tzinfo=UTC))
     async with desk.sessions() as s:

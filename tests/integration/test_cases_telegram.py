@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +33,7 @@ from bot.policy import load_profile
 from bot.refs import find_ref
 from storage.db import session_factory
 from storage.models import OutboxMessage
+from storage.repo import cases as repo
 from tests.fixtures.mail import SmtpSink
 
 STAFF_CHAT = -100500
@@ -89,6 +91,14 @@ async def bot(
         outbox = Outbox(desk.sessions, senders, desk.clock, staff_chat_id=STAFF_CHAT)
         yield Bot(desk, app, emulator, outbox)
         await smtp.close()
+
+
+async def _open(desk: Desk, **fields: Any) -> cases.OpenedCase:
+    """A case opened as the e-mail intake would (no chat), in a transaction of its own."""
+    async with desk.sessions() as s:
+        opened = await cases.open_case(desk, s, **fields)
+        await s.commit()
+    return opened
 
 
 async def _reply(user: FakeUser, action: str, *, press: bool = False) -> Reply:
@@ -255,18 +265,15 @@ async def test_someone_elses_reference_is_not_found(bot: Bot) -> None:
 
 async def test_staff_reply_reaches_an_email_complainant(bot: Bot, smtp_server: SmtpSink) -> None:
     desk = bot.desk
-    async with desk.sessions() as s:
-        opened = await cases.open_case(
-            desk,
-            s,
-            kind="complaint",
-            channel="email",
-            complainant=Complainant(name="陈静", email="chen@example.cn", locale="zh_CN"),
-            subject="投诉",
-            description="审核员迟到。",
-            source_message_id="<letter-1@example.cn>",
-        )
-        await s.commit()
+    opened = await _open(
+        desk,
+        kind="complaint",
+        channel="email",
+        complainant=Complainant(name="陈静", email="chen@example.cn", locale="zh_CN"),
+        subject="投诉",
+        description="审核员迟到。",
+        source_message_id="<letter-1@example.cn>",
+    )
     staff = bot.emulator.user(STAFF_A, "Zhang", chat_type="group", chat_id=STAFF_CHAT)
     (alert,) = await _delivered(bot, staff)
     assert opened.ref in alert
@@ -289,3 +296,142 @@ async def test_staff_reply_reaches_an_email_complainant(bot: Bot, smtp_server: S
         rows = (await s.exec(select(OutboxMessage).where(OutboxMessage.case_id == found.id))).all()
     assert {r.status for r in rows} == {"sent"}
     assert date(2026, 9, 28) == opened.case.created_at.date()
+
+
+async def _forge(user: FakeUser, data: str) -> dict[str, Any]:
+    """A modified client presses a button never shown to it, with callback data of its choice."""
+    message = list(user.emulator._messages[user.chat_id].values())[-1]
+    return await user._callback(message, {"text": "forged", "callback_data": data})
+
+
+async def _events(desk: Desk, ref: str) -> list[str]:
+    async with desk.sessions() as s:
+        case = await cases.find_case_by_ref(s, ref)
+        assert case is not None
+        return [e.type for e in await repo.events_of(s, case.id or 0)]
+
+
+async def test_forged_buttons_reach_nobody_elses_case(bot: Bot) -> None:
+    owner = bot.emulator.user(510, "Owner")
+    other = bot.emulator.user(511, "Other")
+    ref = await _file_complaint_zh(owner)
+    assert "您还没有提交过" in await _step(other, "/mycases")
+    for data in ("show", "info", "id", "withdraw", "withdraw_yes"):
+        count = len(other.replies)
+        await _forge(other, f"mycase:{data}:{ref}")
+        assert await bot.emulator.wait_for(lambda n=count: len(other.replies) > n), data
+        assert "没有找到该编号的案件" in other.replies[count].text
+        assert ref not in other.replies[count].text
+    # Staff buttons forged by someone who is not staff: nothing happens, nothing is shown.
+    for data in (f"staff:show:{ref}", f"staff:assign:{ref}", f"staff:reply:{ref}"):
+        await _forge(other, data)
+    await _forge(other, f"staff:ms:answer_sent:{ref}")
+    assert "您还没有提交过" in await _step(other, "/mycases")  # the very next answer
+    assert all(ref not in r.text for r in other.replies)
+    assert await _events(bot.desk, ref) == ["received", "acknowledged"]
+    assert f"{ref} 投诉：已受理" in await _step(owner, "/mycases")
+
+
+async def test_forged_choices_in_the_filing_flow_are_ignored(bot: Bot) -> None:
+    user = bot.emulator.user(512, "Chen")
+    await _step(user, "/case")
+    await _forge(user, "case:kind:bogus")
+    assert "您的投诉针对" in await _step(user, "投诉", press=True)
+    await _forge(user, "case:concerns:../../etc")
+    assert "获证组织的名称" in await _step(user, "获证组织", press=True)
+
+
+EVIL = '<script>alert("x")</script> & <b>'
+
+
+async def test_user_text_is_escaped_everywhere_and_identity_kept_for_staff(bot: Bot) -> None:
+    user = bot.emulator.user(513, "Eve", language_code="en")
+    nosy = bot.emulator.user(514, "Nosy", language_code="en")
+    staff = bot.emulator.user(STAFF_A, "Zhang", chat_type="group", chat_id=STAFF_CHAT)
+    await _step(user, "/case")
+    await _step(user, "Complaint", press=True)
+    await _step(user, "This certification body", press=True)
+    await _step(user, EVIL)
+    await _step(user, "Continue", press=True)
+    await _step(user, "<i>Eve</i> & Co")
+    summary = await _step(user, "eve@example.test")
+    assert EVIL in summary and "<i>Eve</i> & Co" in summary
+    ref = find_ref(await _step(user, "Submit", press=True))
+    assert ref is not None
+    await bot.deliver()
+    assert ref in await _step(user, "/mycases")
+    await _step(user, f"/mycases {ref}")
+    await _step(user, "Add information", press=True)
+    await _step(user, EVIL)
+    staff_before = len(staff.replies)
+    await bot.deliver()
+    assert EVIL in staff.replies[staff_before].text  # "information added" alert
+    detail = await _step(staff, f"/case {ref}")
+    assert EVIL in detail and "<i>Eve</i> & Co / eve@example.test" in detail
+    assert "答复已排队发送" in await _step(staff, f"/reply {ref} {EVIL}")
+    (answer,) = await _delivered(bot, user)
+    assert EVIL in answer
+    # The complainant's identity reaches nobody but staff.
+    assert "No case with that reference" in await _step(nosy, f"/mycases {ref}")
+    shown = [
+        r.text
+        for chat, replies in bot.emulator._outputs.items()
+        for r in replies
+        if chat not in (user.chat_id, STAFF_CHAT)
+    ]
+    assert not any("Eve</i>" in text or "eve@example.test" in text for text in shown)
+
+
+async def test_impartiality_holds_when_assigning_someone_else_by_id(bot: Bot) -> None:
+    desk = bot.desk
+    opened = await _open(
+        desk,
+        kind="appeal",
+        channel="email",
+        complainant=Complainant(name="Factory", email="qa@factory.example", locale="en"),
+        subject="Suspension",
+        description="Please lift it.",
+        decided_on=date(2026, 9, 20),
+        decided_by="Li Na",
+    )
+    ref = opened.ref
+    zhang = bot.emulator.user(
+        STAFF_A, "Zhang", last_name="Wei", chat_type="group", chat_id=STAFF_CHAT
+    )
+    await _delivered(bot, zhang)
+    # Li Na took the decision; her names are unknown until she has a chat with the bot.
+    assert "无法确认其姓名" in await _step(zhang, f"/assign {ref} {STAFF_B}")
+    li = bot.emulator.user(STAFF_B, "Li", last_name="Na")
+    await _step(li, "/start")
+    assert "被申诉决定的作出人" in await _step(zhang, f"/assign {ref} {STAFF_B}")
+    assert "不是已配置的工作人员" in await _step(zhang, f"/assign {ref} 12345")
+    assert await _events(desk, ref) == ["received", "acknowledged"]
+    assert f"案件 {ref} 已分配给 Zhang Wei" in await _step(zhang, f"/assign {ref}")
+    # Only the milestones of an appeal; another kind's is refused, whatever is typed.
+    assert "不适用" in await _step(zhang, f"/milestone {ref} investigation_done")
+    assert "关闭期限：组成申诉工作组" in await _step(zhang, f"/milestone {ref} work_group_formed")
+    # Staff cannot withdraw a case for the complainant, even with forged button data.
+    await _forge(zhang, f"staff:ms:withdrawn:{ref}")
+    await _forge(zhang, f"staff:ms:bogus:{ref}")
+    assert "（处理中）" in await _step(zhang, f"/case {ref}")  # the very next answer
+    assert await _events(desk, ref) == ["received", "acknowledged", "assigned", "work_group_formed"]
+
+
+async def test_staff_see_the_identity_given_after_the_fact(bot: Bot) -> None:
+    desk = bot.desk
+    opened = await _open(
+        desk,
+        kind="complaint",
+        channel="telegram",
+        complainant=Complainant(telegram_user_id=515, telegram_chat_id=515, locale="zh_CN"),
+        subject=None,
+        description="匿名投诉。",
+    )
+    async with desk.sessions() as s:
+        case = await repo.lock_case(s, opened.case.id or 0)
+        await cases.provide_identity(
+            desk, s, case, "complainant:telegram:515", name="赵敏", phone="13800000000"
+        )
+        await s.commit()
+    staff = bot.emulator.user(STAFF_A, "Zhang", chat_type="group", chat_id=STAFF_CHAT)
+    assert "投诉人/申诉人：赵敏 / 13800000000" in await _step(staff, f"/case {opened.ref}")

@@ -123,3 +123,18 @@ async def test_rate_limits_are_respected(
     assert max(sum(1 for s in stamps[i:] if s < t + 1) for i, t in enumerate(stamps)) <= 50
     same_chat = [r for r in emulator.delivered(users[0].chat_id)]
     assert len(same_chat) == 4
+
+
+async def test_unreachable_api_is_retried_not_failed(engine: AsyncEngine) -> None:
+    from tests.fixtures.mail import free_port
+
+    down = telegram_sender("123:TEST", base_url=f"http://127.0.0.1:{free_port()}/bot")
+    await down.bot.request.initialize()  # no getMe: nothing answers
+    try:
+        await queue(engine, 505, "while Telegram is unreachable")
+        stats = await outbox_for(engine, down, FrozenClock(T0)).drain()
+    finally:
+        await down.bot.request.shutdown()
+    assert stats.retried == 1 and stats.failed == 0
+    assert "NetworkError" in stats.errors[0]
+    assert (await status_counts(session_factory(engine)))["retrying"] == 1

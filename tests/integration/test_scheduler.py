@@ -250,7 +250,7 @@ async def test_start_scheduler_runs_scans_and_drains_the_outbox(world: World) ->
             lambda: any("期限已逾期" in t for t in staff_texts(w)), timeout=10
         )
     finally:
-        shutdown(scheduler)
+        await shutdown(scheduler)
         await asyncio.sleep(0)  # let the scheduler's wake-up task end on this loop
 
 

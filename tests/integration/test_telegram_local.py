@@ -16,7 +16,7 @@ from bot.desk import Desk
 from bot.emulator import Emulator
 from bot.runner import local_chat, local_mode_line
 from storage.db import session_factory
-from storage.persistence import record_update
+from storage.persistence import UpdateLog, record_update
 from tests.fixtures.telegram_app import expect, make_desk, running, start_zh
 
 CSV = (
@@ -98,6 +98,72 @@ async def test_a_redelivered_update_is_recognised(engine: AsyncEngine) -> None:
         assert await record_update(session, 7001, now) is True
     async with session_factory(engine)() as session, session.begin():
         assert await record_update(session, 7001, now) is False
+
+
+async def test_update_log_looks_up_only_ids_it_cannot_rule_out(engine: AsyncEngine) -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        await record_update(session, 7001, now)
+        await record_update(session, 40, now)
+    handled = UpdateLog()  # a new process: reads the highest id once
+    async with sessions() as session:
+        assert await handled.seen(session, 7001) is True
+        assert await handled.seen(session, 40) is True  # below the highest: looked up
+        assert await handled.seen(session, 41) is False
+        assert await handled.seen(session, 7002) is False  # above it: new without a lookup
+    handled.recorded(7002)
+    async with sessions() as session:
+        assert await handled.seen(session, 7002) is False  # in memory only, not in the table
+        assert await record_update(session, 7002, now) is True
+
+
+async def test_an_update_delivered_twice_is_answered_and_saved_once(
+    database_url: str, data_dir: Path
+) -> None:
+    """Telegram may deliver an update again (a webhook retry, a crash before the offset was
+    confirmed): the answer, its update id and the reply go together, and the second delivery,
+    in this process or after a restart, changes nothing and says nothing."""
+    from sqlmodel import select
+    from telegram import Update
+
+    from storage.models import Organisation, TelegramUpdate
+
+    first = await make_desk(database_url, data_dir)
+    async with Emulator() as emulator:
+        user = emulator.user(95, "重")
+        async with running(first, emulator) as app:
+            await start_zh(user)
+            await user.press("申请资格自评")
+            await expect(user, "全称")
+            await user.send("重复投递有限公司")
+            q1 = await expect(user, "1/12")
+            pressed = await user.press("是", message_id=q1.message_id)
+            await expect(user, "2/12")
+            shown = len(user.replies)
+            await app.process_update(Update.de_json(pressed, app.bot))
+            assert len(user.replies) == shown
+        async with first.sessions() as session:
+            org = (await session.exec(select(Organisation))).one()
+            recorded = await session.get(TelegramUpdate, pressed["update_id"])
+        await first.close()
+        assert recorded is not None
+        answers = org.eligibility_answers
+        assert answers is not None and list(answers.values()).count(True) == 1
+
+        second = await make_desk(database_url, data_dir)  # a new process, same database
+        try:
+            async with running(second, emulator) as app:
+                await app.process_update(Update.de_json(pressed, app.bot))
+                assert len(user.replies) == shown
+                q2 = user.replies[-1]
+                await user.press("是", message_id=q2.message_id)
+                await expect(user, "3/12")
+            async with second.sessions() as session:
+                org = (await session.exec(select(Organisation))).one()
+            assert list((org.eligibility_answers or {}).values()).count(True) == 2
+        finally:
+            await second.close()
 
 
 async def test_webhook_refuses_requests_without_the_secret(

@@ -15,22 +15,28 @@ AT = datetime(2026, 9, 28, 2, 0, 0, 123456, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Ev:
-    id: int | None
+    """An event as the chain sees it (the table's row without the database)."""
+
     case_id: int
     seq: int
-    at: datetime
-    actor: str
-    type: str
-    data: dict[str, Any] | None
-    prev_hash: str | None
-    hash: str
+    at: datetime = AT
+    actor: str = "a"
+    type: str = "t"
+    data: dict[str, Any] | None = None
+    prev_hash: str | None = None
+    id: int | None = None
+    hash: str = ""
+
+    def sealed(self) -> Ev:
+        return replace(self, hash=event_hash(self))
 
 
 def chain(n: int) -> list[Ev]:
     events: list[Ev] = []
     prev = None
     for seq in range(1, n + 1):
-        fields = dict(
+        event = Ev(
+            id=100 + seq,
             case_id=7,
             seq=seq,
             at=AT + timedelta(minutes=seq),
@@ -38,23 +44,22 @@ def chain(n: int) -> list[Ev]:
             type="note",
             data={"text": f"第{seq}条", "n": seq},
             prev_hash=prev,
-        )
-        h = event_hash(**fields)  # type: ignore[arg-type]
-        events.append(Ev(id=100 + seq, hash=h, **fields))  # type: ignore[arg-type]
-        prev = h
+        ).sealed()
+        events.append(event)
+        prev = event.hash
     return events
 
 
 def test_canonical_is_compact_sorted_unescaped_and_utc() -> None:
     shanghai = timezone(timedelta(hours=8))
     text = canonical(
-        case_id=1,
-        seq=1,
-        at=AT.astimezone(shanghai),
-        actor="a",
-        type="received",
-        data={"b": "投诉", "a": 1},
-        prev_hash=None,
+        Ev(
+            case_id=1,
+            seq=1,
+            at=AT.astimezone(shanghai),
+            type="received",
+            data={"b": "投诉", "a": 1},
+        )
     ).decode()
     assert text == (
         '{"actor":"a","at":"2026-09-28T02:00:00.123456+00:00","case_id":1,'
@@ -63,23 +68,14 @@ def test_canonical_is_compact_sorted_unescaped_and_utc() -> None:
 
 
 def test_same_instant_in_any_zone_same_hash() -> None:
-    base = dict(case_id=1, seq=1, actor="a", type="t", data=None, prev_hash=None)
-    utc = event_hash(at=AT, **base)  # type: ignore[arg-type]
-    local = event_hash(at=AT.astimezone(timezone(timedelta(hours=8))), **base)  # type: ignore[arg-type]
+    utc = event_hash(Ev(case_id=1, seq=1, at=AT))
+    local = event_hash(Ev(case_id=1, seq=1, at=AT.astimezone(timezone(timedelta(hours=8)))))
     assert utc == local and len(utc) == 64
 
 
 def test_naive_instant_refused() -> None:
     with pytest.raises(ValueError):
-        event_hash(
-            case_id=1,
-            seq=1,
-            at=AT.replace(tzinfo=None),
-            actor="a",
-            type="t",
-            data=None,
-            prev_hash=None,
-        )
+        event_hash(Ev(case_id=1, seq=1, at=AT.replace(tzinfo=None)))
 
 
 def test_json_ready_turns_dates_into_strings() -> None:
@@ -114,19 +110,7 @@ def test_altered_event_is_named(change: dict[str, Any], reason: str) -> None:
 
 def test_rehashed_event_breaks_the_next_link() -> None:
     events = chain(4)
-    forged = replace(events[1], data={"text": "伪造"})
-    forged = replace(
-        forged,
-        hash=event_hash(
-            case_id=forged.case_id,
-            seq=forged.seq,
-            at=forged.at,
-            actor=forged.actor,
-            type=forged.type,
-            data=forged.data,
-            prev_hash=forged.prev_hash,
-        ),
-    )
+    forged = replace(events[1], data={"text": "伪造"}).sealed()
     events[1] = forged
     found = first_break(events)
     assert found is not None and (found.seq, found.reason) == (3, "prev_hash")

@@ -60,3 +60,17 @@ def test_find_in_subject() -> None:
     assert refs.find_ref("回复：[ts-2026-7k3f9q]") == "TS-2026-7K3F9Q"
     assert refs.find_ref("no reference") is None
     assert refs.subject_tag("TS-2026-7K3F9Q") == "[TS-2026-7K3F9Q]"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("staff:show:TS-2026-7K3F9Q", "TS-2026-7K3F9Q"),
+        ("mycase:withdraw_yes:ts-2026-7k3f9q", "TS-2026-7K3F9Q"),
+        ("mycase:show:' OR 1=1 --", ""),
+        ("staff:show:", ""),
+        (None, ""),
+    ],
+)
+def test_button_ref(data: str | None, expected: str) -> None:
+    assert refs.button_ref(data) == expected
