@@ -152,9 +152,9 @@ async def open_application(
 ) -> tuple[Application, bool]:
     """The contact's application, created (and staff alerted) when there is none."""
     from bot.refs import unique_ref
+    from bot.staff_chat import queue_for_staff
     from messages.render import th
     from storage.repo import applications as repo
-    from storage.repo.outbox import enqueue
 
     now = desk.clock.now()
     async with desk.sessions() as session, session.begin():
@@ -172,26 +172,15 @@ async def open_application(
             scheme=scheme,
             now=now,
         )
-        staff = desk.settings.staff_chat_id
-        if staff is not None:
-            locale = desk.settings.default_locale
-            await enqueue(
-                session,
-                channel="telegram",
-                recipient=str(staff),
-                payload={
-                    "text": th(
-                        "application.staff_new",
-                        locale,
-                        ref=ref,
-                        organisation=org.name,
-                        scheme=scheme,
-                        contact=contact.name or "—",
-                    )
-                },
-                idempotency_key=f"application-new:{ref}",
-                now=now,
-            )
+        text = th(
+            "application.staff_new",
+            desk.settings.default_locale,
+            ref=ref,
+            organisation=org.name,
+            scheme=scheme,
+            contact=contact.name or "—",
+        )
+        await queue_for_staff(desk, session, key=f"application-new:{ref}", text=text)
         return app, True
 
 
@@ -265,42 +254,26 @@ async def _queue_review_prompt(
     desk: Desk, session: AsyncSession, doc: Document, app: Application, org: Organisation
 ) -> None:
     """The accept/reject prompt for the staff chat, through the outbox."""
+    from bot.staff_chat import queue_for_staff
     from messages.render import t, th
-    from storage.repo.outbox import enqueue
 
-    staff = desk.settings.staff_chat_id
-    if staff is None:
-        return
     locale = desk.settings.default_locale
-    title = t(f"documents.{doc.item_id}", locale)
-    await enqueue(
-        session,
-        channel="telegram",
-        recipient=str(staff),
-        payload={
-            "text": th(
-                "application.staff_review",
-                locale,
-                ref=app.ref,
-                organisation=org.name,
-                item=title,
-                name=doc.original_name,
-            ),
-            "reply_markup": [
-                [
-                    {
-                        "text": t("application.btn_accept", locale),
-                        "callback_data": f"sd:a:{doc.id}",
-                    },
-                    {
-                        "text": t("application.btn_reject", locale),
-                        "callback_data": f"sd:r:{doc.id}",
-                    },
-                ]
-            ],
-        },
-        idempotency_key=f"document-review:{doc.id}",
-        now=desk.clock.now(),
+    text = th(
+        "application.staff_review",
+        locale,
+        ref=app.ref,
+        organisation=org.name,
+        item=t(f"documents.{doc.item_id}", locale),
+        name=doc.original_name,
+    )
+    buttons = [
+        [
+            {"text": t("application.btn_accept", locale), "callback_data": f"sd:a:{doc.id}"},
+            {"text": t("application.btn_reject", locale), "callback_data": f"sd:r:{doc.id}"},
+        ]
+    ]
+    await queue_for_staff(
+        desk, session, key=f"document-review:{doc.id}", text=text, buttons=buttons
     )
 
 

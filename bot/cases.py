@@ -45,6 +45,7 @@ from bot.desk import Desk
 from bot.history import Break, event_hash, first_break, json_ready
 from bot.policy import CASE_KINDS, MILESTONES, Profile
 from bot.refs import subject_tag, unique_ref
+from bot.staff_chat import queue_for_staff
 from messages.render import catalog, normalise_locale, t, th
 from storage.models import Case, CaseEvent, Channel, Deadline, OutboxMessage
 from storage.repo import cases as repo
@@ -575,20 +576,8 @@ async def _to_staff(
     now: datetime,
     buttons: list[list[dict[str, str]]] | None = None,
 ) -> OutboxMessage | None:
-    chat = desk.settings.staff_chat_id
-    if chat is None:
-        return None
-    payload: dict[str, Any] = {"text": text}
-    if buttons:
-        payload["reply_markup"] = buttons
-    return await enqueue(
-        session,
-        channel=Channel.TELEGRAM,
-        recipient=str(chat),
-        payload=payload,
-        idempotency_key=key,
-        case_id=case.id,
-        now=now,
+    return await queue_for_staff(
+        desk, session, key=key, text=text, buttons=buttons, case_id=case.id
     )
 
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from bot.alerts import rule_label
 from bot.deadlines import due_date
+from bot.staff_chat import queue_for_staff
 from messages.render import th
 from storage.repo import deadlines as deadline_repo
-from storage.repo.outbox import enqueue
 
 if TYPE_CHECKING:
     from bot.desk import Desk
@@ -78,14 +78,7 @@ async def recompute_provisional(desk: Desk) -> Recomputed:
             text = staff_text(result, desk.settings.default_locale)
             # Same changes (e.g. on two instances at once) → one message.
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-            await enqueue(
-                session,
-                channel="telegram",
-                recipient=str(desk.settings.staff_chat_id),
-                payload={"text": text},
-                idempotency_key=f"recompute:{digest}",
-                now=desk.clock.now(),
-            )
+            await queue_for_staff(desk, session, key=f"recompute:{digest}", text=text)
     return result
 
 

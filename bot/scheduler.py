@@ -40,6 +40,7 @@ from bot.desk import Desk
 from bot.outbox import Outbox
 from bot.recompute import CalendarWatch
 from bot.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
+from bot.staff_chat import queue_for_staff
 from messages.render import t, th
 from storage.models import Certificate, Reminder
 from storage.repo import deadlines as deadline_repo
@@ -150,15 +151,7 @@ class Scans:
         else:
             text = th("alerts.warning", loc, days=alert.lead, **args)
         base = f"alert:{d.id}:{alert.kind}"
-        if self.staff_chat is not None:
-            await enqueue(
-                session,
-                channel="telegram",
-                recipient=self.staff_chat,
-                payload={"text": text},
-                idempotency_key=f"{base}:tg",
-                now=now,
-            )
+        await queue_for_staff(self.desk, session, key=f"{base}:tg", text=text)
         if alert.is_escalation:
             days = _working_days_between(d.due_on, today, self.desk)
             for address in self.desk.settings.escalation_emails:
@@ -190,14 +183,7 @@ class Scans:
                 session, due_until=today + timedelta(days=7), provisional_too=True
             )
             text = self.digest_text(rows, today)
-            await enqueue(
-                session,
-                channel="telegram",
-                recipient=self.staff_chat,
-                payload={"text": text},
-                idempotency_key=f"digest:{today.isoformat()}",
-                now=now,
-            )
+            await queue_for_staff(desk, session, key=f"digest:{today.isoformat()}", text=text)
         self._digest_on = today
         return 1
 
@@ -313,18 +299,10 @@ class Scans:
             }
 
         if reminder.lead_days == 0:  # overdue: staff, not the organisation
-            if self.staff_chat is not None:
-                loc = self.staff_locale
-                a = args(loc)
-                text = th("reminders.staff_overdue", loc, **{k: a[k] for k in _STAFF_ARGS})
-                await enqueue(
-                    session,
-                    channel="telegram",
-                    recipient=self.staff_chat,
-                    payload={"text": text},
-                    idempotency_key=f"{base}:staff",
-                    now=now,
-                )
+            loc = self.staff_locale
+            a = args(loc)
+            text = th("reminders.staff_overdue", loc, **{k: a[k] for k in _STAFF_ARGS})
+            await queue_for_staff(self.desk, session, key=f"{base}:staff", text=text)
             return
         for r in await reminder_repo.recipients(
             session,

@@ -47,6 +47,7 @@ from bot.cases import (
 )
 from bot.desk import Desk
 from bot.refs import subject_tag
+from bot.staff_chat import queue_for_staff
 from handlers.email.classify import case_ref_in_subject, classify_text
 from handlers.email.compose import text_to_html
 from handlers.email.parse import ParsedMail, parse_message
@@ -627,19 +628,7 @@ async def _limit_noted(
 async def _to_staff(
     desk: Desk, session: AsyncSession, key: str, text: str, case: Case | None = None
 ) -> None:
-    chat = desk.settings.staff_chat_id
-    if chat is None:
-        log.warning("no STAFF_CHAT_ID: staff alert %s not sent", key)
-        return
-    await enqueue(
-        session,
-        channel=Channel.TELEGRAM,
-        recipient=str(chat),
-        payload={"text": text},
-        idempotency_key=key,
-        case_id=case.id if case else None,
-        now=desk.clock.now(),
-    )
+    await queue_for_staff(desk, session, key=key, text=text, case_id=case.id if case else None)
 
 
 def _sender(parsed: ParsedMail | None, loc: str) -> str:

@@ -12,11 +12,11 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler
 
 from bot.desk import Desk
+from bot.staff_chat import queue_for_staff
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import t, th
 from storage.repo import reminders as reminder_repo
-from storage.repo.outbox import enqueue
 
 KIND, DETAILS = "changes.kind", "changes.details"
 KINDS = ("name", "address", "legal_rep", "scope", "accident")
@@ -116,14 +116,7 @@ async def alert_staff(
     else:
         text = th("changes.staff_alert", loc, kind=t(f"changes.kind_{kind}", loc), **args)
     async with desk.sessions() as session, session.begin():
-        await enqueue(
-            session,
-            channel="telegram",
-            recipient=str(chat),
-            payload={"text": text},
-            idempotency_key=f"change:{chat_id}:{message_id}",
-            now=desk.clock.now(),
-        )
+        await queue_for_staff(desk, session, key=f"change:{chat_id}:{message_id}", text=text)
 
 
 def register(app: Application, desk: Desk) -> None:
