@@ -133,8 +133,11 @@ class GatedSender:
         return None
 
     async def _sent_not_recorded(self) -> int:
+        # Count what was sent before reading: other lanes keep sending while the read awaits,
+        # and their sends would otherwise be compared with an older snapshot of the table.
+        sent = len(self.sent)
         counts = await status_counts(session_factory(self.engine))
-        return len(self.sent) - counts["sent"]
+        return sent - counts["sent"]
 
 
 async def test_chats_are_served_concurrently_each_in_order(engine: AsyncEngine) -> None:
