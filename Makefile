@@ -23,6 +23,7 @@ run: $(STAMP)
 ## run the whole test suite (installs Dovecot, starts PostgreSQL when it is down)
 test: $(STAMP) system-deps postgres
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

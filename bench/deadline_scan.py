@@ -22,8 +22,8 @@ import asyncpg
 
 from bot.clock import SHANGHAI, FrozenClock
 from bot.config import Settings
-from bot.desk import open_desk
-from bot.scheduler import Scans
+from bot.main.desk import open_desk
+from bot.scheduler.scans import Scans
 from storage.db import upgrade_async
 
 PG = "postgresql://postgres@127.0.0.1:5432"

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_settings
-from bot.desk import open_desk
+from bot.main.desk import open_desk
 from handlers.email import intake
 from handlers.email.parse import parse_message
 from storage.db import upgrade_async

@@ -25,7 +25,7 @@ import asyncpg
 
 from bot.clock import Clock
 from bot.delivery.telegram import telegram_sender
-from bot.outbox import Outbox, status_counts
+from bot.outbox.worker import Outbox, status_counts
 from storage.db import make_engine, session_factory, upgrade_async
 from storage.models import OutboxMessage
 

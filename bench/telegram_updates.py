@@ -40,11 +40,11 @@ from telegram.ext import (
 )
 
 from bench.telegram_echo import Figures, MakeUpdate, echo_app, measure
-from bot.app import build_application
 from bot.clock import FrozenClock
 from bot.config import load_settings
-from bot.desk import open_desk
 from bot.emulator import Emulator, FakeUser, bot_builder, run_app
+from bot.main.app import build_application
+from bot.main.desk import open_desk
 from storage.db import upgrade_async
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from bot.domain.zone import SHANGHAI
 
 
 class Clock:
@@ -36,6 +35,7 @@ class FrozenClock(Clock):
         self._at = at
 
     def advance(self, **delta: float) -> None:
-        from datetime import timedelta
-
         self._at = self._at + timedelta(**delta)
+
+
+__all__ = ["SHANGHAI", "Clock", "FrozenClock"]

@@ -1,4 +1,5 @@
-"""The desk: what every handler, worker and CLI command shares, built once at start-up."""
+"""The desk: what every handler, service, worker and CLI command shares. It is built once at
+start-up by the composition root (bot.main.desk.open_desk)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.calendar import WorkCalendar, load_overrides
 from bot.clock import Clock
 from bot.config import Settings
-from bot.policy import Profile, load_profile
-from storage.db import check_migrated, make_engine, session_factory
+from bot.domain.calendar import CalendarOverrides, WorkCalendar, parse_overrides
+from bot.domain.policy import Profile
 
 
 @dataclass
@@ -39,30 +39,15 @@ class Desk:
         await self.engine.dispose()
 
 
+def load_overrides(path: str | Path) -> CalendarOverrides:
+    """Read the CALENDAR_OVERRIDES file (see bot.domain.calendar.parse_overrides)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text: {exc}") from exc
+    return parse_overrides(text, path)
+
+
 def load_calendar(settings: Settings) -> WorkCalendar:
     overrides = load_overrides(settings.calendar_overrides) if settings.calendar_overrides else None
     return WorkCalendar(overrides)
-
-
-async def open_desk(
-    settings: Settings, clock: Clock | None = None, *, require_migrated: bool = True
-) -> Desk:
-    """Load the profile and calendar, connect, and refuse an unmigrated database."""
-    profile = load_profile(settings.profile)
-    calendar = load_calendar(settings)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        if require_migrated:
-            await check_migrated(engine)
-    except BaseException:
-        await engine.dispose()
-        raise
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Desk(
-        settings=settings,
-        profile=profile,
-        calendar=calendar,
-        engine=engine,
-        sessions=session_factory(engine),
-        clock=clock or Clock(),
-    )

@@ -50,3 +50,9 @@ def th(key: str, locale: str | None = None, /, **args: object) -> str:
     """Telegram HTML: the template is trusted, every argument is escaped."""
     safe = {k: html.escape(str(v), quote=False) for k, v in args.items()}
     return catalog()[key][normalise_locale(locale)].format(**safe)
+
+
+def rule_label(rule_id: str, locale: str | None) -> str:
+    """A deadline rule's name from the rules catalog, or its id when it has none."""
+    key = f"rules.{rule_id}"
+    return t(key, locale) if key in catalog() else rule_id

@@ -5,7 +5,7 @@ one Telegram update (`UpdateUnit`).
 Business data (answers, documents, stages) lives in its own tables; user_data, chat_data,
 bot_data and callback_data are not persisted at all.
 
-One update, one transaction: the application (bot.app) opens an `UpdateUnit` around each
+One update, one transaction: the application (bot.main.app) opens an `UpdateUnit` around each
 update. The guard checks the update id (`UpdateLog`: a read only for an id it cannot rule
 out); the handlers of the hot paths stage their writes on the unit; `commit()` writes the
 staged statements, the update-id record and the conversation state in one transaction.
@@ -312,7 +312,7 @@ def current_unit() -> UpdateUnit | None:
 
 @asynccontextmanager
 async def update_unit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[UpdateUnit]:
-    """Open the unit of one update (bot.app does, around each update); the caller commits.
+    """Open the unit of one update (bot.main.app does, around each update); the caller commits.
     What is left uncommitted on exit is rolled back."""
     async with sessions() as session:
         unit = UpdateUnit(session)

@@ -22,7 +22,7 @@ import aiosmtplib
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import PermanentFailure, TransientFailure
-from handlers.email.compose import compose
+from bot.delivery.compose import compose
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)

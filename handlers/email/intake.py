@@ -36,7 +36,12 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.cases import (
+from bot.delivery.compose import text_to_html
+from bot.desk import Desk
+from bot.domain.letters import case_ref_in_subject, classify_text
+from bot.domain.refs import subject_tag
+from bot.outbox.to_staff import queue_for_staff
+from bot.services.cases import (
     Attachment,
     CaseRefused,
     Complainant,
@@ -45,11 +50,6 @@ from bot.cases import (
     new_message_id,
     open_case,
 )
-from bot.desk import Desk
-from bot.refs import subject_tag
-from bot.staff_chat import queue_for_staff
-from handlers.email.classify import case_ref_in_subject, classify_text
-from handlers.email.compose import text_to_html
 from handlers.email.parse import ParsedMail, parse_message
 from messages.render import t, th
 from storage.models import Case, Channel, InboundEmail, InboundStatus

@@ -10,7 +10,7 @@ Each problem is "code" or "code: detail"; the codes:
   no_message_id, header_8bit, header_bad_encoded_word, charset_guessed (no/unknown label),
   charset_mismatch (label lied; a detector chose), defect (a stdlib MIME defect, by class),
   truncated_multipart, attachment_too_large, attachment_type_unrecognised (not a format
-  bot.files.sniff_type accepts), case_ref_conflict (subject tag and threading disagree),
+  bot.domain.files.sniff_type accepts), case_ref_conflict (subject tag and threading disagree),
   part_unreadable, too_deeply_nested, unparseable (nothing but the raw bytes could be kept).
 """
 
@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 from charset_normalizer import from_bytes as detect_charset
 
-from bot.files import EXTENSIONS, sanitise_filename, sniff_type
-from handlers.email.classify import (
+from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
+from bot.domain.letters import (
     automatic_reasons,
     case_ref_in_subject,
     classify_text,
@@ -369,7 +369,7 @@ class Attachment:
     filename: str  # sanitised, for display only
     content_type: str  # sniffed from the bytes; application/octet-stream when unrecognised
     declared_type: str
-    sniffed_type: str | None  # None: not a format we accept (bot.files.sniff_type)
+    sniffed_type: str | None  # None: not a format we accept (bot.domain.files.sniff_type)
     size: int
     sha256: str
     data: bytes | None = field(repr=False)  # None when larger than the limit

@@ -5,9 +5,9 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot import applications as apps
 from bot.clock import SHANGHAI
 from bot.desk import Desk
+from bot.services import applications as apps
 from handlers.telegram import common
 from handlers.telegram.common import Context, stay
 from messages.render import th

@@ -1,9 +1,9 @@
 """Appeals, complaints and disputes for the public: `/case` (or the menu) to file one,
 `/mycases` to follow them, add information, give a name and contact, or withdraw.
 
-Thin: every decision is bot.cases'; every text is messages/catalogs/cases.toml. A user only ever
-reaches their own cases: each button and typed reference is checked against the user, and
-someone else's reference gets the same answer as one that does not exist.
+Thin: every decision is bot.services.cases'; every text is messages/catalogs/cases.toml. A user
+only ever reaches their own cases: each button and typed reference is checked against the
+user, and someone else's reference gets the same answer as one that does not exist.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import cases
-from bot.cases import Attachment, CaseRefused, Complainant
 from bot.clock import SHANGHAI
 from bot.desk import Desk
-from bot.refs import button_ref, normalise_ref
+from bot.domain.refs import button_ref, normalise_ref
+from bot.services import cases
+from bot.services.cases import Attachment, CaseRefused, Complainant
 from handlers.telegram import common
 from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay
 from messages.render import t, th

@@ -11,8 +11,8 @@ from telegram.ext import (
     MessageHandler,
 )
 
-from bot.certificates import CertificateView, lookup
 from bot.desk import Desk
+from bot.services.certificates import CertificateView, lookup
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th

@@ -2,7 +2,7 @@
 representative, scope, major accident. The contact picks the kind, describes it in one message;
 staff are alerted through the outbox, an accident flagged urgent with the reporting period shown.
 
-Registered by adding "handlers.telegram.changes" to bot.app.HANDLER_MODULES (the main menu's
+Registered by adding "handlers.telegram.changes" to bot.main.app.HANDLER_MODULES (the main menu's
 MENU_CHANGES button and /change start it).
 """
 
@@ -12,7 +12,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler
 
 from bot.desk import Desk
-from bot.staff_chat import queue_for_staff
+from bot.outbox.to_staff import queue_for_staff
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import t, th

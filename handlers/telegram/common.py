@@ -363,7 +363,7 @@ async def guard(update: Update, context: Context) -> None:
     now = desk.clock.now()
     handled: UpdateLog = context.bot_data["update_log"]
     async with writes(desk.sessions) as unit:
-        # Checked now, recorded with the update's other writes (one transaction, bot.app).
+        # Checked now, recorded with the update's other writes (one transaction, bot.main.app).
         if await handled.seen(unit.session, update.update_id):
             raise ApplicationHandlerStop  # redelivered: handled already
         update_id = update.update_id

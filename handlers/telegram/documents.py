@@ -7,9 +7,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import applications as apps
 from bot.desk import Desk
-from bot.files import EXTENSIONS, sanitise_filename, sniff_type
+from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
+from bot.services import applications as apps
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th

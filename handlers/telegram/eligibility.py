@@ -20,8 +20,8 @@ from telegram.ext import (
 )
 
 from bot.desk import Desk
-from bot.eligibility import add_months, questions, verdict
-from bot.policy import Condition
+from bot.domain.eligibility import add_months, questions, verdict
+from bot.domain.policy import Condition
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th

@@ -15,7 +15,7 @@ from telegram.ext import (
 )
 
 from bot.desk import Desk
-from bot.quote import Quote, QuoteUnavailable, quote
+from bot.domain.quote import Quote, QuoteUnavailable, quote
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th

@@ -22,14 +22,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot import cases
-from bot.cases import MILESTONE_ORDER, CaseRefused
 from bot.clock import SHANGHAI
 from bot.desk import Desk
-from bot.refs import button_ref, normalise_ref
+from bot.domain.refs import button_ref, normalise_ref
+from bot.services import cases
+from bot.services.cases import MILESTONE_ORDER, CaseRefused
 from handlers.telegram import common
 from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay
-from messages.render import t, th
+from messages.render import rule_label, t, th
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.repo import cases as repo
 
@@ -183,7 +183,7 @@ class StaffCases:
         )
 
     def _deadline_line(self, d: Deadline, loc: str, today: date) -> str:
-        rule = cases.rule_name(d.rule_id, loc)
+        rule = rule_label(d.rule_id, loc)
         if d.closed_at is not None:
             return th(
                 "staff.deadline_closed",
@@ -279,7 +279,7 @@ class StaffCases:
         closed = await self._act(update, context, ref, record)
         if closed is None:
             return
-        names = "、".join(cases.rule_name(d.rule_id, loc) for d in closed) or t("staff.none", loc)
+        names = "、".join(rule_label(d.rule_id, loc) for d in closed) or t("staff.none", loc)
         label = t(f"staff.btn_milestone_{milestone}", loc)
         await self.say(
             update, context, th("staff.milestone_done", loc, ref=ref, milestone=label, closed=names)

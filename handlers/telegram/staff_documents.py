@@ -1,6 +1,6 @@
 """Document review from the staff chat: accept, or reject with a reason; staff only.
 
-The review prompt itself is queued by bot.applications when a document arrives (through the
+The review prompt itself is queued by bot.services.applications when a document arrives (through the
 outbox), with buttons `sd:a:<id>` (accept) and `sd:r:<id>` (reject → choose a reason).
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler
 
-from bot import applications as apps
 from bot.desk import Desk
+from bot.services import applications as apps
 from handlers.telegram import common
 from handlers.telegram.common import Context, staff_only
 from messages.render import th

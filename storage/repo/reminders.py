@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.reminders import CertificateFacts, OpenNonconformity, PlannedReminder
+from bot.domain.reminders import CertificateFacts, OpenNonconformity, PlannedReminder
 from storage.models import Certificate, Contact, Nonconformity, Organisation, Reminder
 
 # Certificates that can still have dates to meet (an expired one may still be restored).

@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from bot import cases
-from bot.cases import CaseRefused, Complainant
-from bot.cli import main
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.desk import Desk, load_calendar
-from bot.policy import load_profile
+from bot.main.cli import main
+from bot.profiles import load_profile
+from bot.services import cases
+from bot.services.cases import CaseRefused, Complainant
 from storage.db import session_factory
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.repo import cases as repo

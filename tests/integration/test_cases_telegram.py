@@ -19,18 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from telegram.ext import Application
 
-from bot import cases
-from bot.app import build_application
-from bot.cases import Complainant
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.delivery.smtp import SmtpSender
 from bot.delivery.telegram import RateLimiter, TelegramSender
 from bot.desk import Desk, load_calendar
+from bot.domain.refs import find_ref
 from bot.emulator import Emulator, FakeUser, NoReplyError, Reply, bot_builder, run_app
-from bot.outbox import Outbox
-from bot.policy import load_profile
-from bot.refs import find_ref
+from bot.main.app import build_application
+from bot.outbox.worker import Outbox
+from bot.profiles import load_profile
+from bot.services import cases
+from bot.services.cases import Complainant
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo import cases as repo

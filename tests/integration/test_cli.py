@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.config import load_settings
-from bot.desk import open_desk
+from bot.main.cli import main
+from bot.main.desk import open_desk
 from storage.db import NotMigrated
 
 ROOT = Path(__file__).resolve().parents[2]

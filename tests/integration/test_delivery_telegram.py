@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import FrozenClock
 from bot.delivery.telegram import TelegramSender, telegram_sender
 from bot.emulator import Emulator
-from bot.outbox import Outbox, status_counts
+from bot.outbox.worker import Outbox, status_counts
 from storage.db import session_factory
 from storage.repo.outbox import enqueue
 

@@ -23,7 +23,7 @@ from sqlmodel import func, select
 
 from bot.clock import FrozenClock
 from bot.delivery.smtp import SmtpSender
-from bot.outbox import Outbox
+from bot.outbox.worker import Outbox
 from storage.db import session_factory
 from storage.models import Case, InboundEmail, OutboxMessage
 from tests.fixtures.mail import Mailbox, SmtpSink

@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from bot.cli import main
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.delivery.smtp import SmtpSender
 from bot.desk import Desk, load_calendar
-from bot.outbox import Outbox
-from bot.policy import load_profile
+from bot.main.cli import main
+from bot.outbox.worker import Outbox
+from bot.profiles import load_profile
 from handlers.email import intake
 from handlers.email.parse import parse_message
 from storage.db import session_factory

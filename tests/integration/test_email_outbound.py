@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.delivery.smtp import SmtpSender
-from bot.outbox import Outbox
+from bot.outbox.worker import Outbox
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo.outbox import enqueue

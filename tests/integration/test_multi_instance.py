@@ -36,9 +36,9 @@ async def run_instance(config: dict[str, Any]) -> dict[str, int]:
     from bot.config import Settings
     from bot.delivery.smtp import SmtpSender
     from bot.delivery.telegram import telegram_sender
-    from bot.desk import open_desk
-    from bot.outbox import Outbox
-    from bot.scheduler import Scans
+    from bot.main.desk import open_desk
+    from bot.outbox.worker import Outbox
+    from bot.scheduler.scans import Scans
 
     clock = FrozenClock(datetime.combine(FIRST, TICKS[0], SHANGHAI))
     settings = Settings(
@@ -101,9 +101,9 @@ pytestmark = pytest.mark.postgres
 
 async def seed(database_url: str, data_dir: Path) -> dict[str, int]:
     """Three certified organisations with dates in the month, and complaints crossing it."""
-    from bot.cases import Complainant, open_case
     from bot.config import Settings
-    from bot.desk import open_desk
+    from bot.main.desk import open_desk
+    from bot.services.cases import Complainant, open_case
     from storage.models import Certificate, Contact, Nonconformity, Organisation
 
     clock = FrozenClock(datetime.combine(date(2026, 9, 1), time(10), SHANGHAI))
@@ -202,7 +202,7 @@ async def test_two_instances_deliver_everything_exactly_once(
 
     from sqlmodel import select
 
-    from bot.outbox import status_counts
+    from bot.outbox.worker import status_counts
     from storage.db import make_engine, session_factory
     from storage.models import OutboxMessage
 

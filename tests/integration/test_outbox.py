@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FrozenClock
 from bot.delivery import PermanentFailure, TransientFailure
-from bot.outbox import Outbox, status_counts
+from bot.outbox.worker import Outbox, status_counts
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo.outbox import enqueue

@@ -14,10 +14,11 @@ import pytest
 from bot.clock import SHANGHAI, FrozenClock
 from bot.config import Settings
 from bot.delivery.telegram import TelegramSender, telegram_sender
-from bot.desk import Desk, open_desk
+from bot.desk import Desk
 from bot.emulator import Emulator
-from bot.outbox import Outbox, status_counts
-from bot.scheduler import Scans
+from bot.main.desk import open_desk
+from bot.outbox.worker import Outbox, status_counts
+from bot.scheduler.scans import Scans
 from storage.models import Certificate, Contact, Nonconformity, Organisation, OutboxMessage
 
 STAFF_CHAT = -100888
@@ -196,8 +197,8 @@ async def test_outbox_rows_carry_their_keys(world: World, emulator: Emulator) ->
 async def test_certified_contact_reports_an_accident_and_staff_get_it_urgent(
     world: World, emulator: Emulator
 ) -> None:
-    from bot.app import build_application
     from bot.emulator import bot_builder, run_app
+    from bot.main.app import build_application
 
     w = world
     w.desk.settings.flood_max_updates = 1000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.config import load_settings
 from bot.emulator import Emulator
-from bot.runner import serve
+from bot.main.runner import serve
 from tests.fixtures.mail import Mailbox, SmtpSink
 from tests.fixtures.telegram_app import expect
 

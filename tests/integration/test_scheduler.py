@@ -14,16 +14,17 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.cases import Complainant, open_case
 from bot.clock import SHANGHAI, FrozenClock
 from bot.config import Settings
 from bot.delivery.smtp import SmtpSender
 from bot.delivery.telegram import TelegramSender, telegram_sender
-from bot.desk import Desk, open_desk
+from bot.desk import Desk
 from bot.emulator import Emulator
-from bot.outbox import Outbox, status_counts
-from bot.recompute import CalendarWatch
-from bot.scheduler import Scans, shutdown, start_scheduler
+from bot.main.desk import open_desk
+from bot.outbox.worker import Outbox, status_counts
+from bot.scheduler.scans import Scans, shutdown, start_scheduler
+from bot.services.cases import Complainant, open_case
+from bot.services.recompute import CalendarWatch
 from storage.models import Deadline
 from tests.fixtures.mail import SmtpSink
 

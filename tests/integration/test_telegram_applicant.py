@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.certificates import import_csv
 from bot.desk import Desk
 from bot.emulator import Emulator, FakeUser, Reply
+from bot.services.certificates import import_csv
 from storage.models import ConversationState, Organisation
 from tests.fixtures.telegram_app import expect, make_desk, running, start_en, start_zh
 

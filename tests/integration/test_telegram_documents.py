@@ -13,7 +13,7 @@ from telegram.ext import Application as TelegramApp
 from bot.delivery.telegram import RateLimiter, TelegramSender
 from bot.desk import Desk
 from bot.emulator import Emulator, FakeUser
-from bot.outbox import Outbox
+from bot.outbox.worker import Outbox
 from storage.models import Application, Document, StoredFile
 from tests.fixtures.telegram_app import STAFF_CHAT, STAFF_ID, expect, running, start_en, start_zh
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.cli import main
 from bot.config import load_settings
 from bot.desk import Desk
 from bot.emulator import Emulator
-from bot.runner import local_chat, local_mode_line
+from bot.main.cli import main
+from bot.main.runner import local_chat, local_mode_line
 from storage.db import session_factory
 from storage.persistence import UpdateLog, record_update
 from tests.fixtures.telegram_app import expect, make_desk, running, start_zh
@@ -171,9 +171,9 @@ async def test_webhook_refuses_requests_without_the_secret(
 ) -> None:
     import aiohttp
 
-    from bot.app import build_application
     from bot.emulator import bot_builder
-    from bot.runner import start_updates
+    from bot.main.app import build_application
+    from bot.main.runner import start_updates
 
     desk = await make_desk(
         database_url,
@@ -225,7 +225,7 @@ async def test_run_with_a_token_serves_with_outbox_and_scheduler(
     worker delivering the staff alert of a new application."""
     import asyncio
 
-    from bot.runner import serve
+    from bot.main.runner import serve
 
     settings = load_settings(
         database_url=database_url,

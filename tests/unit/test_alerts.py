@@ -6,7 +6,8 @@ from datetime import date, datetime, time
 
 import pytest
 
-from bot.alerts import (
+from bot.clock import SHANGHAI
+from bot.domain.alerts import (
     ESCALATION,
     OpenDeadline,
     WorkHours,
@@ -18,8 +19,7 @@ from bot.alerts import (
     scan_horizon,
     warning_day,
 )
-from bot.calendar import WorkCalendar
-from bot.clock import SHANGHAI
+from bot.domain.calendar import WorkCalendar
 
 CAL = WorkCalendar()
 HOURS = WorkHours(time(9), time(17, 30))

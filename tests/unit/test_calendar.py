@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.calendar import CalendarOverrides, WorkCalendar, load_overrides
+from bot.desk import load_overrides
+from bot.domain.calendar import CalendarOverrides, WorkCalendar
 
 CAL = WorkCalendar()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.calendar import WorkCalendar
-from bot.certificates import effective_status, parse_csv, view
-from bot.policy import load_profile
+from bot.domain.calendar import WorkCalendar
+from bot.profiles import load_profile
+from bot.services.certificates import effective_status, parse_csv, view
 from storage.models import Certificate
 
 HEADER = (

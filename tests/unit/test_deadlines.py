@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.calendar import WorkCalendar, load_overrides
-from bot.deadlines import ComputedDeadline, Due, add_months, case_deadlines, due_date
-from bot.policy import TimeRule
+from bot.desk import load_overrides
+from bot.domain.calendar import WorkCalendar
+from bot.domain.deadlines import ComputedDeadline, Due, add_months, case_deadlines, due_date
+from bot.domain.policy import TimeRule
 
 CAL = WorkCalendar()
 

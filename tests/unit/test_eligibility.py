@@ -4,8 +4,9 @@ from datetime import date
 
 import pytest
 
-from bot.eligibility import Verdict, add_months, questions, verdict
-from bot.policy import Profile, load_profile
+from bot.domain.eligibility import Verdict, add_months, questions, verdict
+from bot.domain.policy import Profile
+from bot.profiles import load_profile
 
 TODAY = date(2026, 6, 15)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from handlers.email.compose import compose, ref_of_our_message_id, subject_with_tag
+from bot.delivery.compose import compose, ref_of_our_message_id, subject_with_tag
 from handlers.email.parse import parse_message
 
 NOW = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.email.classify import (
+from bot.domain.letters import (
     automatic_reasons,
     case_ref_in_subject,
     classify_text,

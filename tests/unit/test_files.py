@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import files
-from bot.files import sanitise_filename, sniff_type, store_bytes
+from bot.domain import files
+from bot.domain.files import sanitise_filename, sniff_type
+from storage import files as storage_files
+from storage.files import store_bytes
 from tests.fixtures.mail_corpus import (
     jpeg_bytes,
     ole_bytes,
@@ -95,7 +97,7 @@ def test_store_bytes_leaves_no_temporary_file_on_failure(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(files.os, "replace", broken_replace)
+    monkeypatch.setattr(storage_files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         store_bytes(tmp_path, b"x")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.history import canonical, event_hash, first_break, json_ready
+from bot.domain.history import canonical, event_hash, first_break, json_ready
 
 AT = datetime(2026, 9, 28, 2, 0, 0, 123456, tzinfo=UTC)
 

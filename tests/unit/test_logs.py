@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.config import load_settings
-from bot.logs import RedactingFormatter, secrets_of, setup_logging
+from bot.main.logs import RedactingFormatter, secrets_of, setup_logging
 
 TOKEN = "7123456789:AAH3kq-ZpW0oQ9dVQx2Lr5yK7bT1uE8sN4c"
 
@@ -55,7 +55,7 @@ def test_setup_keeps_chatty_libraries_quiet(monkeypatch: pytest.MonkeyPatch) -> 
         stream = io.StringIO()
         handler.setStream(stream)  # type: ignore[attr-defined]
         logging.getLogger("httpx").info("POST https://api.telegram.org/bot%s/getMe", TOKEN)
-        logging.getLogger("bot.runner").info("started with %s", TOKEN)
+        logging.getLogger("bot.main.runner").info("started with %s", TOKEN)
         assert stream.getvalue().count("\n") == 1 and TOKEN not in stream.getvalue()
         assert "started with ***" in stream.getvalue()
     finally:

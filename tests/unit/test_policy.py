@@ -4,15 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import (
-    CASE_KINDS,
-    MILESTONES,
-    Profile,
-    ProfileError,
-    TimeRule,
-    list_profiles,
-    load_profile,
-)
+from bot.domain.policy import CASE_KINDS, MILESTONES, Profile, ProfileError, TimeRule
+from bot.profiles import list_profiles, load_profile
 from messages.render import catalog
 
 SHIPPED = ["bqc", "ggbz", "sgc"]

@@ -4,8 +4,9 @@ from fractions import Fraction
 
 import pytest
 
-from bot.policy import Profile, load_profile
-from bot.quote import QuoteUnavailable, quote, round_half_day
+from bot.domain.policy import Profile
+from bot.domain.quote import QuoteUnavailable, quote, round_half_day
+from bot.profiles import load_profile
 
 GGBZ_ROWS = [
     (10, 2), (25, 3), (45, 4), (65, 5), (85, 6), (125, 7), (175, 8), (275, 9), (425, 10),

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot import refs
+from bot.domain import refs
 
 
 def test_format_and_alphabet() -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.calendar import WorkCalendar
-from bot.policy import load_profile
-from bot.reminders import (
+from bot.domain.calendar import WorkCalendar
+from bot.domain.reminders import (
     OVERDUE_LEAD,
     CertificateFacts,
     OpenNonconformity,
     plan,
     schedule,
 )
+from bot.profiles import load_profile
 
 CAL = WorkCalendar()
 GGBZ = load_profile("ggbz")

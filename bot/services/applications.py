@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.policy import Profile
+from bot.domain.policy import Profile
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -151,8 +151,8 @@ async def open_application(
     desk: Desk, contact: Contact, org: Organisation, scheme: str
 ) -> tuple[Application, bool]:
     """The contact's application, created (and staff alerted) when there is none."""
-    from bot.refs import unique_ref
-    from bot.staff_chat import queue_for_staff
+    from bot.domain.refs import unique_ref
+    from bot.outbox.to_staff import queue_for_staff
     from messages.render import th
     from storage.repo import applications as repo
 
@@ -211,11 +211,11 @@ async def receive_document(
     content_type: str,
 ) -> Document:
     """Store the bytes by hash, record the upload, move the stage, queue the staff prompt."""
-    from bot.files import store_bytes
+    from storage.files import store_file
     from storage.repo import applications as repo
 
     now = desk.clock.now()
-    sha, path = store_bytes(desk.data_dir, data)
+    sha, path = await store_file(desk.data_dir, data)
     async with desk.sessions() as session, session.begin():
         row = await repo.stored_file(
             session, sha256=sha, size=len(data), content_type=content_type, path=path, now=now
@@ -254,7 +254,7 @@ async def _queue_review_prompt(
     desk: Desk, session: AsyncSession, doc: Document, app: Application, org: Organisation
 ) -> None:
     """The accept/reject prompt for the staff chat, through the outbox."""
-    from bot.staff_chat import queue_for_staff
+    from bot.outbox.to_staff import queue_for_staff
     from messages.render import t, th
 
     locale = desk.settings.default_locale

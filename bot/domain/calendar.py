@@ -1,7 +1,7 @@
 """Working days in mainland China: statutory holidays and make-up workdays (调休).
 
 Sources, first match wins:
-1. a local override file (`load_overrides`): extra rest days and extra workdays, per year; a year
+1. a local override file (`parse_overrides`): extra rest days and extra workdays, per year; a year
    table in that file makes the year "known" (the deployer has entered the official schedule);
 2. chinese-calendar (official schedules, 2004–2026 in 1.11);
 3. for a year nobody knows yet: weekends plus the `holidays` package's China statutory holidays,
@@ -37,18 +37,16 @@ class CalendarOverrides:
             raise ValueError(f"dates both rest and work: {sorted(d.isoformat() for d in both)}")
 
 
-def load_overrides(path: str | Path) -> CalendarOverrides:
-    """Read an override file: `[2027]` tables with `rest` and `work` lists of ISO dates.
+def parse_overrides(text: str, where: str | Path) -> CalendarOverrides:
+    """Parse an override file's text: `[2027]` tables with `rest` and `work` lists of ISO dates.
 
-    A bad file raises ValueError naming the file, the key and the reason.
+    A bad file raises ValueError naming the file (`where`), the key and the reason.
     """
-    path = Path(path)
+    path = where
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text: {exc}") from exc
     rest: set[date] = set()
     work: set[date] = set()
     years: set[int] = set()
@@ -64,7 +62,7 @@ def load_overrides(path: str | Path) -> CalendarOverrides:
     return CalendarOverrides(frozenset(rest), frozenset(work), frozenset(years))
 
 
-def _parse_year(path: Path, key: str, table: object) -> int:
+def _parse_year(path: str | Path, key: str, table: object) -> int:
     if not (len(key) == 4 and key.isdigit()):
         raise ValueError(f"{path}: [{key}]: a top-level key must be a four-digit year")
     if not isinstance(table, Mapping):
@@ -75,7 +73,7 @@ def _parse_year(path: Path, key: str, table: object) -> int:
     return int(key)
 
 
-def _parse_dates(path: Path, year: int, key: str, values: object) -> set[date]:
+def _parse_dates(path: str | Path, year: int, key: str, values: object) -> set[date]:
     where = f"{path}: [{year}].{key}"
     if not isinstance(values, list):
         raise ValueError(f"{where}: must be a list of dates")

@@ -1,19 +1,15 @@
-"""Files received from users (Telegram uploads, e-mail attachments): type, name, storage.
+"""Files received from users (Telegram uploads, e-mail attachments): their type and shown name.
 
 The type is taken from the bytes, never from the name or the declared MIME type; the name is only
-ever shown, never used as a path; the bytes are stored under the data folder by content hash.
+ever shown, never used as a path (storage.files stores the bytes by content hash).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import re
-import tempfile
 import unicodedata
 import zipfile
-from pathlib import Path, PurePosixPath
 
 PDF = "application/pdf"
 JPEG = "image/jpeg"
@@ -109,26 +105,3 @@ def _truncate(name: str, limit: int) -> str:
     # Cut on a character boundary, never inside a multi-byte sequence.
     cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .")
     return cut + suffix
-
-
-def store_bytes(data_dir: str | os.PathLike[str], data: bytes) -> tuple[str, str]:
-    """Store `data` under data_dir/files/ab/cd/<sha256>; return (sha256, path relative to data_dir).
-
-    Writing is atomic (temporary file, fsync, rename), and storing the same bytes twice is a no-op.
-    """
-    digest = hashlib.sha256(data).hexdigest()
-    relative = PurePosixPath("files", digest[:2], digest[2:4], digest)
-    target = Path(data_dir, *relative.parts)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return digest, str(relative)

@@ -49,7 +49,8 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    from bot.policy import ProfileError, list_profiles, load_profile
+    from bot.domain.policy import ProfileError
+    from bot.profiles import list_profiles, load_profile
 
     bad = 0
     for name in list_profiles():
@@ -65,8 +66,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_deadlines(args: argparse.Namespace) -> int:
-    from bot.calendar import WorkCalendar, load_overrides
-    from bot.deadlines import case_deadlines
+    from bot.desk import load_overrides
+    from bot.domain.calendar import WorkCalendar
+    from bot.domain.deadlines import case_deadlines
 
     profile = _profile(args.profile)
     settings = load_settings()
@@ -91,7 +93,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 
 
 def cmd_quote(args: argparse.Namespace) -> int:
-    from bot.quote import quote
+    from bot.domain.quote import quote
 
     try:
         result = quote(_profile(args.profile), args.headcount, args.sites).to_json()
@@ -115,8 +117,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 async def cmd_cases_verify(args: argparse.Namespace) -> int:
-    from bot.cases import verify
-    from bot.refs import normalise_ref
+    from bot.domain.refs import normalise_ref
+    from bot.services.cases import verify
     from storage.db import NotMigrated, check_migrated, make_engine, session_factory
     from storage.repo.cases import all_case_ids
 
@@ -144,7 +146,7 @@ async def cmd_cases_verify(args: argparse.Namespace) -> int:
 def cmd_email_parse(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from handlers.email.compose import ref_of_our_message_id
+    from bot.delivery.compose import ref_of_our_message_id
     from handlers.email.parse import parse_message
 
     try:
@@ -179,8 +181,8 @@ def cmd_email_parse(args: argparse.Namespace) -> int:
 async def cmd_email_fetch(args: argparse.Namespace) -> int:
     import signal
 
-    from bot.desk import open_desk
-    from bot.logs import setup_logging
+    from bot.main.desk import open_desk
+    from bot.main.logs import setup_logging
     from handlers.email import intake
     from storage.db import NotMigrated
 
@@ -209,8 +211,8 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
 
 
 async def cmd_reminders_plan(args: argparse.Namespace) -> int:
-    from bot.desk import open_desk
-    from bot.scheduler import upcoming_reminders
+    from bot.main.desk import open_desk
+    from bot.scheduler.scans import upcoming_reminders
     from messages.render import t
     from storage.db import NotMigrated
     from storage.repo.reminders import certificates
@@ -261,7 +263,7 @@ async def cmd_reminders_plan(args: argparse.Namespace) -> int:
 
 
 async def cmd_outbox_status(args: argparse.Namespace) -> int:
-    from bot.outbox import status_counts
+    from bot.outbox.worker import status_counts
     from storage.db import NotMigrated, check_migrated, make_engine, session_factory
 
     engine = make_engine(load_settings().effective_database_url)
@@ -281,7 +283,8 @@ async def cmd_outbox_status(args: argparse.Namespace) -> int:
 
 
 def _profile(name: str) -> Any:
-    from bot.policy import ProfileError, load_profile
+    from bot.domain.policy import ProfileError
+    from bot.profiles import load_profile
 
     try:
         return load_profile(name)
@@ -290,8 +293,8 @@ def _profile(name: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.logs import setup_logging
-    from bot.runner import run
+    from bot.main.logs import setup_logging
+    from bot.main.runner import run
 
     settings = load_settings()
     # The local chat owns the terminal: only warnings there.
@@ -300,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.runner import local_chat
+    from bot.main.runner import local_chat
 
     return await local_chat(load_settings(), language_code=args.lang)
 
@@ -308,8 +311,8 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 async def cmd_certificates_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bot.certificates import import_csv
-    from bot.desk import open_desk
+    from bot.main.desk import open_desk
+    from bot.services.certificates import import_csv
     from storage.db import NotMigrated
 
     path = Path(args.file)

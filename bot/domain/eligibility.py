@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from bot.policy import Condition, Profile
+from bot.domain.policy import Condition, Profile
 
 Status = Literal["eligible", "not_eligible", "eligible_from"]
 Answer = bool | date

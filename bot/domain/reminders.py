@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from bot.calendar import WorkCalendar
-from bot.deadlines import due_date
-from bot.policy import Profile, TimeRule
+from bot.domain.calendar import WorkCalendar
+from bot.domain.deadlines import due_date
+from bot.domain.policy import Profile, TimeRule
 
 FIRST_SURVEILLANCE = "surveillance.first"
 SURVEILLANCE_GAP = "surveillance.max_gap"

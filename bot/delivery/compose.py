@@ -18,8 +18,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 
-from bot.refs import subject_tag
-from handlers.email.classify import LOOP_HEADER, case_ref_in_subject
+from bot.domain.letters import LOOP_HEADER, case_ref_in_subject
+from bot.domain.refs import subject_tag
 from messages.render import t
 
 # CRLF line ends and RFC 2047 encoded words for non-ASCII headers: what every server accepts.
@@ -97,7 +97,7 @@ def _cte(text: str) -> str:
 
 def ref_of_our_message_id(message_id: str, prefix: str, mail_domain: str) -> str | None:
     """The case reference inside a Message-ID we made (`<ts-2026-7k3f9q.1a2b…@MAIL_DOMAIN>`,
-    see bot.cases.new_message_id): threading works without the database (`email parse`)."""
+    see bot.services.cases.new_message_id): threading works without the database (`email parse`)."""
     local, _, domain = message_id.strip().strip("<>").partition("@")
     if domain.lower() != mail_domain.lower():
         return None

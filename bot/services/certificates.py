@@ -20,9 +20,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.calendar import WorkCalendar
-from bot.policy import Profile
-from bot.reminders import CertificateFacts, OpenNonconformity, schedule
+from bot.domain.calendar import WorkCalendar
+from bot.domain.policy import Profile
+from bot.domain.reminders import CertificateFacts, OpenNonconformity, schedule
 
 if TYPE_CHECKING:
     from bot.desk import Desk

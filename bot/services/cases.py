@@ -16,7 +16,7 @@ Entry points other modules call (keep these signatures stable):
   (`check_upload_size(desk, size)` alone, before downloading).
 - Rules the handlers ask: `identity_required(profile, kind)`, `milestones_for(profile, kind)`;
   for staff eyes only: `complainant_identity(case, events)`.
-- Rendering: `deadline_lines`, `format_date`, `kind_name`, `rule_name`, `cut`, and
+- Rendering: `deadline_lines`, `format_date`, `kind_name`, `rule_label`, `cut`, and
   `th_with_lines(key, locale, {placeholder: html_lines}, **args)` for texts holding lists.
 - `new_message_id(desk, ref)`: a Message-ID for a letter about the case, `<ref.rnd@MAIL_DOMAIN>`.
 - `verify(session, ref=None) -> list[Problem]`: recompute the hash chains.
@@ -39,14 +39,15 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import files
-from bot.deadlines import ComputedDeadline, case_deadlines
 from bot.desk import Desk
-from bot.history import Break, event_hash, first_break, json_ready
-from bot.policy import CASE_KINDS, MILESTONES, Profile
-from bot.refs import subject_tag, unique_ref
-from bot.staff_chat import queue_for_staff
-from messages.render import catalog, normalise_locale, t, th
+from bot.domain import files
+from bot.domain.deadlines import ComputedDeadline, case_deadlines
+from bot.domain.history import Break, event_hash, first_break, json_ready
+from bot.domain.policy import CASE_KINDS, MILESTONES, Profile
+from bot.domain.refs import subject_tag, unique_ref
+from bot.outbox.to_staff import queue_for_staff
+from messages.render import catalog, normalise_locale, rule_label, t, th
+from storage.files import store_file
 from storage.models import Case, CaseEvent, Channel, Deadline, OutboxMessage
 from storage.repo import cases as repo
 from storage.repo.outbox import enqueue
@@ -324,11 +325,6 @@ def format_date(d: date, locale: str | None) -> str:
     return d.isoformat()
 
 
-def rule_name(rule_id: str, locale: str | None) -> str:
-    key = f"rules.{rule_id}"
-    return t(key, locale) if key in catalog() else rule_id
-
-
 def kind_name(kind: str, locale: str | None) -> str:
     return t(f"cases.kind_{kind}", locale)
 
@@ -345,7 +341,7 @@ def deadline_lines(
         line = render(
             "cases.deadline_line",
             locale,
-            rule=rule_name(rule, locale),
+            rule=rule_label(rule, locale),
             due=format_date(due, locale),
             clause=d.clause,
         )
@@ -922,7 +918,7 @@ async def keep_attachment(
     content_type = files.sniff_type(data)
     if content_type is None:
         raise CaseRefused("cases.file_type_refused")
-    sha, path = files.store_bytes(desk.data_dir, data)
+    sha, path = await store_file(desk.data_dir, data)
     row = await repo.stored_file(
         session,
         sha256=sha,

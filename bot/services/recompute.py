@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from bot.alerts import rule_label
-from bot.deadlines import due_date
-from bot.staff_chat import queue_for_staff
-from messages.render import th
+from bot.domain.deadlines import due_date
+from bot.outbox.to_staff import queue_for_staff
+from messages.render import rule_label, th
 from storage.repo import deadlines as deadline_repo
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 from telegram.ext import Application
 
 from bot.config import ConfigError, Settings
-from bot.desk import Desk, open_desk
-from bot.outbox import Outbox
+from bot.desk import Desk
+from bot.main.desk import open_desk
+from bot.outbox.worker import Outbox
 from messages.render import t
 
 LOCAL_TOKEN = "100:LOCAL"
@@ -44,7 +45,7 @@ def _senders(desk: Desk, telegram_sender: object) -> dict[str, object]:
 def services(desk: Desk, outbox: Outbox, bot: object) -> tuple[list[Callable], list[Callable]]:
     """post_init / post_shutdown hooks: the outbox sender's own Bot, the scheduler (which drains
     the outbox and runs the deadline and reminder scans) and, with IMAP_HOST, the e-mail intake."""
-    from bot.scheduler import shutdown, start_scheduler
+    from bot.scheduler.scans import shutdown, start_scheduler
 
     intake_stop = asyncio.Event()
 
@@ -101,8 +102,8 @@ async def start_updates(app: Application, settings: Settings) -> None:
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """The real bot until SIGINT/SIGTERM (or until `stop` is set, for tests)."""
-    from bot.app import build_application
     from bot.delivery.telegram import telegram_sender
+    from bot.main.app import build_application
 
     assert settings.telegram_bot_token is not None
     if settings.webhook_url and settings.webhook_secret is None:
@@ -159,10 +160,10 @@ async def local_chat(
     user_id: int = 1,
 ) -> int:
     """The full bot in this terminal through the emulator, on SQLite under DATA_DIR."""
-    from bot.app import build_application
     from bot.delivery.telegram import telegram_sender
     from bot.emulator import Emulator, bot_builder
     from bot.emulator.terminal import chat
+    from bot.main.app import build_application
     from storage.db import upgrade_async
 
     # Local mode is the embedded database and no staff chat (nobody would read it).

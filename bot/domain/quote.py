@@ -12,7 +12,7 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
-from bot.policy import AuditTime, Fees, Profile
+from bot.domain.policy import AuditTime, Fees, Profile
 
 
 class QuoteUnavailable(ValueError):

@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.alerts import (
+from bot.clock import Clock
+from bot.desk import Desk
+from bot.domain.alerts import (
     ESCALATION,
     DueAlert,
     OpenDeadline,
@@ -32,16 +34,13 @@ from bot.alerts import (
     in_working_hours,
     local,
     pending,
-    rule_label,
     scan_horizon,
 )
-from bot.clock import Clock
-from bot.desk import Desk
-from bot.outbox import Outbox
-from bot.recompute import CalendarWatch
-from bot.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
-from bot.staff_chat import queue_for_staff
-from messages.render import t, th
+from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
+from bot.outbox.to_staff import queue_for_staff
+from bot.outbox.worker import Outbox
+from bot.services.recompute import CalendarWatch
+from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
 from storage.repo import deadlines as deadline_repo
 from storage.repo import reminders as reminder_repo

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from bot.calendar import WorkCalendar
-from bot.policy import TimeRule
+from bot.domain.calendar import WorkCalendar
+from bot.domain.policy import TimeRule
 
-# Same literals as bot.policy.Unit, restated so this module does not depend on that alias.
+# Same literals as bot.domain.policy.Unit, restated so this module does not depend on that alias.
 Unit = Literal["days", "working_days", "months", "years"]
 Direction = Literal["after", "before"]
 _UNITS: frozenset[str] = frozenset({"days", "working_days", "months", "years"})

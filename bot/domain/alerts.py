@@ -17,9 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from bot.calendar import WorkCalendar
-from bot.clock import SHANGHAI
-from messages.render import catalog, t
+from bot.domain.calendar import WorkCalendar
+from bot.domain.zone import SHANGHAI
 
 ESCALATION = "escalation"
 WARN_PREFIX = "warn:"
@@ -82,12 +81,6 @@ class Digest:
     @property
     def empty(self) -> bool:
         return not (self.due_this_week or self.overdue or self.provisional)
-
-
-def rule_label(rule_id: str, locale: str) -> str:
-    """The rule's name from the rules catalog, or its id when it has none."""
-    key = f"rules.{rule_id}"
-    return t(key, locale) if key in catalog() else rule_id
 
 
 def local(now: datetime) -> datetime:
@@ -223,7 +216,6 @@ __all__ = [
     "in_working_hours",
     "next_window_start",
     "pending",
-    "rule_label",
     "scan_horizon",
     "warning_day",
 ]

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Literal
 
-from bot.refs import ALPHABET
+from bot.domain.refs import ALPHABET
 
 Kind = Literal["appeal", "complaint", "dispute", "enquiry"]
 

@@ -8,19 +8,14 @@ clause it comes from; the clauses live in the TOML files, not here.
 from __future__ import annotations
 
 import re
-import tomllib
 from fractions import Fraction
-from functools import lru_cache
 from itertools import pairwise
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Unit = Literal["days", "working_days", "months", "years"]
 Kind = Literal["appeal", "complaint", "dispute"]
-
-PROFILE_DIR = Path(__file__).parent / "profiles"
 
 CASE_KINDS: frozenset[str] = frozenset(("appeal", "complaint", "dispute"))
 CASE_EVENTS: frozenset[str] = frozenset(("received", "decided"))
@@ -360,37 +355,11 @@ def _unique(section: str, ids: list[str]) -> None:
         seen.add(item_id)
 
 
-# --- loading --------------------------------------------------------------------------------
+# --- validation ---------------------------------------------------------------------------
 
 
-def list_profiles() -> list[str]:
-    """The names of the shipped profiles."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
-
-
-def load_profile(name_or_path: str | Path) -> Profile:
-    """A shipped profile by bare name (`ggbz`), or a profile file by path (has `/` or `.toml`)."""
-    text = str(name_or_path)
-    if isinstance(name_or_path, Path) or "/" in text or text.endswith(".toml"):
-        path, shown = Path(text), text
-    else:
-        shown = f"bot/profiles/{text}.toml"
-        if text not in list_profiles():
-            known = ", ".join(list_profiles())
-            raise ProfileError(shown, "profile", f"unknown profile name {text!r} (known: {known})")
-        path = PROFILE_DIR / f"{text}.toml"
-    return _load(path.resolve(), shown)
-
-
-@lru_cache(maxsize=32)
-def _load(path: Path, shown: str) -> Profile:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ProfileError(shown, "file", "not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(shown, "toml", f"syntax error: {exc}") from None
+def parse_profile(data: dict[str, Any], shown: str) -> Profile:
+    """A profile from its parsed TOML; refused as `ProfileError(shown, key, reason)`."""
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
@@ -450,6 +419,5 @@ __all__ = [
     "ProfileError",
     "TimeRule",
     "Unit",
-    "list_profiles",
-    "load_profile",
+    "parse_profile",
 ]

@@ -1,0 +1,1 @@
+"""Pure rules of a policy profile and inputs: no storage, messages, Telegram or I/O."""

@@ -1,0 +1,1 @@
+"""The composition root: CLI, application factory, runner, logging. Nothing imports it."""

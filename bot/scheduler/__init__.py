@@ -1,0 +1,1 @@
+"""Scheduled work: deadline warnings and escalations, the daily digest, certificate reminders."""
