@@ -78,6 +78,7 @@ def _bigint(**kw: Any) -> Any:
 class Channel(StrEnum):
     TELEGRAM = "telegram"
     EMAIL = "email"
+    STAFF = "staff"  # a staff message waiting for a staff channel to be configured
 
 
 class DocumentStatus(StrEnum):

@@ -1,26 +1,16 @@
 """python-telegram-bot persistence that keeps conversation states — and nothing else — in the
-database, so a conversation resumes where it stopped after a restart; and the unit of work of
-one Telegram update (`UpdateUnit`).
+database, so a conversation resumes where it stopped after a restart; and the record of which
+Telegram updates were handled (`UpdateLog`, `record_update`).
 
 Business data (answers, documents, stages) lives in its own tables; user_data, chat_data,
-bot_data and callback_data are not persisted at all.
-
-One update, one transaction: the application (bot.main.app) opens an `UpdateUnit` around each
-update. The guard checks the update id (`UpdateLog`: a read only for an id it cannot rule
-out); the handlers of the hot paths stage their writes on the unit; `commit()` writes the
-staged statements, the update-id record and the conversation state in one transaction.
-Statements are staged, not executed, so on SQLite the write lock is taken only for the commit
-itself — never while a reply travels to Telegram, and never while a handler of another module
-writes in a session of its own.
+bot_data and callback_data are not persisted at all. Within an update, states are written in the
+update's unit of work (storage.unit_of_work), committed with everything else the update did.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +24,7 @@ from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage.models import ConversationState, TelegramUpdate
+from storage.unit_of_work import current
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +62,16 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         cache_key = (name, _key(key))
         if self._written.get(cache_key, _ABSENT) == new_state:
             return
-        unit = current_unit()
-        dialect = _dialect(unit.session if unit is not None else self.sessions)
+        uow = current()
+        dialect = _dialect(uow.session if uow is not None else self.sessions)
         stmt = _state_statement(dialect, name, cache_key[1], new_state)
 
         def written() -> None:
             self._written[cache_key] = new_state
 
-        if unit is not None:  # within an update: in its transaction
-            unit.stage(stmt, after_commit=written)
+        if uow is not None:  # within an update: in its transaction
+            await (await uow.session.connection()).execute(stmt)
+            uow.after_commit(written)
             return
         async with self.sessions() as session, session.begin():
             await (await session.connection()).execute(stmt)
@@ -224,115 +216,3 @@ async def forget_updates(session: AsyncSession) -> None:
     """Drop the remembered update ids: for a fresh emulator, whose ids start again from the same
     number (real Telegram's keep increasing)."""
     await session.exec(sa.delete(TelegramUpdate))
-
-
-# --- one transaction per update ---------------------------------------------------------------
-
-
-class UpdateUnit:
-    """The database work of one Telegram update: reads on `session` as they come, writes staged
-    until `commit()`, which runs them together with the update-id record in one transaction."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.failed = False  # a handler raised: its staged writes were discarded
-        self.closed = False
-        self._staged: list[tuple[sa.Executable, dict[str, Any] | None]] = []
-        self._after_commit: list[Callable[[], None]] = []
-        self._record: tuple[int, datetime, Callable[[], None] | None] | None = None
-
-    async def connection(self) -> Any:
-        """The unit's connection, for Core reads."""
-        return await self.session.connection()
-
-    def stage(
-        self,
-        statement: sa.Executable,
-        params: dict[str, Any] | None = None,
-        *,
-        after_commit: Callable[[], None] | None = None,
-    ) -> None:
-        """A write for the next commit; `after_commit` runs once it is durable."""
-        self._staged.append((statement, params))
-        if after_commit is not None:
-            self._after_commit.append(after_commit)
-
-    def record(
-        self, update_id: int, now: datetime, after_commit: Callable[[], None] | None = None
-    ) -> None:
-        """Record this update id with the next commit (the guard checked it was new)."""
-        self._record = (update_id, now, after_commit)
-
-    def discard(self) -> None:
-        """Drop the staged writes (a handler failed); the update-id record stays, so the failed
-        update is not handled again."""
-        self.failed = True
-        self._staged.clear()
-        self._after_commit.clear()
-
-    async def commit(self) -> bool:
-        """Write everything staged in one transaction. False, and nothing written, when the
-        update id was recorded meanwhile by someone else (the update was handled there)."""
-        if not self._staged and self._record is None:
-            return True
-        staged, after, record = self._staged, self._after_commit, self._record
-        self._staged, self._after_commit, self._record = [], [], None
-        conn = await self.session.connection()
-        try:
-            if record is not None:
-                inserted = await conn.execute(
-                    _record_statement(conn.dialect.name), _record_params(record[0], record[1])
-                )
-                if not inserted.rowcount:
-                    log.warning("update %s was handled elsewhere: writes dropped", record[0])
-                    await self.session.rollback()
-                    return False
-                if record[2] is not None:
-                    after.append(record[2])
-            for statement, params in staged:
-                await conn.execute(statement, params)
-            await self.session.commit()
-        except BaseException:
-            await self.session.rollback()
-            raise
-        for callback in after:
-            callback()
-        return True
-
-
-_CURRENT: ContextVar[UpdateUnit | None] = ContextVar("certdesk_update_unit", default=None)
-
-
-def current_unit() -> UpdateUnit | None:
-    """The unit of the update being handled in this task, if any. A task started during an
-    update (a job timer armed by it, say) inherits the variable: a closed unit is not its."""
-    unit = _CURRENT.get()
-    return None if unit is None or unit.closed else unit
-
-
-@asynccontextmanager
-async def update_unit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[UpdateUnit]:
-    """Open the unit of one update (bot.main.app does, around each update); the caller commits.
-    What is left uncommitted on exit is rolled back."""
-    async with sessions() as session:
-        unit = UpdateUnit(session)
-        token = _CURRENT.set(unit)
-        try:
-            yield unit
-        finally:
-            unit.closed = True
-            _CURRENT.reset(token)
-
-
-@asynccontextmanager
-async def writes(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[UpdateUnit]:
-    """The current update's unit; outside an update (a job, a test), a unit of its own that is
-    committed on a clean exit."""
-    unit = current_unit()
-    if unit is not None:
-        yield unit
-        return
-    async with sessions() as session:
-        own = UpdateUnit(session)
-        yield own
-        await own.commit()

@@ -11,6 +11,7 @@ Who opens the unit decides when it commits:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
@@ -39,6 +40,7 @@ class UnitOfWork:
         self._first_write: Hook | None = None  # runs in the next commit, kept across rollbacks
         self.committed = False  # something was committed through this unit
         self.closed = False
+        self._lock = asyncio.Lock()  # replies sent concurrently each commit first
 
     @property
     def session(self) -> AsyncSession:
@@ -57,8 +59,12 @@ class UnitOfWork:
         self._first_write = hook
 
     async def commit(self) -> None:
+        async with self._lock:
+            await self._commit()
+
+    async def _commit(self) -> None:
         hook, self._first_write = self._first_write, None
-        if self._session is None and hook is None:
+        if hook is None and (self._session is None or not self._session.in_transaction()):
             self._run_after_commit()
             return
         session = self.session

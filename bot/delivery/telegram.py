@@ -3,7 +3,8 @@
 Telegram allows about 30 messages a second overall and one a second per chat (20 a minute in a
 group). The limiter below spaces sends to stay under both; a 429 that still comes back pauses every
 send for its `retry_after`, and the row is retried by the outbox at that time.
-PTB's AIORateLimiter is for the interactive bot; this sender owns its own pacing. Its `Bot` talks
+The interactive bot's replies take the overall slots of the same limiter (bot.delivery.
+telegram_limits.SharedRateLimiter): one budget per token. Its `Bot` talks
 over `AiohttpRequest`, one pool of kept-alive connections shared by the outbox's lanes.
 """
 
@@ -71,6 +72,12 @@ class RateLimiter:
         # The chat's wait outside the lock: other chats proceed meanwhile.
         if chat_turn > now:
             await asyncio.sleep(chat_turn - now)
+        sent = await self.acquire_overall()
+        # The chat's spacing counts from when the send really went.
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), sent + gap)
+
+    async def acquire_overall(self) -> float:
+        """Wait for a slot under the overall cap only; returns when the send may go."""
         # The overall slot: reserved in turn, slept for in parallel.
         now = time.monotonic()
         slot = max(now, self._next_global)
@@ -87,8 +94,7 @@ class RateLimiter:
                 await asyncio.sleep(wait)
             sent = time.monotonic()
             self._sent.append(sent)
-        # The chat's spacing counts from when the send really went.
-        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), sent + gap)
+        return sent
 
     def pause(self, seconds: float) -> None:
         """Telegram said to wait (429): no send of this bot before then."""

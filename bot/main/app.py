@@ -1,6 +1,7 @@
 """The one factory of the Telegram application: wiring in explicit order.
 
-    Defaults (HTML, Asia/Shanghai) → AIORateLimiter → database persistence (conversation states)
+    Defaults (HTML, Asia/Shanghai) → the token's shared rate limiter (which commits the update's
+    unit of work before any request leaves) → database persistence (conversation states)
     → post_init (commands in both languages, services) / post_shutdown → error handler
     → handler modules, in HANDLER_MODULES order.
 
@@ -10,6 +11,7 @@ the emulator (bot.emulator.bot_builder); the real bot gets one with the token.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,12 +19,16 @@ from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from bot.clock import SHANGHAI
+from bot.delivery.telegram import RateLimiter
+from bot.delivery.telegram_limits import SharedRateLimiter
 from bot.desk import Desk
+from handlers.telegram.common import COMMANDS, commit_before_reply
 from messages.render import th
-from storage.persistence import DatabasePersistence, current_unit, update_unit
+from storage.persistence import DatabasePersistence
+from storage.unit_of_work import AlreadyHandled, UnitOfWork, bind, current, unbind
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +55,10 @@ Hook = Callable[[Application], Awaitable[None]]
 
 
 class CertdeskApplication(Application):  # type: ignore[type-arg]
-    """One database transaction per update (storage.persistence.UpdateUnit): the update-id
-    record, the writes the handlers staged and the conversation states commit together after
-    the update — states after every update, not every `update_interval` seconds, so a crash
-    never loses where a conversation stood."""
+    """One unit of work per update (storage.unit_of_work): handlers' services write through it,
+    the update id is recorded in its first commit — made before the first reply goes out
+    (handlers.telegram.common.send) — and the conversation states are committed at the end, so a
+    redelivered update does nothing twice and a crash never loses where a conversation stood."""
 
     async def process_update(self, update: object) -> None:
         desk: Desk | None = self.bot_data.get("desk")
@@ -61,14 +67,21 @@ class CertdeskApplication(Application):  # type: ignore[type-arg]
             if self.persistence is not None:
                 await self.update_persistence()
             return
-        async with update_unit(desk.sessions) as unit:
+        uow = UnitOfWork(desk.sessions)
+        token = bind(uow)
+        try:
             await super().process_update(update)
             if self.persistence is not None:
                 await self.update_persistence()
             try:
-                await unit.commit()
+                await uow.commit()
+            except AlreadyHandled:
+                log.warning("update %s was handled elsewhere: writes dropped", update.update_id)
             except Exception as exc:  # the user hears of it, as of a failing handler
                 await self.process_error(update, exc)
+        finally:
+            unbind(token)
+            await uow.close()
 
     async def process_error(
         self,
@@ -77,15 +90,15 @@ class CertdeskApplication(Application):  # type: ignore[type-arg]
         job: Any = None,
         coroutine: Any = None,
     ) -> bool:
-        unit = current_unit()
-        if unit is not None and job is None:
-            unit.discard()  # a failed handler's writes are not committed
+        uow = current()
+        if uow is not None and job is None:
+            await uow.rollback()  # a failed handler's writes are not committed
+            with contextlib.suppress(Exception):
+                await uow.commit()  # …but its update id is: it is not handled again
         return await super().process_error(update, error, job, coroutine)
 
 
 async def _set_commands(app: Application) -> None:
-    from handlers.telegram.common import COMMANDS
-
     for locale, language_code in (("zh_CN", "zh"), ("en", "en"), ("zh_CN", None)):
         commands = [BotCommand(name, th(key, locale)) for name, key in COMMANDS]
         await app.bot.set_my_commands(commands, language_code=language_code)
@@ -125,9 +138,11 @@ def build_application(
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
     modules: Sequence[str] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Application:
     """The application with every handler; `on_start`/`on_stop` run in post_init/post_shutdown
-    (the outbox worker and the scheduler in `certdesk run`)."""
+    (the outbox worker and the scheduler in `certdesk run`); `limiter` is the outbox sender's for
+    the same token (a new one when the bot sends nothing else)."""
     settings = desk.settings
     if builder is None:
         if settings.telegram_bot_token is None:
@@ -139,6 +154,7 @@ def build_application(
             .base_file_url(settings.telegram_file_base_url)
         )
     loaded = load_modules(HANDLER_MODULES if modules is None else modules)
+    limiter = limiter or RateLimiter(settings.telegram_rate_per_second)
 
     async def post_init(app: Application) -> None:
         await _set_commands(app)
@@ -152,7 +168,7 @@ def build_application(
     app = (
         builder.application_class(CertdeskApplication)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=SHANGHAI))
-        .rate_limiter(AIORateLimiter(overall_max_rate=settings.telegram_rate_per_second))
+        .rate_limiter(SharedRateLimiter(limiter, before_send=commit_before_reply))
         .persistence(DatabasePersistence(desk.sessions))
         .post_init(post_init)
         .post_shutdown(post_shutdown)

@@ -314,6 +314,7 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
     from bot.main.desk import open_desk
     from bot.services.certificates import import_csv
     from storage.db import NotMigrated
+    from storage.unit_of_work import UnitOfWork
 
     path = Path(args.file)
     if not path.is_file():
@@ -323,7 +324,8 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
     except NotMigrated as exc:
         raise CliError(str(exc)) from None
     try:
-        result = await import_csv(desk, path)
+        async with UnitOfWork(desk.sessions) as uow:
+            result = await import_csv(desk, uow, path)
     finally:
         await desk.close()
     for error in result.errors:

@@ -133,7 +133,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         concurrency=settings.outbox_lanes,
     )
     on_start, on_stop = services(desk, outbox, sender.bot)
-    app = build_application(desk, on_start=on_start, on_stop=on_stop)
+    app = build_application(desk, on_start=on_start, on_stop=on_stop, limiter=sender.limiter)
     stop = stop or _stop_event()
     try:
         async with app:
@@ -181,7 +181,9 @@ async def local_chat(
             )
             outbox = Outbox(desk.sessions, {"telegram": sender}, desk.clock)  # type: ignore[dict-item]
             on_start, on_stop = services(desk, outbox, sender.bot)
-            app = build_application(desk, bot_builder(emulator, LOCAL_TOKEN))
+            app = build_application(
+                desk, bot_builder(emulator, LOCAL_TOKEN), limiter=sender.limiter
+            )
             lang = language_code or ("zh-hans" if settings.default_locale == "zh_CN" else "en")
             for hook in on_start:
                 await hook(app)

@@ -14,6 +14,7 @@ from storage.repo.outbox import enqueue
 log = logging.getLogger(__name__)
 
 Buttons = list[list[dict[str, str]]]
+UNROUTED = "staff"  # the recipient of a staff message no staff channel took yet
 
 
 async def queue_for_staff(
@@ -27,20 +28,19 @@ async def queue_for_staff(
 ) -> OutboxMessage | None:
     """Queue an HTML text (with inline buttons) for STAFF_CHAT_ID, once per `key`.
 
-    Without a staff chat nothing is queued: the event itself is already recorded where it
-    happened, and the log says what staff would have been told.
+    Without a staff chat the message is still stored, on the `staff` channel: it stays queued
+    (shown by `certdesk outbox status`) until a staff channel can take it, never lost.
     """
     chat = desk.settings.staff_chat_id
-    if chat is None:
-        log.info("no STAFF_CHAT_ID: staff message %s not queued", key)
-        return None
     payload: dict[str, Any] = {"text": text}
     if buttons:
         payload["reply_markup"] = buttons
+    if chat is None:
+        log.info("no STAFF_CHAT_ID: staff message %s kept on the staff channel", key)
     return await enqueue(
         session,
-        channel=Channel.TELEGRAM,
-        recipient=str(chat),
+        channel=Channel.TELEGRAM if chat is not None else Channel.STAFF,
+        recipient=str(chat) if chat is not None else UNROUTED,
         payload=payload,
         idempotency_key=key,
         case_id=case_id,

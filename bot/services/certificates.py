@@ -18,15 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.desk import Desk
 from bot.domain.calendar import WorkCalendar
 from bot.domain.policy import Profile
 from bot.domain.reminders import CertificateFacts, OpenNonconformity, schedule
-
-if TYPE_CHECKING:
-    from bot.desk import Desk
-    from storage.models import Certificate
+from storage.models import Certificate
+from storage.repo import certificates as repo
+from storage.repo import reminders as reminder_repo
+from storage.unit_of_work import UnitOfWork
 
 REQUIRED = ("number", "holder", "standard", "decided_on", "expires_on")
 OPTIONAL = ("scope", "status", "stage2_end_on", "last_surveillance_on", "suspended_until")
@@ -110,21 +111,19 @@ class ImportResult:
     errors: list[RowError]
 
 
-async def import_csv(desk: Desk, path: Path) -> ImportResult:
-    """Import good rows (in one transaction), report bad ones; re-import updates by number."""
-    from storage.repo import certificates as repo
-
+async def import_csv(desk: Desk, uow: UnitOfWork, path: Path) -> ImportResult:
+    """Import good rows (in the caller's transaction), report bad ones; re-import updates by
+    number."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         return ImportResult(0, 0, [RowError(1, "the file is not UTF-8 text")])
     parsed = parse_csv(text)
     created = updated = 0
-    async with desk.sessions() as session, session.begin():
-        for _line, values in parsed.rows:
-            _, new = await repo.upsert(session, values, desk.clock.now())
-            created += new
-            updated += not new
+    for _line, values in parsed.rows:
+        _, new = await repo.upsert(uow.session, values, desk.clock.now())
+        created += new
+        updated += not new
     return ImportResult(created, updated, parsed.errors)
 
 
@@ -168,14 +167,16 @@ def normalise_number(text: str) -> str:
     return " ".join(text.split()).strip()
 
 
-async def lookup(desk: Desk, number: str) -> CertificateView | None:
-    from storage.repo import certificates as repo
+async def numbers_of(uow: UnitOfWork, org_id: int | None) -> list[str]:
+    """The numbers of the organisation's certificates."""
+    return await reminder_repo.certificate_numbers(uow.session, org_id)
 
-    async with desk.sessions() as session:
-        cert = await repo.by_number(session, normalise_number(number))
-        if cert is None:
-            return None
-        ncs = await repo.open_nonconformities(session, cert.id or 0)
+
+async def lookup(desk: Desk, uow: UnitOfWork, number: str) -> CertificateView | None:
+    cert = await repo.by_number(uow.session, normalise_number(number))
+    if cert is None:
+        return None
+    ncs = await repo.open_nonconformities(uow.session, cert.id or 0)
     return view(desk.profile, cert, desk.calendar, desk.clock.today(), ncs)
 
 

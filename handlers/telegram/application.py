@@ -7,6 +7,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.clock import SHANGHAI
 from bot.desk import Desk
+from bot.domain import applications as rules
 from bot.services import applications as apps
 from handlers.telegram import common
 from handlers.telegram.common import Context, stay
@@ -18,7 +19,9 @@ async def status(update: Update, context: Context) -> None:
     """/status or the menu button."""
     await common.answer_query(update)
     locale = common.locale_of(context)
-    snap = await apps.snapshot(common.desk_of(context), common.contact_of(context).id or 0)
+    snap = await apps.snapshot(
+        common.desk_of(context), common.uow_of(context), common.contact_of(context).id or 0
+    )
     if snap is None:
         await common.send(
             update, context, th("application.no_application", locale), common.main_menu(locale)
@@ -42,7 +45,7 @@ async def status(update: Update, context: Context) -> None:
         lines.append(f"  {day}  {th(f'application.stage_{stage}', locale)}")
     lines += [
         "",
-        th("application.next_line", locale, next=th(apps.next_step_key(app.stage), locale)),
+        th("application.next_line", locale, next=th(rules.next_step_key(app.stage), locale)),
     ]
     missing = [i for i in p.items if i.status in (None, "rejected")]
     for item in missing:

@@ -58,7 +58,7 @@ async def number_typed(update: Update, context: Context) -> int | None:
         await reply(update, context, "certificates.number_invalid", max=MAX_NUMBER)
         return None
     locale = common.locale_of(context)
-    view = await lookup(common.desk_of(context), text)
+    view = await lookup(common.desk_of(context), common.uow_of(context), text)
     if view is None:
         await reply(
             update, context, "certificates.not_found", number=text, markup=common.main_menu(locale)

@@ -13,10 +13,11 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.desk import Desk
 from bot.outbox.to_staff import queue_for_staff
+from bot.services import certificates
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import t, th
-from storage.repo import reminders as reminder_repo
+from storage.unit_of_work import current
 
 KIND, DETAILS = "changes.kind", "changes.details"
 KINDS = ("name", "address", "legal_rep", "scope", "accident")
@@ -39,9 +40,7 @@ async def _certificates(context: Context) -> tuple[str, list[str]] | None:
     org = await common.organisation(context)
     if org is None:
         return None
-    desk = common.desk_of(context)
-    async with desk.sessions() as session:
-        numbers = await reminder_repo.certificate_numbers(session, org.id)
+    numbers = await certificates.numbers_of(common.uow_of(context), org.id)
     return (org.name, numbers) if numbers else None
 
 
@@ -105,9 +104,6 @@ async def alert_staff(
     message_id: int,
 ) -> None:  # fmt: skip
     """Queue the staff alert; keyed by the report's message, so a redelivery queues nothing."""
-    chat = desk.settings.staff_chat_id
-    if chat is None:
-        return
     loc = desk.settings.default_locale
     args = {"holder": holder, "numbers": ", ".join(numbers), "details": details}
     if kind == "accident":
@@ -115,8 +111,9 @@ async def alert_staff(
         text = th("changes.staff_alert_urgent", loc, days=days, **args)
     else:
         text = th("changes.staff_alert", loc, kind=t(f"changes.kind_{kind}", loc), **args)
-    async with desk.sessions() as session, session.begin():
-        await queue_for_staff(desk, session, key=f"change:{chat_id}:{message_id}", text=text)
+    uow = current()
+    assert uow is not None  # called within the report's update
+    await queue_for_staff(desk, uow.session, key=f"change:{chat_id}:{message_id}", text=text)
 
 
 def register(app: Application, desk: Desk) -> None:

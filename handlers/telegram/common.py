@@ -20,6 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageLimit
 from telegram.ext import (
@@ -37,10 +38,11 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.desk import Desk
+from bot.services import contacts
 from messages.render import LOCALES, normalise_locale, th
 from storage.models import Contact
-from storage.persistence import UpdateLog, writes
-from storage.repo import contacts
+from storage.persistence import UpdateLog, record_update
+from storage.unit_of_work import AlreadyHandled, UnitOfWork, current
 
 Context = ContextTypes.DEFAULT_TYPE
 Callback = Callable[[Update, Context], Awaitable[Any]]
@@ -92,6 +94,26 @@ _CONTACT = "contact"  # user_data key: the contact row, loaded by the guard (a r
 
 def desk_of(context: Context) -> Desk:
     return context.bot_data["desk"]
+
+
+def uow_of(context: Context) -> UnitOfWork:
+    """The unit of work of the update being handled (bot.main.app opens one per update)."""
+    uow = current()
+    if uow is None:
+        raise LookupError("no unit of work: not within an update")
+    return uow
+
+
+async def commit_before_reply() -> None:
+    """Make what the update did durable before the user hears of it; if another instance
+    handled this update meanwhile, say nothing (ApplicationHandlerStop)."""
+    uow = current()
+    if uow is None:
+        return
+    try:
+        await uow.commit()
+    except AlreadyHandled:
+        raise ApplicationHandlerStop from None
 
 
 def contact_of(context: Context) -> Contact:
@@ -155,6 +177,7 @@ async def send(
     """Send HTML text to the update's chat, split over 4,096 characters; buttons on the last."""
     chat = update.effective_chat
     assert chat is not None
+    await commit_before_reply()
     pieces = split_text(text)
     message: Message | None = None
     for i, piece in enumerate(pieces):
@@ -362,29 +385,33 @@ async def guard(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     now = desk.clock.now()
     handled: UpdateLog = context.bot_data["update_log"]
-    async with writes(desk.sessions) as unit:
-        # Checked now, recorded with the update's other writes (one transaction, bot.main.app).
-        if await handled.seen(unit.session, update.update_id):
-            raise ApplicationHandlerStop  # redelivered: handled already
-        update_id = update.update_id
-        unit.record(update_id, now, after_commit=lambda: handled.recorded(update_id))
+    uow = uow_of(context)
+    if await handled.seen(uow.session, update.update_id):
+        raise ApplicationHandlerStop  # redelivered: handled already
+    update_id = update.update_id
+
+    async def record(session: AsyncSession) -> bool:
+        # The first write of the update's first commit: with everything the handlers did.
+        if not await record_update(session, update_id, now):
+            return False
+        uow.after_commit(lambda: handled.recorded(update_id))
+        return True
+
+    uow.first_in_commit(record)
     cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
     # The contact row is read once per user and process, then kept in memory: only this
     # process (the one polling Telegram) changes it, and it refreshes its copy when it does.
     if private and user is not None and context.user_data is not None and cached is None:
-        # Its own short transaction (first sight of a user only): the update's unit stays
-        # free of writes until it commits, so no lock is held while handlers run.
-        async with desk.sessions() as session, session.begin():
-            default = desk.settings.default_locale
-            locale = normalise_locale(user.language_code) if user.language_code else default
-            contact, created = await contacts.get_or_create_contact(
-                session,
-                user_id=user.id,
-                chat_id=chat.id if chat else None,
-                name=user.full_name,
-                locale=locale,
-                now=now,
-            )
+        default = desk.settings.default_locale
+        locale = normalise_locale(user.language_code) if user.language_code else default
+        contact, created = await contacts.telegram_contact(
+            uow,
+            user_id=user.id,
+            chat_id=chat.id if chat else None,
+            name=user.full_name,
+            locale=locale,
+            now=now,
+        )
         context.user_data[_CONTACT] = contact
         context.user_data["_new_contact"] = created
 
@@ -443,12 +470,8 @@ async def choose_language(update: Update, context: Context) -> None:
     await query.answer()
     if chosen not in LOCALES or context.user_data is None or _CONTACT not in context.user_data:
         return
-    desk = desk_of(context)
     contact = context.user_data[_CONTACT]
-    async with desk.sessions() as session, session.begin():
-        fresh = await session.get(Contact, contact.id)
-        assert fresh is not None
-        await contacts.set_locale(session, fresh, chosen)
+    fresh = await contacts.set_locale(uow_of(context), contact.id, chosen)
     context.user_data[_CONTACT] = fresh
     await send(update, context, th("menu.language_set", chosen))
     await show_menu(update, context)
@@ -493,12 +516,9 @@ ORG_NAME_MIN, ORG_NAME_MAX = 2, 200
 
 async def organisation(context: Context) -> Any:
     """The contact's organisation, or None when it has not been named yet."""
-    desk = desk_of(context)
-    async with desk.sessions() as session:
-        fresh = await session.get(Contact, contact_of(context).id)
-        assert fresh is not None
-        context.user_data[_CONTACT] = fresh  # type: ignore[index]
-        return await contacts.organisation_of(session, fresh)
+    fresh, org = await contacts.organisation_of(uow_of(context), contact_of(context).id)
+    context.user_data[_CONTACT] = fresh  # type: ignore[index]
+    return org
 
 
 async def name_organisation(update: Update, context: Context) -> Any:
@@ -512,11 +532,9 @@ async def name_organisation(update: Update, context: Context) -> Any:
         )
         return None
     desk = desk_of(context)
-    async with desk.sessions() as session, session.begin():
-        fresh = await session.get(Contact, contact_of(context).id)
-        assert fresh is not None
-        org = await contacts.organisation_of(session, fresh)
-        if org is None:
-            org = await contacts.create_organisation(session, fresh, text, desk.clock.now())
+    now = desk.clock.now()
+    fresh, org = await contacts.name_organisation(
+        uow_of(context), contact_of(context).id, text, now
+    )
     context.user_data[_CONTACT] = fresh  # type: ignore[index]
     return org

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.desk import Desk
+from bot.domain import applications as rules
 from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.services import applications as apps
 from handlers.telegram import common
@@ -25,7 +26,7 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f}".rstrip("0").rstrip(".")
 
 
-def render_checklist(p: apps.Progress, ref: str, locale: str) -> str:
+def render_checklist(p: rules.Progress, ref: str, locale: str) -> str:
     lines = [
         th("application.checklist_title", locale, ref=ref),
         th("application.progress", locale, received=p.received, accepted=p.accepted, total=p.total),
@@ -46,7 +47,7 @@ def render_checklist(p: apps.Progress, ref: str, locale: str) -> str:
     return "\n".join(lines)
 
 
-def _checklist_keyboard(p: apps.Progress, locale: str) -> Any:
+def _checklist_keyboard(p: rules.Progress, locale: str) -> Any:
     rows = [[(f"{_MARKS[i.status]} {n}", f"dc:{i.item_id}") for n, i in enumerate(p.items, 1)]]
     rows = [rows[0][k : k + 5] for k in range(0, len(rows[0]), 5)]
     rows.append([(th("menu.btn_menu", locale), common.MENU_MAIN)])
@@ -54,12 +55,16 @@ def _checklist_keyboard(p: apps.Progress, locale: str) -> Any:
 
 
 async def _application(context: Context) -> tuple[ApplicationRow, Any] | None:
-    snap = await apps.snapshot(common.desk_of(context), common.contact_of(context).id or 0)
+    snap = await apps.snapshot(
+        common.desk_of(context), common.uow_of(context), common.contact_of(context).id or 0
+    )
     return (snap.application, snap) if snap else None
 
 
 async def _show(update: Update, context: Context) -> str:
-    snap = await apps.snapshot(common.desk_of(context), common.contact_of(context).id or 0)
+    snap = await apps.snapshot(
+        common.desk_of(context), common.uow_of(context), common.contact_of(context).id or 0
+    )
     assert snap is not None
     locale = common.locale_of(context)
     text = render_checklist(snap.progress, snap.application.ref, locale)
@@ -73,15 +78,17 @@ async def _open(update: Update, context: Context, org: Any, scheme: str | None) 
     if scheme is None:
         answers = org.eligibility_answers or {}
         scheme = answers.get("_scheme") if len(schemes) > 1 else schemes[0]
-    snap = await apps.snapshot(desk, common.contact_of(context).id or 0)
-    if (snap is None or snap.application.stage == apps.NOT_ACCEPTED) and scheme is None:
+    snap = await apps.snapshot(desk, common.uow_of(context), common.contact_of(context).id or 0)
+    if (snap is None or snap.application.stage == rules.NOT_ACCEPTED) and scheme is None:
         locale = common.locale_of(context)
         rows = [[(s, f"dc:s:{s}")] for s in schemes]
         await common.send(
             update, context, th("applicant.choose_scheme", locale), common.keyboard(rows)
         )
         return SCHEME
-    app, created = await apps.open_application(desk, common.contact_of(context), org, scheme or "")
+    app, created = await apps.open_application(
+        desk, common.uow_of(context), common.contact_of(context), org, scheme or ""
+    )
     if created:
         await reply(update, context, "application.created", ref=app.ref)
     return await _show(update, context)
@@ -184,7 +191,9 @@ async def uploaded(update: Update, context: Context) -> str | None:
         return None
     if message.photo and not message.document:
         name = f"photo{EXTENSIONS.get(kind, '')}"
-    await apps.receive_document(desk, app, snap.organisation, item_id, data, name, kind)
+    await apps.receive_document(
+        desk, common.uow_of(context), app, snap.organisation, item_id, data, name, kind
+    )
     context.user_data.pop(_ITEM, None)  # type: ignore[union-attr]
     locale = common.locale_of(context)
     await reply(

@@ -3,7 +3,6 @@ verdict saved on the applicant's organisation."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import date
@@ -12,7 +11,6 @@ from typing import Any
 from telegram import Update
 from telegram.ext import (
     Application,
-    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
@@ -22,11 +20,10 @@ from telegram.ext import (
 from bot.desk import Desk
 from bot.domain.eligibility import add_months, questions, verdict
 from bot.domain.policy import Condition
+from bot.services import eligibility
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th
-from storage.persistence import current_unit, writes
-from storage.repo import contacts
 
 ORG, SCHEME, ASK = "eligibility.org", "eligibility.scheme", "eligibility.ask"
 SCHEME_KEY = "_scheme"  # in organisation.eligibility_answers, beside the condition ids
@@ -86,24 +83,16 @@ def _cache(context: Context) -> dict[int, dict[str, Any]]:
 
 
 async def _save(context: Context, answers: dict[str, Any], result: dict[str, Any] | None) -> None:
-    """Stage the answers (and the verdict) with the update's other writes (storage.persistence
-    .UpdateUnit); `_commit` makes them durable before the reply goes out."""
+    """Write the answers (and the verdict) in the update's unit of work; it is committed before
+    the reply goes out, so the applicant never sees the next question for an unsaved answer."""
     desk = common.desk_of(context)
     org_id = common.contact_of(context).organisation_id
     assert org_id is not None  # the flow names the organisation before it asks anything
     now = desk.clock.now() if result else None
     saved, cache = dict(answers), _cache(context)
-    async with writes(desk.sessions) as unit:
-        statement, params = contacts.eligibility_update(org_id, saved, result, now)
-        unit.stage(statement, params, after_commit=lambda: cache.__setitem__(org_id, saved))
-
-
-async def _commit() -> None:
-    """Commit the update's writes now: the applicant never sees the next question for an
-    answer that was not saved."""
-    unit = current_unit()
-    if unit is not None and not await unit.commit():
-        raise ApplicationHandlerStop  # handled elsewhere meanwhile: say nothing
+    uow = common.uow_of(context)
+    await eligibility.save_answers(uow, org_id, saved, result, now)
+    uow.after_commit(lambda: cache.__setitem__(org_id, saved))
 
 
 # --- asking ----------------------------------------------------------------------------------
@@ -135,7 +124,7 @@ async def _ask(
     else:
         text += "\n" + th("applicant.date_hint", locale)
         rows = [back]
-    await _commit()
+    await common.commit_before_reply()
     await common.send(update, context, text, common.keyboard(rows))
     return ASK
 
@@ -166,7 +155,7 @@ async def _verdict(update: Update, context: Context, answers: dict[str, Any]) ->
         if f.absolute:
             lines.append("  " + th("eligibility.absolute_refusal", locale))
     lines += ["", th("applicant.elig_saved", locale)]
-    await _commit()
+    await common.commit_before_reply()
     await common.send(update, context, "\n".join(lines), common.main_menu(locale))
     return ConversationHandler.END
 
@@ -234,21 +223,17 @@ async def _change(
     if org_id is None:
         return None
     cache = _cache(context)
-    async with writes(desk.sessions) as unit:
-        known = cache.get(org_id)
-        answers = (
-            dict(known)
-            if known is not None
-            else await contacts.eligibility_answers(unit.session, org_id)
-        )
-        if answers is None:
-            return None
-        qs, index = _pending(desk, answers)
-        if not change(answers, qs, index):
-            return None
-        saved = dict(answers)
-        statement, params = contacts.eligibility_update(org_id, saved, None, None)
-        unit.stage(statement, params, after_commit=lambda: cache.__setitem__(org_id, saved))
+    uow = common.uow_of(context)
+    known = cache.get(org_id)
+    answers = dict(known) if known is not None else await eligibility.answers_of(uow, org_id)
+    if answers is None:
+        return None
+    qs, index = _pending(desk, answers)
+    if not change(answers, qs, index):
+        return None
+    saved = dict(answers)
+    await eligibility.save_answers(uow, org_id, saved)
+    uow.after_commit(lambda: cache.__setitem__(org_id, saved))
     return answers
 
 
@@ -269,9 +254,9 @@ async def answered(update: Update, context: Context) -> str | int | None:
     if answers is None:
         await query.answer(th("applicant.stale_button", common.locale_of(context)))
         return None
-    # The acknowledgement and the next question travel together.
-    _, state = await asyncio.gather(query.answer(), _ask(update, context, answers))
-    return state
+    # One after the other: both use the update's unit of work (its session is not concurrent).
+    await query.answer()
+    return await _ask(update, context, answers)
 
 
 @stay

@@ -10,6 +10,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler
 
 from bot.desk import Desk
+from bot.domain import applications as rules
 from bot.services import applications as apps
 from handlers.telegram import common
 from handlers.telegram.common import Context, staff_only
@@ -18,7 +19,8 @@ from messages.render import th
 
 def _reasons_keyboard(doc_id: int, locale: str) -> InlineKeyboardMarkup:
     rows = [
-        [(th(f"application.reason_{r}", locale), f"sd:x:{doc_id}:{r}")] for r in apps.REJECT_REASONS
+        [(th(f"application.reason_{r}", locale), f"sd:x:{doc_id}:{r}")]
+        for r in rules.REJECT_REASONS
     ]
     rows.append([(th("menu.btn_back", locale), f"sd:b:{doc_id}")])
     return common.keyboard(rows)
@@ -54,11 +56,16 @@ async def review(update: Update, context: Context) -> None:
     user = update.effective_user
     by = user.full_name if user else "staff"
     reason = parts[3] if verb == "x" and len(parts) > 3 else None
-    if verb == "x" and reason not in apps.REJECT_REASONS:
+    if verb == "x" and reason not in rules.REJECT_REASONS:
         await query.answer()
         raise ApplicationHandlerStop
     result = await apps.review_document(
-        common.desk_of(context), doc_id, accept=verb == "a", reason=reason, by=by
+        common.desk_of(context),
+        common.uow_of(context),
+        doc_id,
+        accept=verb == "a",
+        reason=reason,
+        by=by,
     )
     await query.answer()
     original = getattr(query.message, "text_html", None) or ""
@@ -73,7 +80,7 @@ async def review(update: Update, context: Context) -> None:
         )
     else:
         note = th("application.staff_already", locale, status=result.status)
-    if result.stage == apps.UNDER_REVIEW and result.status == "accepted":
+    if result.stage == rules.UNDER_REVIEW and result.status == "accepted":
         note += "\n" + th("application.staff_complete", locale, ref=result.ref)
     await query.edit_message_text(f"{original}\n\n{note}", reply_markup=None)
     raise ApplicationHandlerStop

@@ -11,8 +11,9 @@ from sqlmodel import select
 
 from bot.desk import Desk
 from bot.emulator import Emulator, FakeUser, Reply
-from bot.services.certificates import import_csv
+from bot.services.certificates import ImportResult, import_csv
 from storage.models import ConversationState, Organisation
+from storage.unit_of_work import UnitOfWork
 from tests.fixtures.telegram_app import expect, make_desk, running, start_en, start_zh
 
 # --- start, language, menu ------------------------------------------------------------------
@@ -254,6 +255,11 @@ async def test_quote_in_both_languages(bot_desk: Desk, emulator: Emulator) -> No
         assert "estimate" in table.text
 
 
+async def _import(desk: Desk, path: Path) -> ImportResult:
+    async with UnitOfWork(desk.sessions) as uow:
+        return await import_csv(desk, uow, path)
+
+
 # --- certificate lookup -----------------------------------------------------------------------
 
 CSV = (
@@ -271,7 +277,7 @@ async def test_certificate_lookup_found_suspended_and_unknown(
 ) -> None:
     path = tmp_path / "certs.csv"
     path.write_text(CSV, encoding="utf-8")
-    result = await import_csv(bot_desk, path)
+    result = await _import(bot_desk, path)
     assert (result.created, result.updated, result.errors) == (2, 0, [])
     zh = emulator.user(40, "孙")
     en = emulator.user(41, "Kim", language_code="en")
@@ -323,14 +329,14 @@ async def test_import_reports_bad_rows_and_reimport_updates(bot_desk: Desk, tmp_
         + "X-2,Holder,Std,,bogus,2025-01-01,2028-01-01,,,\n"
     )
     path.write_text(bad, encoding="utf-8")
-    result = await import_csv(bot_desk, path)
+    result = await _import(bot_desk, path)
     assert result.created == 2
     assert [str(e) for e in result.errors] == [
         "line 4: expires_on is not after decided_on",
         "line 5: status 'bogus' is not one of valid, suspended, withdrawn, expired",
     ]
     path.write_text(CSV.replace("suspended,2024-06-01", "withdrawn,2024-06-01"), encoding="utf-8")
-    again = await import_csv(bot_desk, path)
+    again = await _import(bot_desk, path)
     assert (again.created, again.updated) == (0, 2)
 
 

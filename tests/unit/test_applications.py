@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.domain import applications as apps
 from bot.profiles import load_profile
-from bot.services import applications as apps
 from messages.render import catalog
 from storage.models import Document
 
