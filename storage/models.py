@@ -12,12 +12,12 @@ Conventions:
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
 from sqlmodel import JSON, Field, SQLModel
+
+from storage.types import UTCDateTime
 
 # Deterministic constraint names: SQLite batch migrations and later ALTERs need a name to
 # address a constraint by. Must be set before any table below is declared.
@@ -28,31 +28,6 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """`DateTime(timezone=True)` that only accepts aware values and always returns UTC.
-
-    SQLite keeps no offset, so without this a value read back there would be naive while the
-    same query on PostgreSQL returns an aware one; naive input is refused as a bug.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: store aware UTC instants")
-        value = value.astimezone(UTC)
-        # SQLite compares the stored text: one fixed form (UTC, no offset) keeps order right.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
@@ -72,47 +47,13 @@ def _bigint(**kw: Any) -> Any:
     return Field(sa_type=sa.BigInteger, **kw)
 
 
-# --- value sets (checked in Python) ------------------------------------------------------------
-
-
-class Channel(StrEnum):
-    TELEGRAM = "telegram"
-    EMAIL = "email"
-    STAFF = "staff"  # a staff message waiting for a staff channel to be configured
-
-
-class DocumentStatus(StrEnum):
-    RECEIVED = "received"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    REPLACED = "replaced"
-
-
-class CertificateStatus(StrEnum):
-    VALID = "valid"
-    SUSPENDED = "suspended"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-
-
-class Severity(StrEnum):
-    MINOR = "minor"
-    MAJOR = "major"
-
-
-class OutboxStatus(StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-
-
-class InboundStatus(StrEnum):
-    STORED = "stored"
-    PROCESSED = "processed"
-    QUARANTINED = "quarantined"
-    IGNORED = "ignored"
-
+# The value sets live with the rules (bot.domain.vocabulary); re-exported for the repositories.
+from bot.domain.vocabulary import CertificateStatus as CertificateStatus  # noqa: E402
+from bot.domain.vocabulary import Channel as Channel  # noqa: E402
+from bot.domain.vocabulary import DocumentStatus as DocumentStatus  # noqa: E402
+from bot.domain.vocabulary import InboundStatus as InboundStatus  # noqa: E402
+from bot.domain.vocabulary import OutboxStatus as OutboxStatus  # noqa: E402
+from bot.domain.vocabulary import Severity as Severity  # noqa: E402
 
 # --- applicants ---------------------------------------------------------------------------------
 

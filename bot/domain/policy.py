@@ -8,11 +8,12 @@ clause it comes from; the clauses live in the TOML files, not here.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
-from itertools import pairwise
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from bot.domain.policy_base import KeyedError, ProfileError, Strict
+from bot.domain.policy_quote import AuditTime, Fees, Multisite
 
 Unit = Literal["days", "working_days", "months", "years"]
 Kind = Literal["appeal", "complaint", "dispute"]
@@ -45,26 +46,6 @@ MILESTONES: frozenset[str] = frozenset(
 )
 
 
-class ProfileError(ValueError):
-    """A profile that cannot be used; str() is one line `FILE: KEY: reason`."""
-
-    def __init__(self, file: str, key: str, reason: str) -> None:
-        super().__init__(f"{file}: {key}: {reason}")
-        self.file, self.key, self.reason = file, key, reason
-
-
-class KeyedError(ValueError):
-    """A validation failure that knows which key (relative to the model) is wrong."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key, self.reason = key, reason
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class TimeRule(Strict):
     """One period: `count` `unit` after (or before) the event named in `from`.
 
@@ -80,16 +61,6 @@ class TimeRule(Strict):
     direction: Literal["after", "before"] = "after"
     clause: str = Field(min_length=1)
     closed_by: str | None = None  # the milestone that meets this deadline
-
-
-def _fraction(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a fraction like '1/3'") from None
-    if not 0 < value <= 1:
-        raise ValueError(f"{text!r} must be more than 0 and at most 1")
-    return value
 
 
 class Body(Strict):
@@ -147,7 +118,7 @@ class Condition(Strict):
     kind: Literal["yes_no", "running_since"]
     pass_answer: bool | None = None  # yes_no: the answer that meets the condition
     min_months: int | None = Field(default=None, gt=0)  # running_since
-    min_months_by_scheme: dict[str, int] = {}
+    min_months_by_scheme: dict[str, int] = Field(default_factory=dict)
     absolute: bool = False  # a refusal no rectification or waiting can cure
     schemes: tuple[str, ...] | None = None  # only for these schemes
     clause: str = Field(min_length=1)
@@ -183,75 +154,6 @@ class Document(Strict):
 
     def applies(self, scheme: str | None) -> bool:
         return self.schemes is None or (scheme is not None and scheme in self.schemes)
-
-
-class Multisite(Strict):
-    """Sampled similar sites: ceil(factor · √X) per audit type."""
-
-    initial: float = Field(default=1.0, gt=0)
-    surveillance: float = Field(default=0.6, gt=0)
-    recertification: float = Field(default=0.8, gt=0)
-    clause: str = Field(min_length=1)
-
-
-class AuditTime(Strict):
-    """Initial audit days by effective headcount: [upper headcount, days] points."""
-
-    clause: str = Field(min_length=1)
-    points: tuple[tuple[int, float], ...] = Field(min_length=2)
-    surveillance_fraction: str = "1/3"
-    recertification_fraction: str = "2/3"
-    max_reduction: float = Field(default=0.30, ge=0, lt=1)
-    multisite: Multisite
-
-    @field_validator("points")
-    @classmethod
-    def _increasing(cls, value: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
-        if value[0][0] < 1 or any(days <= 0 for _, days in value):
-            raise ValueError("headcounts start at 1 or more and days are positive")
-        for (x0, y0), (x1, y1) in pairwise(value):
-            if x1 <= x0:
-                raise ValueError(f"headcounts must be strictly increasing ({x0} then {x1})")
-            if y1 < y0:
-                raise ValueError(f"days must not decrease ({y0} then {y1})")
-        return value
-
-    @field_validator("surveillance_fraction", "recertification_fraction")
-    @classmethod
-    def _is_fraction(cls, value: str) -> str:
-        _fraction(value)
-        return value
-
-    @property
-    def surveillance(self) -> Fraction:
-        return _fraction(self.surveillance_fraction)
-
-    @property
-    def recertification(self) -> Fraction:
-        return _fraction(self.recertification_fraction)
-
-
-class Fees(Strict):
-    """A fee schedule in CNY; audit fees are auditor-days × audit_per_day_cny."""
-
-    clause: str = Field(min_length=1)
-    application_cny: int = Field(ge=0)
-    registration_cny: int = Field(ge=0)
-    audit_per_day_cny: int = Field(gt=0)
-    annual_cny: int = Field(default=0, ge=0)  # per year, incl. mark use where the body says so
-    surveillance_fraction: str = "1/3"  # of the initial audit fee, per surveillance audit
-    recertification_fraction: str = "2/3"  # of the initial audit fee
-    pre_audit_fraction: str | None = None  # optional pre-audit, of the initial audit fee
-    extra_category_days: tuple[float, float] | None = None
-    special_category_days: tuple[float, float] | None = None
-    travel_at_cost: bool = True
-
-    @field_validator("surveillance_fraction", "recertification_fraction", "pre_audit_fraction")
-    @classmethod
-    def _is_fraction(cls, value: str | None) -> str | None:
-        if value is not None:
-            _fraction(value)
-        return value
 
 
 class Profile(Strict):

@@ -1,0 +1,102 @@
+"""What a handler knows about the update it handles: the desk, the update's unit of work, the
+contact and its language; the handler groups and the main-menu callback data."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from telegram import Update
+from telegram.ext import (
+    ApplicationHandlerStop,
+    ContextTypes,
+)
+
+from bot.desk import Desk
+from storage.models import Contact
+from storage.unit_of_work import AlreadyHandled, UnitOfWork, current
+
+Context = ContextTypes.DEFAULT_TYPE
+Callback = Callable[[Update, Context], Awaitable[Any]]
+F = TypeVar("F", bound=Callback)
+
+GUARD_GROUP = -2
+STAFF_GROUP = 0
+FIRST_CONVERSATION_GROUP = 10
+GLOBAL_GROUP = 1000
+
+# Main-menu callback data; other modules register handlers for theirs.
+MENU_ELIGIBILITY = "menu:eligibility"
+MENU_QUOTE = "menu:quote"
+MENU_DOCUMENTS = "menu:documents"
+MENU_APPLICATION = "menu:application"
+MENU_CERTIFICATE = "menu:certificate"
+MENU_CASES = "menu:cases"
+MENU_CHANGES = "menu:changes"
+MENU_HELP = "menu:help"
+MENU_MAIN = "menu:main"  # "back to the main menu" buttons
+MENU_ITEMS: tuple[tuple[str, str], ...] = (
+    (MENU_ELIGIBILITY, "menu.btn_eligibility"),
+    (MENU_QUOTE, "menu.btn_quote"),
+    (MENU_DOCUMENTS, "menu.btn_documents"),
+    (MENU_APPLICATION, "menu.btn_application"),
+    (MENU_CERTIFICATE, "menu.btn_certificate"),
+    (MENU_CASES, "menu.btn_cases"),
+    (MENU_CHANGES, "menu.btn_changes"),
+    (MENU_HELP, "menu.btn_help"),
+)
+LANG_PREFIX = "lang:"
+
+# Commands shown in Telegram's menu (setMyCommands), with their catalog descriptions.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "menu.cmd_start"),
+    ("menu", "menu.cmd_menu"),
+    ("eligibility", "menu.cmd_eligibility"),
+    ("quote", "menu.cmd_quote"),
+    ("documents", "menu.cmd_documents"),
+    ("status", "menu.cmd_status"),
+    ("certificate", "menu.cmd_certificate"),
+    ("language", "menu.cmd_language"),
+    ("help", "menu.cmd_help"),
+    ("cancel", "menu.cmd_cancel"),
+)
+
+_CONTACT = "contact"  # user_data key: the contact row, loaded by the guard (a read cache)
+
+
+def desk_of(context: Context) -> Desk:
+    return context.bot_data["desk"]
+
+
+def uow_of(context: Context) -> UnitOfWork:
+    """The unit of work of the update being handled (bot.main.app opens one per update)."""
+    uow = current()
+    if uow is None:
+        raise LookupError("no unit of work: not within an update")
+    return uow
+
+
+async def commit_before_reply() -> None:
+    """Make what the update did durable before the user hears of it; if another instance
+    handled this update meanwhile, say nothing (ApplicationHandlerStop)."""
+    uow = current()
+    if uow is None:
+        return
+    try:
+        await uow.commit()
+    except AlreadyHandled:
+        raise ApplicationHandlerStop from None
+
+
+def contact_of(context: Context) -> Contact:
+    """The contact the guard loaded for this update (private chats only)."""
+    contact = context.user_data.get(_CONTACT) if context.user_data is not None else None
+    if contact is None:
+        raise LookupError("no contact for this update (not a private chat?)")
+    return contact
+
+
+def locale_of(context: Context) -> str:
+    if context.user_data is not None and (c := context.user_data.get(_CONTACT)) is not None:
+        return c.locale
+    return desk_of(context).settings.default_locale

@@ -1,0 +1,92 @@
+"""The guard that runs before any handler: redelivered updates, group chats, floods, the contact."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import (
+    ApplicationHandlerStop,
+)
+
+from bot.services import contacts
+from handlers.telegram.context import _CONTACT, Context, desk_of, locale_of, uow_of
+from messages.render import normalise_locale, th
+from storage.persistence import UpdateLog, record_update
+
+# --- the guard -------------------------------------------------------------------------------
+
+
+class FloodGate:
+    """Per-user sliding window; in-process (one instance polls Telegram at a time)."""
+
+    def __init__(self, max_updates: int, window: float) -> None:
+        self.max_updates = max_updates
+        self.window = window
+        self.seen: dict[int, deque[float]] = defaultdict(deque)
+        self.warned: set[int] = set()
+
+    def allow(self, user_id: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        stamps = self.seen[user_id]
+        while stamps and stamps[0] <= now - self.window:
+            stamps.popleft()
+        if len(stamps) >= self.max_updates:
+            return False
+        stamps.append(now)
+        self.warned.discard(user_id)
+        return True
+
+
+async def guard(update: Update, context: Context) -> None:
+    """Runs first for every update; raises ApplicationHandlerStop to drop one."""
+    desk = desk_of(context)
+    chat, user = update.effective_chat, update.effective_user
+    staff_chat = chat is not None and chat.id == desk.settings.staff_chat_id
+    private = chat is not None and chat.type == ChatType.PRIVATE
+    if chat is not None and not private and not staff_chat:
+        if update.effective_message is not None and update.message is not None:
+            await context.bot.send_message(
+                chat.id, th("menu.group_refused", desk.settings.default_locale)
+            )
+        raise ApplicationHandlerStop
+    gate: FloodGate = context.bot_data["flood"]
+    if user is not None and not desk.is_staff(user.id) and not gate.allow(user.id):
+        if user.id not in gate.warned and chat is not None:
+            gate.warned.add(user.id)
+            await context.bot.send_message(chat.id, th("menu.flood", locale_of(context)))
+        raise ApplicationHandlerStop
+    now = desk.clock.now()
+    handled: UpdateLog = context.bot_data["update_log"]
+    uow = uow_of(context)
+    if await handled.seen(uow.session, update.update_id):
+        raise ApplicationHandlerStop  # redelivered: handled already
+    update_id = update.update_id
+
+    async def record(session: AsyncSession) -> bool:
+        # The first write of the update's first commit: with everything the handlers did.
+        if not await record_update(session, update_id, now):
+            return False
+        uow.after_commit(lambda: handled.recorded(update_id))
+        return True
+
+    uow.first_in_commit(record)
+    cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
+    # The contact row is read once per user and process, then kept in memory: only this
+    # process (the one polling Telegram) changes it, and it refreshes its copy when it does.
+    if private and user is not None and context.user_data is not None and cached is None:
+        default = desk.settings.default_locale
+        locale = normalise_locale(user.language_code) if user.language_code else default
+        contact, created = await contacts.telegram_contact(
+            uow,
+            user_id=user.id,
+            chat_id=chat.id if chat else None,
+            name=user.full_name,
+            locale=locale,
+            now=now,
+        )
+        context.user_data[_CONTACT] = contact
+        context.user_data["_new_contact"] = created
