@@ -155,7 +155,7 @@ class WorkCalendar:
         cached = self._guessed_holidays.get(year)
         if cached is None:
             # Default categories = public holidays only (half-day ones are not rest for everyone).
-            cached = frozenset(holidays.China(years=year).keys())
+            cached = frozenset(holidays.country_holidays("CN", years=year).keys())
             self._guessed_holidays[year] = cached
         return cached
 

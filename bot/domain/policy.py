@@ -243,8 +243,8 @@ def _check_rule(rule_id: str, rule: TimeRule) -> None:
     if rule.from_ not in events:
         raise KeyedError(f"{key}.from", f"unknown event {rule.from_!r} for {target}")
     if rule.closed_by is not None and rule.closed_by not in MILESTONES:
-        known = ", ".join(sorted(MILESTONES))
-        raise KeyedError(f"{key}.closed_by", f"unknown milestone {rule.closed_by!r} ({known})")
+        milestones = ", ".join(sorted(MILESTONES))
+        raise KeyedError(f"{key}.closed_by", f"unknown milestone {rule.closed_by!r} ({milestones})")
     if rule.direction == "before" and target in CASE_KINDS:
         raise KeyedError(f"{key}.direction", "case periods run after their event")
 
