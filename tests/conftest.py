@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.telegram",
     "tests.fixtures.telegram_app",
     "tests.fixtures.mail",
+    "tests.fixtures.robots",
 ]
