@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import time
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.alerts import WorkHours
 
 
 class ConfigError(SystemExit):
@@ -76,7 +77,6 @@ class Settings(BaseSettings):
     auto_replies_per_sender_per_hour: int = Field(default=5, ge=0)
 
     # time and alerts
-    timezone: str = "Asia/Shanghai"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     work_hours: str = Field(default="09:00-17:30", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     warning_lead_working_days: list[int] = Field(default_factory=lambda: [3, 0])
@@ -97,10 +97,21 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'certdesk.db'}"
 
+    @field_validator("work_hours")
+    @classmethod
+    def _real_hours(cls, v: str) -> str:
+        try:
+            hours = WorkHours.parse(v)
+        except ValueError:
+            raise ValueError("expected HH:MM-HH:MM with real times, e.g. 09:00-17:30") from None
+        if hours.start >= hours.end:
+            raise ValueError("the start must be before the end, e.g. 09:00-17:30")
+        return v
+
     @property
-    def work_hours_range(self) -> tuple[time, time]:
-        start, end = self.work_hours.split("-")
-        return time.fromisoformat(start), time.fromisoformat(end)
+    def work_window(self) -> WorkHours:
+        """WORK_HOURS as times (validated at start)."""
+        return WorkHours.parse(self.work_hours)
 
 
 def load_settings(**overrides: object) -> Settings:

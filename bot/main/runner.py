@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from telegram.ext import Application
 
+from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.desk import Desk
 from bot.main.desk import open_desk
@@ -100,8 +101,11 @@ async def start_updates(app: Application, settings: Settings) -> None:
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """The real bot until SIGINT/SIGTERM (or until `stop` is set, for tests)."""
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None
+) -> int:
+    """The real bot until SIGINT/SIGTERM (or until `stop` is set, for tests); every timed path
+    asks `clock` (the real one by default)."""
     from bot.delivery.telegram import telegram_sender
     from bot.main.app import build_application
 
@@ -115,7 +119,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
             raise ConfigError(
                 "configuration error: WEBHOOK_URL: webhooks need python-telegram-bot[webhooks]"
             ) from None
-    desk = await open_desk(settings)
+    desk = await open_desk(settings, clock)
     sender = telegram_sender(
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.telegram_api_base_url,

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bot.domain.policy import Profile, ProfileError, parse_profile
+from messages.render import catalog
 
 PROFILE_DIR = Path(__file__).parent
 
@@ -39,7 +40,22 @@ def _load(path: Path, shown: str) -> Profile:
         raise ProfileError(shown, "file", "not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(shown, "toml", f"syntax error: {exc}") from None
-    return parse_profile(data, shown)
+    profile = parse_profile(data, shown)
+    _check_texts(profile, shown)
+    return profile
+
+
+def _check_texts(profile: Profile, shown: str) -> None:
+    """Every question, failure and checklist item needs its text in both languages: a deployer's
+    own profile naming a new id must bring it (messages/catalogs), or it is refused here rather
+    than crash at the question."""
+    known = catalog()
+    needed = [(f"eligibility[{c.id}]", f"eligibility.q_{c.id}") for c in profile.eligibility]
+    needed += [(f"eligibility[{c.id}]", f"eligibility.fail_{c.id}") for c in profile.eligibility]
+    needed += [(f"documents[{d.id}]", f"documents.{d.id}") for d in profile.documents]
+    for key, text_key in needed:
+        if text_key not in known:
+            raise ProfileError(shown, f"{key}.id", f"no text {text_key!r} in messages/catalogs")
 
 
 __all__ = ["PROFILE_DIR", "list_profiles", "load_profile"]

@@ -28,7 +28,6 @@ from bot.domain.alerts import (
     ESCALATION,
     DueAlert,
     OpenDeadline,
-    WorkHours,
     digest,
     due_alerts,
     in_working_hours,
@@ -71,7 +70,7 @@ class Scans:
 
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
-        self.hours = WorkHours.parse(desk.settings.work_hours)
+        self.hours = desk.settings.work_window
         self.leads = tuple(desk.settings.warning_lead_working_days)
         self.staff_locale = desk.settings.default_locale
         self._planned_on: date | None = None

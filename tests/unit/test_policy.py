@@ -252,3 +252,20 @@ clause = "demo §7"
 def test_rule_id_is_the_table_key(tmp_path: Path) -> None:
     text = MINIMAL.replace("[rules.appeal.decision]", '[rules.appeal.decision]\nid = "other"')
     assert refused(write(tmp_path, text)).key == "rules.appeal.decision.id"
+
+
+def test_a_profile_naming_a_condition_without_text_is_refused_at_load(tmp_path: Path) -> None:
+    from bot.profiles import PROFILE_DIR
+
+    source = (PROFILE_DIR / "ggbz.toml").read_text(encoding="utf-8")
+    mine = tmp_path / "mybody.toml"
+    # A deployer adds a condition of their own and forgets its question text.
+    first = source.index("[[eligibility]]")
+    block_end = source.index("[[eligibility]]", first + 1)
+    block = source[first:block_end]
+    own_id = block.split('id = "', 1)[1].split('"', 1)[0]
+    mine.write_text(source + "\n" + block.replace(f'id = "{own_id}"', 'id = "own_rule_x"'))
+    with pytest.raises(ProfileError) as refused:
+        load_profile(mine)
+    assert "eligibility[own_rule_x].id" in str(refused.value)
+    assert "eligibility.q_own_rule_x" in str(refused.value)
