@@ -19,7 +19,9 @@ from typing import IO, Any
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.emulator.runner import bot_builder, run_app
-from bot.emulator.server import Emulator, FakeUser, Reply
+from bot.emulator.server import Emulator
+from bot.emulator.state import Reply
+from bot.emulator.users import FakeUser
 
 AppFactory = Callable[[ApplicationBuilder], Application | Awaitable[Application]]
 
@@ -125,18 +127,18 @@ class _Terminal:
 
     async def await_quiet(self, before: int, timeout: float, settle: float) -> None:
         emu = self.user.emulator
-        outputs = emu._outputs[self.user.chat_id]
+        outputs = emu.state.outputs[self.user.chat_id]
         if await emu.wait_for(lambda: len(outputs) > before or self._new_errors(), timeout):
             seen = len(outputs)
             # Quiet period: wait on the emulator's condition, not a blind sleep.
-            while await emu.wait_for(lambda n=seen: len(outputs) > n, settle):
+            while await emu.wait_for(_longer_than(outputs, seen), settle):
                 seen = len(outputs)
         self.flush()
 
     async def show_forever(self) -> None:
         """Show what the bot sends on its own (reminders, alerts) while the person is typing."""
         emu = self.user.emulator
-        outputs = emu._outputs[self.user.chat_id]
+        outputs = emu.state.outputs[self.user.chat_id]
         while True:
             await emu.wait_for(lambda: len(outputs) > self.shown or self._new_errors(), 3600)
             self.flush()
@@ -184,6 +186,11 @@ class _Terminal:
     def _write(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+
+def _longer_than(items: list[Reply], n: int) -> Callable[[], bool]:
+    """A wait predicate bound to this ``n`` (a lambda in the loop would see later values)."""
+    return lambda: len(items) > n
 
 
 class _LineReader:
