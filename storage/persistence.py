@@ -24,6 +24,7 @@ from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage.models import ConversationState, TelegramUpdate
+from storage.sql import dialect_name, table_of
 from storage.unit_of_work import current
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
 
 
 def _dialect(where: AsyncSession | async_sessionmaker[AsyncSession]) -> str:
-    bind = where.bind if isinstance(where, AsyncSession) else where.kw["bind"]
-    return str(bind.dialect.name)
+    if isinstance(where, AsyncSession):
+        return dialect_name(where)
+    return str(where.kw["bind"].dialect.name)
 
 
 def _insert(dialect: str) -> Any:
@@ -132,7 +134,7 @@ def _insert(dialect: str) -> Any:
 
 def _state_statement(dialect: str, name: str, key: str, state: object | None) -> sa.Executable:
     """The conversation_state write: Core, no ORM bookkeeping per update."""
-    table = ConversationState.__table__
+    table = table_of(ConversationState)
     if state is None:
         return sa.delete(table).where(table.c.name == name, table.c.key == key)
     stmt = _insert(dialect)(table).values(name=name, key=key, state=state)
@@ -148,7 +150,7 @@ def _record_statement(dialect: str) -> sa.Executable:
     """The update-id record, built once per dialect (parameters `update_id`, `received_at`):
     a reused statement keeps its cache key, so SQLAlchemy does not work it out per update."""
     if dialect not in _RECORDS:
-        table = TelegramUpdate.__table__
+        table = table_of(TelegramUpdate)
         _RECORDS[dialect] = (
             _insert(dialect)(table)
             .values(update_id=sa.bindparam("u_id"), received_at=sa.bindparam("u_at"))
@@ -170,7 +172,7 @@ async def record_update(session: AsyncSession, update_id: int, now: datetime) ->
     return bool(result.rowcount)
 
 
-_TU = TelegramUpdate.__table__
+_TU = table_of(TelegramUpdate)
 _SEEN = sa.select(_TU.c.update_id).where(_TU.c.update_id == sa.bindparam("u_id"))
 _MAX_SEEN = sa.select(sa.func.max(_TU.c.update_id))
 

@@ -110,7 +110,8 @@ class AiohttpRequest(BaseRequest):
     `NetworkError`; PTB's `BaseRequest` turns statuses into its errors (429 → RetryAfter, …).
     """
 
-    USER_AGENT = "certdesk outbox (python-telegram-bot, aiohttp)"
+    # Our own name: BaseRequest.USER_AGENT is Final (PTB's default header, used by HTTPXRequest).
+    CLIENT_USER_AGENT = "certdesk outbox (python-telegram-bot, aiohttp)"
 
     def __init__(
         self,
@@ -139,7 +140,7 @@ class AiohttpRequest(BaseRequest):
                 limit=self.connections, keepalive_timeout=self._keepalive
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.USER_AGENT}
+                connector=connector, headers={"User-Agent": self.CLIENT_USER_AGENT}
             )
 
     async def shutdown(self) -> None:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
 from typing import Any, NoReturn
 
@@ -336,7 +336,8 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
 
 # --- wiring ---------------------------------------------------------------------------------
 
-Handler = Callable[[argparse.Namespace], int]
+# A command: sync, or async (main() runs the coroutine); either way the exit status.
+Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy import BindParameter, and_, bindparam, func, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
@@ -34,6 +34,7 @@ from bot.delivery import PermanentFailure, Sender, TransientFailure
 from messages.render import t
 from storage.models import OutboxMessage
 from storage.repo.outbox import enqueue
+from storage.sql import table_of
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ STALE_CLAIM = timedelta(minutes=5)
 # A channel with no sender configured (e.g. SMTP not set up yet) is looked at again after this.
 UNCONFIGURED_DELAY = timedelta(minutes=10)
 
-_TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(OutboxMessage)
 _BY_ID = _TABLE.c.id == bindparam("b_id")
 
 
@@ -110,7 +111,9 @@ class _Recorder:
         for row in rows:
             groups.setdefault(tuple(sorted(row)), []).append(row)
         for keys, params in groups.items():
-            values = {k[2:]: bindparam(k) for k in keys if k != "b_id"}
+            values: dict[str, BindParameter[Any]] = {
+                k[2:]: bindparam(k) for k in keys if k != "b_id"
+            }
             await session.exec(update(_TABLE).where(_BY_ID).values(values), params=params)
 
 
@@ -137,21 +140,22 @@ class Outbox:
     async def claim(self, limit: int) -> list[OutboxMessage]:
         """Take up to `limit` due messages (and stale claims of dead workers), oldest first."""
         now = self.clock.now()
-        due = and_(OutboxMessage.status == "queued", OutboxMessage.next_attempt_at <= now)
+        due = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.next_attempt_at) <= now)
         stale = and_(
-            OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - STALE_CLAIM
+            col(OutboxMessage.status) == "sending",
+            col(OutboxMessage.claimed_at) < now - STALE_CLAIM,
         )
         ids = (
             select(OutboxMessage.id)
             .where(or_(due, stale))
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         # One statement: the rows are locked, marked ours and returned in a single round trip.
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids.scalar_subquery()))  # type: ignore[union-attr]
+            .where(col(OutboxMessage.id).in_(ids.scalar_subquery()))
             .values(status="sending", claimed_by=self.worker_id, claimed_at=now)
             .returning(OutboxMessage)
             .execution_options(synchronize_session=False)
@@ -304,7 +308,7 @@ class Outbox:
         async with self.sessions() as session, session.begin():
             await session.exec(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)  # type: ignore[arg-type]
+                .where(col(OutboxMessage.id) == message.id)
                 .values(
                     status="failed",
                     attempts=attempts if attempts is not None else message.attempts + 1,
@@ -346,7 +350,7 @@ async def _until(condition: Callable[[], bool], progress: asyncio.Event) -> None
 
 async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
     """Queued, retrying (queued after a failure), sending, sent and failed counts."""
-    retrying = and_(OutboxMessage.status == "queued", OutboxMessage.attempts > 0)
+    retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
     async with sessions() as session:
         rows = await session.exec(
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)

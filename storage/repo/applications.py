@@ -17,6 +17,7 @@ from storage.models import (
     Organisation,
     StoredFile,
 )
+from storage.sql import id_of
 
 
 async def ref_exists(session: AsyncSession, ref: str) -> bool:
@@ -54,7 +55,7 @@ async def create(
     )
     session.add(app)
     await session.flush()
-    session.add(ApplicationEvent(application_id=app.id, stage="draft", at=now))
+    session.add(ApplicationEvent(application_id=id_of(app), stage="draft", at=now))
     return app
 
 
@@ -64,7 +65,7 @@ async def set_stage(
     app.stage = stage
     app.updated_at = now
     session.add(app)
-    session.add(ApplicationEvent(application_id=app.id, stage=stage, at=now, note=note))
+    session.add(ApplicationEvent(application_id=id_of(app), stage=stage, at=now, note=note))
 
 
 async def events(session: AsyncSession, application_id: int) -> Sequence[ApplicationEvent]:

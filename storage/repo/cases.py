@@ -14,6 +14,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from storage.models import Case, CaseEvent, Contact, Deadline, OutboxMessage
 from storage.repo.applications import stored_file  # one row per content hash, documents' too
@@ -185,7 +186,7 @@ async def open_cases_by_due(session: AsyncSession, limit: int = 50) -> list[Case
     provisional: set[tuple[int, date]] = set()
     if ids:
         marked = await session.exec(
-            select(Deadline.case_id, Deadline.due_on).where(
+            select(col(Deadline.case_id), col(Deadline.due_on)).where(
                 col(Deadline.case_id).in_(ids),
                 col(Deadline.closed_at).is_(None),
                 col(Deadline.provisional).is_(True),
@@ -196,7 +197,8 @@ async def open_cases_by_due(session: AsyncSession, limit: int = 50) -> list[Case
 
 
 async def all_case_ids(session: AsyncSession) -> Sequence[tuple[int, str]]:
-    return (await session.exec(select(Case.id, Case.ref).order_by(col(Case.id)))).all()
+    refs: Select[int, str] = Select(col(Case.id), col(Case.ref))  # Select itself: id is not null
+    return (await session.exec(refs.order_by(col(Case.id)))).all()
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Contact, Organisation
+from storage.sql import table_of
 
 
 async def contact_by_telegram_id(session: AsyncSession, user_id: int) -> Contact | None:
@@ -66,7 +67,7 @@ async def create_organisation(
 # The eligibility check's hot path (one answer per update): Core statements on the columns it
 # needs, built once (a reused statement keeps its cache key), without loading and flushing the
 # ORM row each time.
-_ORG = Organisation.__table__
+_ORG = table_of(Organisation)
 _ANSWERS = sa.select(_ORG.c.eligibility_answers).where(_ORG.c.id == sa.bindparam("org_id"))
 _SET_ELIGIBILITY = (
     sa.update(_ORG)

@@ -16,22 +16,34 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from bot.domain.alerts import OpenDeadline
 from storage.models import AlertSent, Case, Deadline
+from storage.sql import dialect_name
 
 _OPEN_CASE = and_(col(Deadline.closed_at).is_(None), col(Deadline.case_id).is_not(None))
 
 
 # Only the columns the scan needs, as plain rows: no ORM objects for what is read every minute.
 _COLUMNS = (
-    Deadline.id,
-    Deadline.case_id,
-    Deadline.due_on,
-    Deadline.rule_id,
-    Deadline.clause,
-    Deadline.provisional,
+    col(Deadline.id),
+    col(Deadline.case_id),
+    col(Deadline.due_on),
+    col(Deadline.rule_id),
+    col(Deadline.clause),
+    col(Deadline.provisional),
 )
+
+
+def _scan() -> Select[int, int, date, str, str, bool]:
+    # Select itself, as sqlmodel's select() does for several columns: select() is typed for four
+    # at most. case_id is not null in the scan (`_OPEN_CASE`).
+    return Select(*_COLUMNS)
+
+
+def _case_rows() -> Select[int, str, str, str | None]:
+    return Select(col(Case.id), col(Case.ref), col(Case.kind), col(Case.assignee))  # id: not null
 
 
 async def open_case_deadlines(
@@ -41,22 +53,24 @@ async def open_case_deadlines(
 
     `provisional_too` adds provisional ones due later (the digest lists them all).
     """
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         # The planner cannot estimate how few open rows lie before a date (most rows before it
         # are closed history): it guesses tens of thousands and starts parallel workers, whose
         # start-up costs 15–20 ms for a scan that takes well under one.
         await session.exec(text("SET LOCAL max_parallel_workers_per_gather = 0"))  # type: ignore[call-overload]
     stmt = (
-        select(*_COLUMNS)
-        .where(_OPEN_CASE, Deadline.due_on <= due_until)
-        .order_by(Deadline.due_on, Deadline.id)
+        _scan()
+        .where(_OPEN_CASE, col(Deadline.due_on) <= due_until)
+        .order_by(col(Deadline.due_on), col(Deadline.id))
     )
     rows = list((await session.exec(stmt)).all())
     if provisional_too:
         later = (
-            select(*_COLUMNS)
-            .where(_OPEN_CASE, Deadline.due_on > due_until, col(Deadline.provisional).is_(True))
-            .order_by(Deadline.due_on, Deadline.id)
+            _scan()
+            .where(
+                _OPEN_CASE, col(Deadline.due_on) > due_until, col(Deadline.provisional).is_(True)
+            )
+            .order_by(col(Deadline.due_on), col(Deadline.id))
         )
         rows += (await session.exec(later)).all()
     # The cases by primary key in a second query, not a join: with the same misestimate the
@@ -74,9 +88,7 @@ async def _cases(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, s
     out: dict[int, tuple[str, str, str | None]] = {}
     ordered = sorted(ids)
     for i in range(0, len(ordered), 500):
-        stmt = select(Case.id, Case.ref, Case.kind, Case.assignee).where(
-            col(Case.id).in_(ordered[i : i + 500])
-        )
+        stmt = _case_rows().where(col(Case.id).in_(ordered[i : i + 500]))
         out |= {
             id_: (ref, kind, assignee)
             for id_, ref, kind, assignee in (await session.exec(stmt)).all()
@@ -98,12 +110,12 @@ async def sent_alerts(session: AsyncSession, deadline_ids: Iterable[int]) -> set
 
 async def record_alert(session: AsyncSession, deadline_id: int, kind: str, sent_on: date) -> bool:
     """Record an alert; False when it was already recorded (by us or another instance)."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
     stmt = (
         insert(AlertSent)
         .values(deadline_id=deadline_id, kind=kind, sent_on=sent_on)
         .on_conflict_do_nothing(index_elements=["deadline_id", "kind"])
-        .returning(AlertSent.id)
+        .returning(col(AlertSent.id))
     )
     return (await session.exec(stmt)).first() is not None
 
@@ -114,7 +126,7 @@ async def open_provisional(session: AsyncSession) -> list[tuple[Deadline, Case |
         select(Deadline, Case)
         .join(Case, col(Case.id) == Deadline.case_id, isouter=True)
         .where(col(Deadline.closed_at).is_(None), col(Deadline.provisional).is_(True))
-        .order_by(Deadline.due_on, Deadline.id)
+        .order_by(col(Deadline.due_on), col(Deadline.id))
     )
     return [(d, c) for d, c in (await session.exec(stmt)).all()]
 

@@ -11,6 +11,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import InboundEmail, InboundStatus, OutboxMessage
+from storage.sql import dialect_name
 
 
 async def by_uid(
@@ -48,7 +49,7 @@ async def store_raw(
     INSERT … ON CONFLICT DO NOTHING: a second intake process (or a restart racing a move) can
     neither store a letter twice nor fail on the unique keys.
     """
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
     stmt = (
         insert(InboundEmail)
         .values(
@@ -62,7 +63,7 @@ async def store_raw(
             status=InboundStatus.STORED.value,
         )
         .on_conflict_do_nothing()
-        .returning(InboundEmail.id)
+        .returning(col(InboundEmail.id))
     )
     inserted = (await session.exec(stmt)).first()
     if inserted is None:

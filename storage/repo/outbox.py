@@ -12,6 +12,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Channel, OutboxMessage, OutboxStatus, utcnow
+from storage.sql import dialect_name
 
 
 async def enqueue(
@@ -45,7 +46,7 @@ async def enqueue(
     }
     # INSERT … ON CONFLICT DO NOTHING rather than SELECT-then-INSERT: two concurrent
     # transactions with the same key cannot both insert, and neither fails.
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
     stmt = (
         insert(OutboxMessage)
         .values(**values)

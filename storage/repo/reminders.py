@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.reminders import CertificateFacts, OpenNonconformity, PlannedReminder
 from storage.models import Certificate, Contact, Nonconformity, Organisation, Reminder
+from storage.sql import dialect_name
 
 # Certificates that can still have dates to meet (an expired one may still be restored).
 PLANNED_STATUSES = ("valid", "suspended", "expired")
@@ -81,7 +82,7 @@ async def insert_planned(
     session: AsyncSession, certificate_id: int, planned: Iterable[PlannedReminder]
 ) -> int:
     """Store planned reminders; returns how many were new."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
     new = 0
     for p in planned:
         stmt = (
@@ -96,7 +97,7 @@ async def insert_planned(
             .on_conflict_do_nothing(
                 index_elements=["certificate_id", "rule_id", "due_on", "lead_days"]
             )
-            .returning(Reminder.id)
+            .returning(col(Reminder.id))
         )
         if (await session.exec(stmt)).first() is not None:
             new += 1
@@ -110,11 +111,11 @@ async def claim_due(
     stmt = (
         select(Reminder)
         .where(
-            Reminder.send_on <= today,
-            Reminder.send_on >= today - timedelta(days=lookback_days),
+            col(Reminder.send_on) <= today,
+            col(Reminder.send_on) >= today - timedelta(days=lookback_days),
             col(Reminder.sent_at).is_(None),
         )
-        .order_by(Reminder.send_on, Reminder.id)
+        .order_by(col(Reminder.send_on), col(Reminder.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -139,7 +140,9 @@ async def recipients(
         return []
     org = await session.get(Organisation, organisation_id)
     org_locale = org.locale if org is not None else default_locale
-    stmt = select(Contact).where(Contact.organisation_id == organisation_id).order_by(Contact.id)
+    stmt = (
+        select(Contact).where(Contact.organisation_id == organisation_id).order_by(col(Contact.id))
+    )
     out: list[Recipient] = []
     seen: set[tuple[str, str]] = set()
     for c in (await session.exec(stmt)).all():
@@ -158,7 +161,7 @@ async def reminders_of(session: AsyncSession, certificate_id: int) -> list[Remin
     stmt = (
         select(Reminder)
         .where(Reminder.certificate_id == certificate_id)
-        .order_by(Reminder.send_on, Reminder.id)
+        .order_by(col(Reminder.send_on), col(Reminder.id))
     )
     return list((await session.exec(stmt)).all())
 

@@ -1,0 +1,37 @@
+"""Small typed bridges between SQLModel and SQLAlchemy Core, for the repositories."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A table model's Core table: `Model.__table__`, which SQLModel does not declare to mypy."""
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """The session's database dialect ("postgresql", "sqlite"): picks dialect-specific SQL."""
+    bind = session.bind
+    if bind is None:
+        raise RuntimeError("the session is not bound to an engine")
+    return bind.dialect.name
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def id_of(row: _Stored) -> int:
+    """A stored row's primary key: SQLModel types it `int | None`, None only before the flush."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: add and flush it first")
+    return row.id
