@@ -34,12 +34,18 @@ from bot.services.cases import Complainant
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo import cases as repo
+from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import SmtpSink
 
 STAFF_CHAT = -100500
 STAFF_A, STAFF_B = 9001, 9002
 RECEIVED_AT = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-MODULES = ["handlers.telegram.common", "handlers.telegram.staff_cases", "handlers.telegram.cases"]
+MODULES = [
+    "handlers.telegram.common",
+    "handlers.telegram.staff_cases",
+    "handlers.telegram.cases_filing",
+    "handlers.telegram.cases_mine",
+]
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -95,9 +101,8 @@ async def bot(
 
 async def _open(desk: Desk, **fields: Any) -> cases.OpenedCase:
     """A case opened as the e-mail intake would (no chat), in a transaction of its own."""
-    async with desk.sessions() as s:
-        opened = await cases.open_case(desk, s, **fields)
-        await s.commit()
+    async with UnitOfWork(desk.sessions) as uow:
+        opened = await cases.open_case(desk, uow, **fields)
     return opened
 
 
@@ -427,11 +432,10 @@ async def test_staff_see_the_identity_given_after_the_fact(bot: Bot) -> None:
         subject=None,
         description="匿名投诉。",
     )
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, opened.case.id or 0)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, opened.case.id or 0)
         await cases.provide_identity(
-            desk, s, case, "complainant:telegram:515", name="赵敏", phone="13800000000"
+            desk, uow, case, "complainant:telegram:515", name="赵敏", phone="13800000000"
         )
-        await s.commit()
     staff = bot.emulator.user(STAFF_A, "Zhang", chat_type="group", chat_id=STAFF_CHAT)
     assert "投诉人/申诉人：赵敏 / 13800000000" in await _step(staff, f"/case {opened.ref}")
