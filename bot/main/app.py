@@ -47,7 +47,8 @@ HANDLER_MODULES: list[str] = [
     "handlers.telegram.documents",
     "handlers.telegram.application",
     "handlers.telegram.certificates",
-    "handlers.telegram.cases",
+    "handlers.telegram.cases_filing",
+    "handlers.telegram.cases_mine",
     "handlers.telegram.changes",
 ]
 

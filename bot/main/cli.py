@@ -118,9 +118,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 async def cmd_cases_verify(args: argparse.Namespace) -> int:
     from bot.domain.refs import normalise_ref
-    from bot.services.cases import verify
+    from bot.services.cases import count_cases, verify
     from storage.db import NotMigrated, check_migrated, make_engine, session_factory
-    from storage.repo.cases import all_case_ids
+    from storage.unit_of_work import UnitOfWork
 
     ref = None
     if args.ref is not None:
@@ -130,9 +130,9 @@ async def cmd_cases_verify(args: argparse.Namespace) -> int:
     engine = make_engine(load_settings().effective_database_url)
     try:
         await check_migrated(engine)
-        async with session_factory(engine)() as session:
-            problems = await verify(session, ref)
-            checked = 1 if ref else len(await all_case_ids(session))
+        async with UnitOfWork(session_factory(engine)) as uow:
+            problems = await verify(uow, ref)
+            checked = 1 if ref else await count_cases(uow)
     except (NotMigrated, LookupError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     finally:

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardMarkup, Update, User
 from telegram.ext import (
     Application,
@@ -28,16 +27,17 @@ from bot.domain.refs import button_ref, normalise_ref
 from bot.services import cases
 from bot.services.cases import MILESTONE_ORDER, CaseRefused
 from handlers.telegram import common
-from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay
+from handlers.telegram.cases_common import typed
+from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay, uow_of
 from messages.render import rule_label, t, th
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage
-from storage.repo import cases as repo
+from storage.unit_of_work import UnitOfWork
 
 REPLY_TEXT = 0
 DESCRIPTION_LIMIT = 1500  # characters shown in /case; the full text is in the history
 T = TypeVar("T")
-# A service call on one locked case: (session, case, actor) -> result.
-Action = Callable[[AsyncSession, Case, str], Awaitable[T]]
+# A service call on one locked case: (uow, case, actor) -> result.
+Action = Callable[[UnitOfWork, Case, str], Awaitable[T]]
 
 
 def _names(person: User) -> list[str]:
@@ -69,22 +69,20 @@ class StaffCases:
         await send(update, context, text, markup)
 
     async def _act(self, update: Update, context: Context, ref: str, action: Action[T]) -> T | None:
-        """Run a service action on case `ref`, locked, and commit; None (and the reason said)
-        when there is no such case or the rules refuse."""
+        """Run a service action on case `ref`, locked in the update's unit of work (which
+        commits before any answer); None (and the reason said) when there is no such case or
+        the rules refuse."""
         loc = locale_of(context)
-        async with desk_of(context).sessions() as s:
-            case = await repo.find_case_by_ref(s, ref)
-            if case is None or case.id is None:
-                await self.say(update, context, th("staff.not_found", loc, ref=ref))
-                return None
-            case = await repo.lock_case(s, case.id)
-            try:
-                result = await action(s, case, _staff_actor(update))
-            except CaseRefused as refused:
-                await self.say(update, context, refused.html(loc))
-                return None
-            await s.commit()
-        return result
+        uow = uow_of(context)
+        case = await cases.lock_case(uow, ref)
+        if case is None:
+            await self.say(update, context, th("staff.not_found", loc, ref=ref))
+            return None
+        try:
+            return await action(uow, case, _staff_actor(update))
+        except CaseRefused as refused:
+            await self.say(update, context, cases.refused_html(refused, loc))
+            return None
 
     # --- lists and details --------------------------------------------------------------------
 
@@ -92,8 +90,7 @@ class StaffCases:
         """/cases: open cases, overdue first, then by nearest due date; provisional dates marked."""
         loc = locale_of(context)
         today = desk_of(context).clock.today()
-        async with desk_of(context).sessions() as s:
-            rows = await repo.open_cases_by_due(s)
+        rows = await cases.open_cases(uow_of(context))
         if not rows:
             await self.say(update, context, th("staff.cases_none", loc))
             return
@@ -132,14 +129,12 @@ class StaffCases:
     async def _show(self, update: Update, context: Context, ref: str) -> None:
         loc = locale_of(context)
         desk = desk_of(context)
-        async with desk.sessions() as s:
-            case = await repo.find_case_by_ref(s, ref)
-            if case is None or case.id is None:
-                await self.say(update, context, th("staff.not_found", loc, ref=ref))
-                return
-            deadlines = list(await repo.deadlines_of(s, case.id))
-            events = list(await repo.events_of(s, case.id))
-        detail = self._detail(case, deadlines, events, loc, desk.clock.today())
+        record = await cases.case_record(uow_of(context), ref)
+        if record is None:
+            await self.say(update, context, th("staff.not_found", loc, ref=ref))
+            return
+        case = record.case
+        detail = self._detail(case, record.deadlines, record.events, loc, desk.clock.today())
         await self.say(update, context, detail, self._actions(desk, case, loc))
 
     def _detail(
@@ -247,8 +242,8 @@ class StaffCases:
     ) -> None:
         desk = desk_of(context)
 
-        async def assign(s: AsyncSession, case: Case, actor: str) -> CaseEvent:
-            return await cases.assign(desk, s, case, actor, staff_id, names)
+        async def assign(uow: UnitOfWork, case: Case, actor: str) -> CaseEvent:
+            return await cases.assign(desk, uow, case, actor, staff_id, names)
 
         if await self._act(update, context, ref, assign) is not None:
             shown = names[0] if names else staff_id
@@ -273,8 +268,8 @@ class StaffCases:
         loc = locale_of(context)
         desk = desk_of(context)
 
-        async def record(s: AsyncSession, case: Case, actor: str) -> list[Deadline]:
-            return await cases.record_milestone(desk, s, case, actor, milestone)
+        async def record(uow: UnitOfWork, case: Case, actor: str) -> list[Deadline]:
+            return await cases.record_milestone(desk, uow, case, actor, milestone)
 
         closed = await self._act(update, context, ref, record)
         if closed is None:
@@ -315,8 +310,8 @@ class StaffCases:
         loc = locale_of(context)
         desk = desk_of(context)
 
-        async def answer(s: AsyncSession, case: Case, actor: str) -> OutboxMessage:
-            return await cases.reply(desk, s, case, actor, text)
+        async def answer(uow: UnitOfWork, case: Case, actor: str) -> OutboxMessage:
+            return await cases.reply(desk, uow, case, actor, text)
 
         row = await self._act(update, context, ref, answer)
         if row is not None:
@@ -332,8 +327,7 @@ def _data(update: Update) -> str:
 
 async def _names_of(context: Context, user_id: int) -> list[str] | None:
     """Another staff member's name as the desk knows it (from their own chat with the bot)."""
-    async with desk_of(context).sessions() as s:
-        return await repo.telegram_user_names(s, user_id)
+    return await cases.staff_names(uow_of(context), user_id)
 
 
 class StaffButton(CallbackQueryHandler[Any, Any]):
@@ -354,12 +348,14 @@ def register(app: Application, desk: Desk) -> None:
     """Staff case handlers in the staff group, so they run before any public flow."""
     h = StaffCases()
     # An empty id list must refuse everyone; filters.User() with no ids would refuse no one.
-    staff = filters.User(user_id=list(desk.staff_ids) or [0])
+    # Commands and typed answers are taken from new messages only: an edited `/reply REF …`
+    # would otherwise send a second answer, an edit the prompt's answer out of turn.
+    staff = filters.User(user_id=list(desk.staff_ids) or [0]) & filters.UpdateType.MESSAGE
     common.conversation(
         app,
         "staff_reply",
         entry_points=[StaffButton(desk, stay(h.ask_reply), r"^staff:reply:")],
-        states={REPLY_TEXT: [MessageHandler(staff & common.text_input(), stay(h.reply_text))]},
+        states={REPLY_TEXT: [MessageHandler(staff & typed(), stay(h.reply_text))]},
     )
     g = common.STAFF_GROUP
     app.add_handler(CommandHandler("cases", stay(h.list_cases), filters=staff), group=g)

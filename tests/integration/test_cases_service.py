@@ -23,6 +23,7 @@ from bot.services.cases import CaseRefused, Complainant
 from storage.db import session_factory
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.repo import cases as repo
+from storage.unit_of_work import UnitOfWork
 
 STAFF_CHAT = -1001
 # 2026-09-28 10:00 in Shanghai: the Monday before the National Day break.
@@ -58,9 +59,9 @@ async def make_desk(
 async def _open(desk: Desk, **fields: Any) -> cases.OpenedCase:
     """`open_case` in a transaction of its own; a plain e-mailed complaint unless told."""
     plain: dict[str, Any] = {"kind": "complaint", "channel": "email", "subject": None}
-    async with desk.sessions() as s:
-        opened = await cases.open_case(desk, s, **(plain | fields))
-        await s.commit()
+    async with UnitOfWork(desk.sessions) as uow:
+        opened = await cases.open_case(desk, uow, **(plain | fields))
+        await uow.commit()
     return opened
 
 
@@ -211,12 +212,12 @@ async def test_anonymous_complaint_under_bqc_is_recorded_incomplete(
     assert "2026年12月25日" in ack.payload["text"]  # BQC: 60 working days
     assert "身份信息不完整" in staff.payload["text"]
 
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, case.id)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, case.id)
         await cases.provide_identity(
-            desk, s, case, "complainant:telegram:77", name="赵敏", phone="13800000000"
+            desk, uow, case, "complainant:telegram:77", name="赵敏", phone="13800000000"
         )
-        await s.commit()
+        await uow.commit()
         assert not case.incomplete
 
 
@@ -232,29 +233,29 @@ async def test_assignment_refused_to_decider_and_auditor(make_desk: DeskFactory)
         decided_by="1001",
         audit_team=["Wang Fang"],
     )
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, opened.case.id or 0)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, opened.case.id or 0)
         with pytest.raises(CaseRefused) as refused:
-            await cases.assign(desk, s, case, "staff:1001", "1001", ["Zhang Wei"])
-        assert "took the decision under appeal" in refused.value.text("en")
+            await cases.assign(desk, uow, case, "staff:1001", "1001", ["Zhang Wei"])
+        assert "took the decision under appeal" in cases.refused_text(refused.value, "en")
         with pytest.raises(CaseRefused) as refused:
-            await cases.assign(desk, s, case, "staff:1002", "1002", ["wang fang"])
-        assert "audit team" in refused.value.text("en")
-        assert "审核组成员" in refused.value.text("zh_CN")
+            await cases.assign(desk, uow, case, "staff:1002", "1002", ["wang fang"])
+        assert "audit team" in cases.refused_text(refused.value, "en")
+        assert "审核组成员" in cases.refused_text(refused.value, "zh_CN")
         # Someone whose names are not known cannot be checked, so is not assigned unchecked.
         with pytest.raises(CaseRefused) as refused:
-            await cases.assign(desk, s, case, "staff:1003", "1004", None)
-        assert "name is not known" in refused.value.text("en")
-        await cases.assign(desk, s, case, "staff:1003", "1003", ["Li Na"])
-        await s.commit()
+            await cases.assign(desk, uow, case, "staff:1003", "1004", None)
+        assert "name is not known" in cases.refused_text(refused.value, "en")
+        await cases.assign(desk, uow, case, "staff:1003", "1003", ["Li Na"])
+        await uow.commit()
         assert case.assignee == "1003" and case.status == "in_progress"
     # Nobody to stand aside on a complaint: an id alone will do.
     complaint = await _open(
         desk, complainant=Complainant(name="B", email="b@example.test"), description="…"
     )
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, complaint.case.id or 0)
-        await cases.assign(desk, s, case, "staff:1003", "1004", None)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, complaint.case.id or 0)
+        await cases.assign(desk, uow, case, "staff:1003", "1004", None)
         assert case.assignee == "1004"
 
 
@@ -273,28 +274,28 @@ async def test_milestones_close_deadlines_and_the_case(make_desk: DeskFactory) -
     case_id = opened.case.id
     assert case_id is not None
     clock.advance(days=5)
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, case_id)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, case_id)
         # A complaint's milestone closes nothing on an appeal: refused, not recorded.
         with pytest.raises(CaseRefused) as refused:
-            await cases.record_milestone(desk, s, case, "staff:9", "investigation_done")
-        assert "does not apply" in refused.value.text("en")
-        closed = await cases.record_milestone(desk, s, case, "staff:9", "work_group_formed")
-        await s.commit()
+            await cases.record_milestone(desk, uow, case, "staff:9", "investigation_done")
+        assert "does not apply" in cases.refused_text(refused.value, "en")
+        closed = await cases.record_milestone(desk, uow, case, "staff:9", "work_group_formed")
+        await uow.commit()
     assert [d.rule_id for d in closed] == ["appeal.work_group"]
     found = await _deadlines(desk, case_id)
     assert found["appeal.work_group"].closed_by == "work_group_formed"
     assert found["appeal.decision"].closed_at is None
-    async with desk.sessions() as s:
-        listed = await repo.open_cases_by_due(s)
+    async with UnitOfWork(desk.sessions) as uow:
+        listed = await repo.open_cases_by_due(uow.session)
         assert [(x.case.ref, x.next_due) for x in listed] == [(opened.ref, date(2026, 11, 27))]
-        case = await repo.lock_case(s, case_id)
-        await cases.record_milestone(desk, s, case, "staff:9", "decision_made")
-        await s.commit()
+        case = await repo.lock_case(uow.session, case_id)
+        await cases.record_milestone(desk, uow, case, "staff:9", "decision_made")
+        await uow.commit()
         assert case.status == "closed" and case.closed_at == clock.now()
         with pytest.raises(CaseRefused):
-            await cases.record_milestone(desk, s, case, "staff:9", "answer_sent")
-        assert await repo.open_cases_by_due(s) == []
+            await cases.record_milestone(desk, uow, case, "staff:9", "answer_sent")
+        assert await repo.open_cases_by_due(uow.session) == []
     found = await _deadlines(desk, case_id)
     assert all(d.closed_at is not None for d in found.values())
 
@@ -310,25 +311,25 @@ async def test_withdrawal_closes_everything_and_staff_reply_goes_to_email(
         description="…",
         source_message_id="<first@b.example.test>",
     )
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, opened.case.id or 0)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, opened.case.id or 0)
         await cases.add_information(
-            desk, s, case, "complainant:email:b@example.test", "More facts", (), "<second@b>"
+            desk, uow, case, "complainant:email:b@example.test", "More facts", (), "<second@b>"
         )
-        row = await cases.reply(desk, s, case, "staff:9", "We are looking into it.")
-        await s.commit()
+        row = await cases.reply(desk, uow, case, "staff:9", "We are looking into it.")
+        await uow.commit()
     assert row.channel == "email"
     assert row.payload["subject"] == f"[{opened.ref}] Answer about your case"
     assert row.payload["in_reply_to"] == "<second@b>"
     assert row.payload["auto_reply"] is False
     assert "We are looking into it." in row.payload["text"]
-    async with desk.sessions() as s:
-        assert (await repo.find_case_by_message_id(s, "<second@b>")) is not None
-        case = await repo.lock_case(s, case.id or 0)
-        await cases.withdraw(desk, s, case, "complainant:email:b@example.test")
-        await s.commit()
+    async with UnitOfWork(desk.sessions) as uow:
+        assert (await repo.find_case_by_message_id(uow.session, "<second@b>")) is not None
+        case = await repo.lock_case(uow.session, case.id or 0)
+        await cases.withdraw(desk, uow, case, "complainant:email:b@example.test")
+        await uow.commit()
         assert case.status == "withdrawn"
-        events = await repo.events_of(s, case.id or 0)
+        events = await repo.events_of(uow.session, case.id or 0)
     assert [e.type for e in events] == [
         "received",
         "acknowledged",
@@ -361,21 +362,21 @@ async def test_verify_names_the_altered_event(
 ) -> None:
     desk = make_desk()
     refs = []
-    async with desk.sessions() as s:
+    async with UnitOfWork(desk.sessions) as uow:
         for name in ("A", "B"):
             opened = await cases.open_case(
                 desk,
-                s,
+                uow,
                 kind="complaint",
                 channel="email",
                 complainant=Complainant(name=name, email=f"{name}@example.test"),
                 subject=None,
                 description=f"投诉 {name}",
             )
-            await cases.add_information(desk, s, opened.case, "x", "补充", ())
+            await cases.add_information(desk, uow, opened.case, "x", "补充", ())
             refs.append(opened.ref)
-        await s.commit()
-        assert await cases.verify(s) == []
+        await uow.commit()
+        assert await cases.verify(uow) == []
 
     # The application cannot change history: the database refuses it.
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
@@ -398,10 +399,10 @@ async def test_verify_names_the_altered_event(
             sa.update(CaseEvent).where(col(CaseEvent.id) == first.id).values(data=data)
         )
         await conn.run_sync(_bypass_guard, False)
-    async with desk.sessions() as s:
-        problems = await cases.verify(s)
+    async with UnitOfWork(desk.sessions) as uow:
+        problems = await cases.verify(uow)
         assert [(p.ref, p.seq, p.reason) for p in problems] == [(refs[1], 1, "hash")]
-        assert await cases.verify(s, refs[0]) == []
+        assert await cases.verify(uow, refs[0]) == []
 
     assert await asyncio.to_thread(main, ["cases", "verify"]) == 1
     out = capsys.readouterr().out
@@ -417,12 +418,12 @@ async def test_verify_names_the_altered_event(
 
 async def test_references_are_unique_and_well_formed(make_desk: DeskFactory) -> None:
     desk = make_desk()
-    async with desk.sessions() as s:
+    async with UnitOfWork(desk.sessions) as uow:
         refs = set()
         for i in range(20):
             opened = await cases.open_case(
                 desk,
-                s,
+                uow,
                 kind="dispute",
                 channel="telegram",
                 complainant=Complainant(telegram_user_id=900 + i, telegram_chat_id=900 + i),
@@ -430,8 +431,8 @@ async def test_references_are_unique_and_well_formed(make_desk: DeskFactory) -> 
                 description="…",
             )
             refs.add(opened.ref)
-        await s.commit()
-        count = (await s.exec(select(sa.func.count()).select_from(Case))).one()
+        await uow.commit()
+        count = (await uow.session.exec(select(sa.func.count()).select_from(Case))).one()
     assert len(refs) == 20 == count
     assert all(r.startswith("TS-2026-") and len(r) == 14 for r in refs)
 
@@ -466,9 +467,11 @@ async def test_open_cases_listed_overdue_first_with_provisional_dates(
 
 async def test_verify_flags_a_case_without_history(make_desk: DeskFactory) -> None:
     desk = make_desk()
-    async with desk.sessions() as s:
-        s.add(Case(ref="TS-2026-AAAAAA", kind="complaint", channel="email", status="received"))
-        await s.commit()
-        problems = await cases.verify(s)
+    async with UnitOfWork(desk.sessions) as uow:
+        uow.session.add(
+            Case(ref="TS-2026-AAAAAA", kind="complaint", channel="email", status="received")
+        )
+        await uow.commit()
+        problems = await cases.verify(uow)
     assert [(p.ref, p.reason) for p in problems] == [("TS-2026-AAAAAA", "missing")]
     assert "no history" in str(problems[0])

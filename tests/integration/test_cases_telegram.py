@@ -34,12 +34,18 @@ from bot.services.cases import Complainant
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo import cases as repo
+from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import SmtpSink
 
 STAFF_CHAT = -100500
 STAFF_A, STAFF_B = 9001, 9002
 RECEIVED_AT = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-MODULES = ["handlers.telegram.common", "handlers.telegram.staff_cases", "handlers.telegram.cases"]
+MODULES = [
+    "handlers.telegram.common",
+    "handlers.telegram.staff_cases",
+    "handlers.telegram.cases_filing",
+    "handlers.telegram.cases_mine",
+]
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -95,9 +101,8 @@ async def bot(
 
 async def _open(desk: Desk, **fields: Any) -> cases.OpenedCase:
     """A case opened as the e-mail intake would (no chat), in a transaction of its own."""
-    async with desk.sessions() as s:
-        opened = await cases.open_case(desk, s, **fields)
-        await s.commit()
+    async with UnitOfWork(desk.sessions) as uow:
+        opened = await cases.open_case(desk, uow, **fields)
     return opened
 
 
@@ -427,11 +432,85 @@ async def test_staff_see_the_identity_given_after_the_fact(bot: Bot) -> None:
         subject=None,
         description="匿名投诉。",
     )
-    async with desk.sessions() as s:
-        case = await repo.lock_case(s, opened.case.id or 0)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = await repo.lock_case(uow.session, opened.case.id or 0)
         await cases.provide_identity(
-            desk, s, case, "complainant:telegram:515", name="赵敏", phone="13800000000"
+            desk, uow, case, "complainant:telegram:515", name="赵敏", phone="13800000000"
         )
-        await s.commit()
     staff = bot.emulator.user(STAFF_A, "Zhang", chat_type="group", chat_id=STAFF_CHAT)
     assert "投诉人/申诉人：赵敏 / 13800000000" in await _step(staff, f"/case {opened.ref}")
+
+
+# --- edited messages --------------------------------------------------------------------------
+
+
+async def _sent(user: FakeUser, text: str) -> dict[str, Any]:
+    """Send a message and wait for the bot's answer to it; the message as Telegram sent it."""
+    before = len(user.replies)
+    update = await user.send(text)
+    if not await user.emulator.wait_for(lambda: len(user.replies) > before):
+        raise NoReplyError(f"no reply to {text!r} in chat {user.chat_id}")
+    message: dict[str, Any] = update["message"]
+    return message
+
+
+async def _edit(user: FakeUser, message: dict[str, Any], text: str) -> None:
+    """The user edits a message sent earlier: Telegram sends an `edited_message` update."""
+    edited = {k: v for k, v in message.items() if k != "entities"}
+    edited |= {"text": text, "edit_date": message["date"] + 60}
+    if text.startswith("/"):
+        command = text.split(maxsplit=1)[0]
+        edited["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+    await user.emulator.queue_update("edited_message", edited)
+
+
+async def test_an_edited_message_does_not_answer_the_add_information_prompt(bot: Bot) -> None:
+    user = bot.emulator.user(516, "Wu")
+    ref = await _file_complaint_zh(user)
+    earlier = await _sent(user, f"/mycases {ref}")
+    assert "请发送要补充的内容" in await _step(user, "补充信息", press=True)
+    # Editing an old message is not an answer: the catch-all points to the menu instead.
+    before = len(user.replies)
+    await _edit(user, earlier, "改过的旧消息")
+    assert await bot.emulator.wait_for(lambda: len(user.replies) > before)
+    assert "已将您补充的信息" not in user.replies[before].text
+    # The prompt still waits for a new message, and takes it.
+    assert f"已将您补充的信息记入案件 {ref}" in await _step(user, "补充：新的工资单。")
+    async with bot.desk.sessions() as s:
+        case = await cases.find_case_by_ref(s, ref)
+        assert case is not None
+        added = [
+            e.data for e in await repo.events_of(s, case.id or 0) if e.type == "information_added"
+        ]
+    assert [(d or {}).get("text") for d in added] == ["补充：新的工资单。"]
+
+
+async def test_an_edited_message_neither_answers_the_reply_prompt_nor_replies_again(
+    bot: Bot,
+) -> None:
+    user = bot.emulator.user(517, "Wu", language_code="en")
+    opened = await _open(
+        bot.desk,
+        kind="complaint",
+        channel="telegram",
+        complainant=Complainant(name="Wu", telegram_user_id=517, telegram_chat_id=517, locale="en"),
+        subject=None,
+        description="The auditor was late.",
+    )
+    ref = opened.ref
+    staff = bot.emulator.user(STAFF_A, "Zhang", chat_type="group", chat_id=STAFF_CHAT)
+    await bot.deliver()
+    assert len(user.replies) == 1  # the acknowledgement
+    command = await _sent(staff, f"/reply {ref} First answer.")
+    await _step(staff, f"/case {ref}")
+    assert "请发送对案件" in await _step(staff, "答复投诉人", press=True)
+    # Neither an edited command nor an edited message is taken, in the prompt or outside it.
+    await _edit(staff, command, f"/reply {ref} Edited first answer.")
+    await _edit(staff, command, "Edited into plain text.")
+    assert "答复已排队发送" in await _step(staff, "Second answer.")
+    answers = await _delivered(bot, user)
+    assert len(answers) == 2
+    assert "First answer." in answers[0] and "Second answer." in answers[1]
+    assert not any("Edited" in text for text in answers)
+    events = await _events(bot.desk, ref)
+    assert events.count("reply_sent") == 2

@@ -105,6 +105,7 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, int]:
     from bot.main.desk import open_desk
     from bot.services.cases import Complainant, open_case
     from storage.models import Certificate, Contact, Nonconformity, Organisation
+    from storage.unit_of_work import UnitOfWork
 
     clock = FrozenClock(datetime.combine(date(2026, 9, 1), time(10), SHANGHAI))
     desk = await open_desk(
@@ -113,7 +114,8 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, int]:
     )
     chats: dict[str, int] = {}
     try:
-        async with desk.sessions() as s, s.begin():
+        async with UnitOfWork(desk.sessions) as uow:
+            s = uow.session
             for i, (locale, stage2) in enumerate(
                 [
                     ("zh_CN", date(2025, 11, 20)),
@@ -143,7 +145,7 @@ async def seed(database_url: str, data_dir: Path) -> dict[str, int]:
                 chats[f"org{i}"] = 7000 + i
             for received in (date(2026, 9, 28), date(2026, 10, 12), date(2026, 10, 20)):
                 await open_case(
-                    desk, s, kind="complaint", channel="email",
+                    desk, uow, kind="complaint", channel="email",
                     complainant=Complainant(name="投诉人", email=f"c{received.day}@example.test"),
                     subject="投诉", description="投诉内容", received_on=received,
                 )  # fmt: skip

@@ -26,6 +26,7 @@ from bot.scheduler.scans import Scans, shutdown, start_scheduler
 from bot.services.cases import Complainant, open_case
 from bot.services.recompute import CalendarWatch
 from storage.models import Deadline
+from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import SmtpSink
 
 STAFF_CHAT = -1009001
@@ -82,10 +83,10 @@ async def world(database_url: str, tmp_path: Path, emulator: Emulator) -> AsyncI
 
 
 async def open_complaint(w: World, received: date) -> str:
-    async with w.desk.sessions() as session, session.begin():
+    async with UnitOfWork(w.desk.sessions) as uow:
         opened = await open_case(
             w.desk,
-            session,
+            uow,
             kind="complaint",
             channel="email",
             complainant=Complainant(name="王女士", email="wang@example.test"),

@@ -1,0 +1,230 @@
+"""Case rules: milestones, filing windows, identity, impartiality, and what users type.
+
+Functions of a profile and plain values, so they are tested without a database. A refusal is a
+`CaseRefused` carrying a catalog key and its arguments; bot.services.cases renders it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+from bot.domain.deadlines import ComputedDeadline
+from bot.domain.policy import MILESTONES, Profile
+
+WITHDRAWN = "withdrawn"
+ALL_MILESTONES: frozenset[str] = MILESTONES | {WITHDRAWN}
+# The milestone after which nothing is left to do on a case of each kind.
+FINAL_MILESTONE = {"appeal": "decision_made", "complaint": "answer_sent", "dispute": "answer_sent"}
+# Staff milestones in the order they happen on a case.
+MILESTONE_ORDER = ("work_group_formed", "investigation_done", "decision_made", "answer_sent")
+
+
+class Status:
+    RECEIVED = "received"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class CaseRefused(Exception):
+    """An action the rules refuse: `key` names the catalog text saying why, `args_` fill it."""
+
+    def __init__(self, key: str, **args: object) -> None:
+        super().__init__(key)
+        self.key, self.args_ = key, args
+
+
+@dataclass(frozen=True)
+class Complainant:
+    """Who wrote: any of these may be missing (an anonymous letter has none)."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    telegram_user_id: int | None = None
+    telegram_chat_id: int | None = None
+    locale: str = "zh_CN"
+
+    @property
+    def identified(self) -> bool:
+        return bool(self.name) and bool(self.email or self.phone)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+            "telegram_user_id": self.telegram_user_id,
+        }
+
+
+# --- milestones -------------------------------------------------------------------------------
+
+
+def milestones_for(profile: Profile, kind: str) -> list[str]:
+    """The milestones of a case of `kind`: those its rules are closed by, and its final one."""
+    relevant = {r.closed_by for r in profile.case_rules(kind) if r.closed_by}
+    relevant.add(FINAL_MILESTONE[kind])
+    return [m for m in MILESTONE_ORDER if m in relevant]
+
+
+def is_final(kind: str, milestone: str) -> bool:
+    """Whether `milestone` closes a case of `kind` (and every deadline still open on it)."""
+    return milestone == WITHDRAWN or FINAL_MILESTONE.get(kind) == milestone
+
+
+def check_milestone(profile: Profile, kind: str, milestone: str, ref: str) -> None:
+    """ValueError for a name that is no milestone; CaseRefused for one not of this kind."""
+    if milestone not in ALL_MILESTONES:
+        raise ValueError(f"unknown milestone {milestone!r}")
+    if milestone != WITHDRAWN and milestone not in milestones_for(profile, kind):
+        raise CaseRefused("staff.milestone_not_applicable", ref=ref)
+
+
+def rules_met_by(profile: Profile, kind: str, milestone: str) -> list[str]:
+    """The rules of `kind` a (non-final) milestone closes: `closed_by` in the profile."""
+    return [r.id for r in profile.case_rules(kind) if r.closed_by == milestone]
+
+
+# --- identity and filing windows --------------------------------------------------------------
+
+
+def identity_required(profile: Profile, kind: str) -> bool:
+    """Whether an anonymous case of `kind` is incomplete (BQC, SGC: complaints need a name)."""
+    return kind == "complaint" and not profile.cases.anonymous_complaints_accepted
+
+
+def is_incomplete(profile: Profile, kind: str, who: Complainant) -> bool:
+    return identity_required(profile, kind) and not who.identified
+
+
+def is_filing_window(profile: Profile, rule_id: str) -> bool:
+    """A period counted from the decision that nothing closes: the time to file the case."""
+    rule = profile.rules.get(rule_id)
+    return rule is not None and rule.from_ == "decided" and rule.closed_by is None
+
+
+def filing_windows(
+    profile: Profile, computed: Iterable[ComputedDeadline]
+) -> list[ComputedDeadline]:
+    return [d for d in computed if is_filing_window(profile, d.rule)]
+
+
+def out_of_time(received: date, windows: Iterable[ComputedDeadline]) -> bool:
+    """Filed after a window's last day; still recorded (staff decide), but flagged."""
+    return any(received > w.due for w in windows)
+
+
+def deadline_start(profile: Profile, rule_id: str, received: date, decided: date | None) -> date:
+    """The day a rule's period counts from: the decision for `from = "decided"`, else receipt."""
+    rule = profile.rules.get(rule_id)
+    if rule is not None and rule.from_ == "decided" and decided:
+        return decided
+    return received
+
+
+# --- impartiality -----------------------------------------------------------------------------
+
+
+class Decided(Protocol):
+    """What a case records of the decision under appeal (storage.models.Case has it)."""
+
+    @property
+    def decided_by(self) -> str | None: ...
+
+    @property
+    def audit_team(self) -> Sequence[str] | None: ...
+
+
+def same_person(a: str, b: str) -> bool:
+    return a.strip().casefold().lstrip("@") == b.strip().casefold().lstrip("@")
+
+
+def impartiality_conflict(case: Decided, identities: Iterable[str]) -> str | None:
+    """Why these staff identities may not handle the case, as a catalog key; None if they may.
+
+    GGBZ §8.6.2 / §8.3, SGC §八: nobody involved in the audit or the decision under appeal.
+    """
+    ids = [i for i in identities if i and i.strip()]
+    if case.decided_by and any(same_person(i, case.decided_by) for i in ids):
+        return "staff.assign_refused_decider"
+    if any(same_person(i, member) for i in ids for member in case.audit_team or []):
+        return "staff.assign_refused_auditor"
+    return None
+
+
+def check_assignment(
+    case: Decided, ref: str, staff_id: str, staff_names: Sequence[str] | None
+) -> list[str]:
+    """The names to record for an assignment; CaseRefused when impartiality forbids it.
+
+    `staff_names=None`: their names are not known, so a case that records who decided or
+    audited is refused rather than assigned unchecked.
+    """
+    if staff_names is None:
+        if case.decided_by or case.audit_team:
+            raise CaseRefused("staff.assign_refused_unverified", ref=ref, who=staff_id)
+        staff_names = ()
+    conflict = impartiality_conflict(case, [staff_id, *staff_names])
+    if conflict is not None:
+        raise CaseRefused(conflict, ref=ref, who=staff_names[0] if staff_names else staff_id)
+    return list(staff_names)
+
+
+# --- what users type --------------------------------------------------------------------------
+
+_DATE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[\d\s()-]{7,24}$")
+
+
+def parse_date(text: str) -> date | None:
+    """A typed date: `2026-08-01`, `2026/8/1`, `2026.8.1` or `2026年8月1日`; None if not one."""
+    match = _DATE.match(text)
+    if not match:
+        return None
+    try:
+        return date(*(int(g) for g in match.groups()))
+    except ValueError:
+        return None
+
+
+def parse_contact(text: str) -> tuple[str | None, str | None] | None:
+    """(email, phone) from a typed contact, or None when it is neither."""
+    value = text.strip()
+    if _EMAIL.match(value):
+        return value, None
+    if _PHONE.match(value) and sum(c.isdigit() for c in value) >= 7:
+        return None, value
+    return None
+
+
+__all__ = [
+    "ALL_MILESTONES",
+    "FINAL_MILESTONE",
+    "MILESTONE_ORDER",
+    "WITHDRAWN",
+    "CaseRefused",
+    "Complainant",
+    "Decided",
+    "Status",
+    "check_assignment",
+    "check_milestone",
+    "deadline_start",
+    "filing_windows",
+    "identity_required",
+    "impartiality_conflict",
+    "is_filing_window",
+    "is_final",
+    "is_incomplete",
+    "milestones_for",
+    "out_of_time",
+    "parse_contact",
+    "parse_date",
+    "rules_met_by",
+    "same_person",
+]

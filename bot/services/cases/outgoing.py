@@ -1,0 +1,96 @@
+"""What a case sends, queued in the outbox: to the complainant (Telegram or a threaded letter)
+and to staff."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.desk import Desk
+from bot.outbox.to_staff import queue_for_staff
+from bot.services.cases.texts import Buttons, email_html
+from storage.models import Case, Channel, OutboxMessage
+from storage.repo.outbox import enqueue
+
+
+def new_message_id(desk: Desk, ref: str) -> str:
+    """A Message-ID for a letter about the case, `<ref.rnd@MAIL_DOMAIN>`."""
+    return f"<{ref.lower()}.{secrets.token_hex(8)}@{desk.settings.mail_domain}>"
+
+
+def staff_locale(desk: Desk) -> str:
+    return desk.settings.default_locale
+
+
+async def to_staff(
+    desk: Desk,
+    session: AsyncSession,
+    case: Case,
+    key: str,
+    text: str,
+    buttons: Buttons | None = None,
+) -> OutboxMessage | None:
+    return await queue_for_staff(
+        desk, session, key=key, text=text, buttons=buttons, case_id=case.id
+    )
+
+
+async def telegram_to_complainant(
+    session: AsyncSession, case: Case, key: str, text_html: str, now: datetime
+) -> OutboxMessage:
+    assert case.complainant_chat_id is not None
+    return await enqueue(
+        session,
+        channel=Channel.TELEGRAM,
+        recipient=str(case.complainant_chat_id),
+        payload={"text": text_html},
+        idempotency_key=key,
+        case_id=case.id,
+        now=now,
+    )
+
+
+async def email_to_complainant(
+    desk: Desk,
+    session: AsyncSession,
+    case: Case,
+    *,
+    key: str,
+    subject: str,
+    text: str,
+    text_html: str,
+    auto_reply: bool,
+    now: datetime,
+    message_id: str | None = None,
+) -> OutboxMessage:
+    """A letter in the case's thread: answers the latest message of it, under a new Message-ID."""
+    assert case.complainant_email is not None
+    thread = list(case.thread_message_ids or [])
+    message_id = message_id or new_message_id(desk, case.ref)
+    row = await enqueue(
+        session,
+        channel=Channel.EMAIL,
+        recipient=case.complainant_email,
+        payload={
+            "subject": subject,
+            "text": text,
+            "html": email_html(text_html),
+            "locale": case.locale,
+            "in_reply_to": thread[-1] if thread else None,
+            "references": thread,
+            "auto_reply": auto_reply,
+            "case_ref": case.ref,
+            "message_id": message_id,
+        },
+        idempotency_key=key,
+        case_id=case.id,
+        now=now,
+    )
+    # Recorded before sending, so a reply or a bounce to it finds the case at once.
+    row.email_message_id = message_id
+    session.add(row)
+    case.thread_message_ids = [*thread, message_id]
+    session.add(case)
+    return row

@@ -1,0 +1,377 @@
+"""Filing an appeal, complaint or dispute: `/case` (or the menu's cases button), one question
+at a time, a summary to confirm; the written acknowledgement follows through the outbox.
+
+Thin: every decision is bot.services.cases'; every text is messages/catalogs/cases.toml.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from datetime import date
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.desk import Desk
+from bot.services import cases
+from bot.services.cases import Attachment, Complainant
+from handlers.telegram import common
+from handlers.telegram.cases_common import (
+    TEXT_LIMIT,
+    keep_upload,
+    pressed,
+    say,
+    skip_markup,
+    text_of,
+    typed,
+    uploaded,
+    user_id,
+)
+from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay, uow_of
+from messages.render import t, th
+from storage.models import Channel
+
+# Conversation states of the filing flow.
+KIND = "cases.kind"
+DECISION = "cases.decision"
+DECISION_DATE = "cases.decision_date"
+DECIDED_BY = "cases.decided_by"
+CONCERNS = "cases.concerns"
+CERTIFIED_ORG = "cases.certified_org"
+DESCRIPTION = "cases.description"
+FILES = "cases.files"
+NAME = "cases.name"
+CONTACT = "cases.contact"
+CONFIRM = "cases.confirm"
+
+KINDS = ("appeal", "complaint", "dispute")  # in the order shown
+WHOM = ("body", "staff", "certified")  # whom a complaint concerns, in the order shown
+DRAFT = "case_draft"  # user_data: the answers so far (an input in progress, not business data)
+
+Step = Callable[[Update, Context], Coroutine[Any, Any, Any]]
+
+
+def _draft(context: Context) -> dict[str, Any]:
+    assert context.user_data is not None
+    draft: dict[str, Any] = context.user_data.setdefault(DRAFT, {"files": []})
+    return draft
+
+
+def needs_draft(step: Step) -> Step:
+    """User data is not persisted: after a restart mid-flow the draft is gone, so the step
+    starts the flow again instead of failing."""
+
+    @functools.wraps(step)
+    async def guarded(update: Update, context: Context) -> Any:
+        if "kind" not in (context.user_data or {}).get(DRAFT, {}):
+            return await _start(update, context)
+        return await step(update, context)
+
+    return guarded
+
+
+def _continue(loc: str) -> InlineKeyboardMarkup:
+    return keyboard([[(t("cases.btn_continue", loc), "case:files_done")]])
+
+
+async def _ask_description(update: Update, context: Context) -> str:
+    await say(update, context, "cases.ask_description")
+    return DESCRIPTION
+
+
+async def _start(update: Update, context: Context) -> str:
+    assert context.user_data is not None
+    context.user_data[DRAFT] = {"files": []}
+    loc = locale_of(context)
+    markup = keyboard([[(t(f"cases.btn_{kind}", loc), f"case:kind:{kind}")] for kind in KINDS])
+    await say(update, context, "cases.choose_kind", markup)
+    return KIND
+
+
+@stay
+async def start(update: Update, context: Context) -> str:
+    """/case or the menu's cases button: the three kinds, each in one sentence."""
+    return await _start(update, context)
+
+
+@stay
+async def kind_chosen(update: Update, context: Context) -> str:
+    kind = pressed(update).rsplit(":", 1)[1]
+    _draft(context)["kind"] = kind
+    loc = locale_of(context)
+    if kind == "appeal":
+        await say(update, context, "cases.ask_decision")
+        return DECISION
+    if kind == "complaint":
+        markup = keyboard(
+            [[(t(f"cases.btn_concerns_{about}", loc), f"case:concerns:{about}")] for about in WHOM]
+        )
+        await say(update, context, "cases.ask_concerns", markup)
+        return CONCERNS
+    await say(update, context, "cases.ask_event_date")
+    return DECISION_DATE
+
+
+@stay
+@needs_draft
+async def decision(update: Update, context: Context) -> str:
+    _draft(context)["subject"] = text_of(update)[:300]
+    await say(update, context, "cases.ask_decision_date")
+    return DECISION_DATE
+
+
+@stay
+@needs_draft
+async def decision_date(update: Update, context: Context) -> str:
+    draft = _draft(context)
+    typed_date = cases.parse_date(text_of(update))
+    if typed_date is None:
+        await say(update, context, "cases.bad_date")
+        return DECISION_DATE
+    if typed_date > desk_of(context).clock.today():
+        await say(update, context, "cases.future_date")
+        return DECISION_DATE
+    draft["decided_on"] = typed_date.isoformat()
+    if draft["kind"] == "appeal":
+        await say(update, context, "cases.ask_decided_by", skip_markup(locale_of(context)))
+        return DECIDED_BY
+    return await _ask_description(update, context)
+
+
+@stay
+@needs_draft
+async def decided_by(update: Update, context: Context) -> str:
+    """Who took the decision (and the audit team): they may not handle the appeal."""
+    if update.callback_query is None:
+        typed_names = text_of(update).replace("，", ",").replace("、", ",")
+        names = [n.strip() for n in typed_names.split(",")]
+        names = [n[:100] for n in names if n]
+        if names:
+            _draft(context).update(decided_by=names[0], audit_team=names[1:])
+    return await _ask_description(update, context)
+
+
+@stay
+@needs_draft
+async def concerns(update: Update, context: Context) -> str:
+    about = pressed(update).rsplit(":", 1)[1]
+    _draft(context)["concerns"] = about
+    if about == "certified":
+        await say(update, context, "cases.ask_certified_org")
+        return CERTIFIED_ORG
+    return await _ask_description(update, context)
+
+
+@stay
+@needs_draft
+async def certified_org(update: Update, context: Context) -> str:
+    _draft(context)["concerns_org"] = text_of(update)[:300]
+    return await _ask_description(update, context)
+
+
+@stay
+@needs_draft
+async def description(update: Update, context: Context) -> str:
+    _draft(context)["description"] = text_of(update)[:TEXT_LIMIT]
+    await say(update, context, "cases.ask_files", _continue(locale_of(context)))
+    return FILES
+
+
+@stay
+@needs_draft
+async def file_sent(update: Update, context: Context) -> str:
+    attachment = await keep_upload(update, context)
+    if attachment is not None:
+        _draft(context)["files"].append(attachment.to_dict())
+        loc = locale_of(context)
+        await say(update, context, "cases.file_received", _continue(loc), name=attachment.name)
+    return FILES
+
+
+@stay
+@needs_draft
+async def files_done(update: Update, context: Context) -> str:
+    desk = desk_of(context)
+    loc = locale_of(context)
+    text = th("cases.ask_name", loc)
+    if cases.identity_required(desk.profile, _draft(context)["kind"]):
+        clause = desk.profile.cases.anonymous_clause or ""
+        text += "\n" + th("cases.anonymous_warning", loc, clause=clause)
+    await common.answer_query(update)
+    await send(update, context, text, skip_markup(loc))
+    return NAME
+
+
+@stay
+@needs_draft
+async def name_given(update: Update, context: Context) -> str:
+    if update.callback_query is None:
+        _draft(context)["name"] = text_of(update)[:200]
+    await say(update, context, "cases.ask_contact", skip_markup(locale_of(context)))
+    return CONTACT
+
+
+@stay
+@needs_draft
+async def contact_given(update: Update, context: Context) -> str:
+    draft = _draft(context)
+    loc = locale_of(context)
+    if update.callback_query is None:
+        parsed = cases.parse_contact(text_of(update))
+        if parsed is None:
+            await say(update, context, "cases.bad_contact", skip_markup(loc))
+            return CONTACT
+        draft["email"], draft["phone"] = parsed
+    markup = keyboard(
+        [
+            [
+                (t("cases.btn_confirm", loc), "case:confirm"),
+                (t("cases.btn_cancel", loc), "case:cancel"),
+            ]
+        ]
+    )
+    await common.answer_query(update)
+    await send(update, context, _summary(draft, loc), markup)
+    return CONFIRM
+
+
+def _summary(draft: dict[str, Any], loc: str) -> str:
+    none = t("cases.not_given", loc)
+
+    def line(label: str, value: object) -> str:
+        shown = str(value) if value not in (None, "") else none
+        return th("cases.summary_line", loc, label=t(f"cases.label_{label}", loc), value=shown)
+
+    kind = draft["kind"]
+    lines = []
+    if kind == "appeal":
+        lines.append(line("decision", draft.get("subject")))
+    if draft.get("decided_on"):
+        lines.append(
+            line("decision_date", cases.format_date(date.fromisoformat(draft["decided_on"]), loc))
+        )
+    if kind == "appeal":
+        team = [draft.get("decided_by"), *draft.get("audit_team", [])]
+        lines.append(line("decided_by", "、".join(n for n in team if n)))
+    if kind == "complaint":
+        about = t(f"cases.btn_concerns_{draft.get('concerns', 'body')}", loc)
+        if draft.get("concerns_org"):
+            about += f" — {draft['concerns_org']}"
+        lines.append(line("concerns", about))
+    lines.append(line("description", draft.get("description")))
+    lines.append(line("files", "、".join(f["name"] for f in draft.get("files", []))))
+    lines.append(line("name", draft.get("name")))
+    lines.append(line("contact", draft.get("email") or draft.get("phone")))
+    return cases.th_with_lines(
+        "cases.summary", loc, {"lines": lines}, kind=cases.kind_name(kind, loc)
+    )
+
+
+@stay
+@needs_draft
+async def confirmed(update: Update, context: Context) -> int:
+    """Submit: the case is opened in the update's unit of work, which commits before the
+    answer; its written acknowledgement goes out through the outbox."""
+    desk = desk_of(context)
+    draft = _draft(context)
+    chat = update.effective_chat
+    assert chat is not None and context.user_data is not None
+    decided = draft.get("decided_on")
+    concerns_org = draft.get("concerns_org")
+    opened = await cases.open_case(
+        desk,
+        uow_of(context),
+        kind=draft["kind"],
+        channel=Channel.TELEGRAM,
+        complainant=Complainant(
+            name=draft.get("name"),
+            email=draft.get("email"),
+            phone=draft.get("phone"),
+            telegram_user_id=user_id(update),
+            telegram_chat_id=chat.id,
+            locale=locale_of(context),
+        ),
+        subject=draft.get("subject") or concerns_org,
+        description=draft.get("description") or "",
+        attachments=[Attachment(**f) for f in draft.get("files", [])],
+        decided_on=date.fromisoformat(decided) if decided else None,
+        decided_by=draft.get("decided_by"),
+        audit_team=draft.get("audit_team", []),
+        concerns=draft.get("concerns"),
+        concerns_certificate_no=concerns_org,
+    )
+    context.user_data.pop(DRAFT, None)
+    await say(update, context, "cases.submitted", ref=opened.ref)
+    return ConversationHandler.END
+
+
+@stay
+async def cancelled(update: Update, context: Context) -> int:
+    """The cancel button on the summary: nothing is submitted."""
+    if context.user_data is not None:
+        context.user_data.pop(DRAFT, None)
+    await say(update, context, "cases.cancelled")
+    return ConversationHandler.END
+
+
+def register(app: Application, desk: Desk) -> None:
+    """The filing flow, in a conversation group of its own."""
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    text = typed()
+    skip = r"^case:skip$"
+    common.conversation(
+        app,
+        "cases",
+        entry_points=[
+            CommandHandler("case", start, filters=private),
+            CallbackQueryHandler(start, pattern=rf"^{common.MENU_CASES}$"),
+        ],
+        states={
+            KIND: [
+                CallbackQueryHandler(kind_chosen, pattern=rf"^case:kind:({'|'.join(KINDS)})$"),
+                common.not_a_button(),
+            ],
+            DECISION: [MessageHandler(text, decision)],
+            DECISION_DATE: [MessageHandler(text, decision_date)],
+            DECIDED_BY: [
+                MessageHandler(text, decided_by),
+                CallbackQueryHandler(decided_by, pattern=skip),
+            ],
+            CONCERNS: [
+                CallbackQueryHandler(concerns, pattern=rf"^case:concerns:({'|'.join(WHOM)})$"),
+                common.not_a_button(),
+            ],
+            CERTIFIED_ORG: [MessageHandler(text, certified_org)],
+            DESCRIPTION: [MessageHandler(text, description)],
+            FILES: [
+                MessageHandler(uploaded(), file_sent),
+                CallbackQueryHandler(files_done, pattern=r"^case:files_done$"),
+                common.not_a_button(),
+            ],
+            NAME: [
+                MessageHandler(text, name_given),
+                CallbackQueryHandler(name_given, pattern=skip),
+            ],
+            CONTACT: [
+                MessageHandler(text, contact_given),
+                CallbackQueryHandler(contact_given, pattern=skip),
+            ],
+            CONFIRM: [
+                CallbackQueryHandler(confirmed, pattern=r"^case:confirm$"),
+                CallbackQueryHandler(cancelled, pattern=r"^case:cancel$"),
+                common.not_a_button(),
+            ],
+        },
+    )
+
+
+__all__ = ["register"]
