@@ -1,6 +1,6 @@
 """What a received e-mail is: a reply to a case, an appeal/complaint/dispute, or automatic mail.
 
-Pure functions of decoded header and body text; `parse.py` decodes, this decides.
+Pure functions of decoded header and body text; handlers/email decodes, this decides.
 """
 
 from __future__ import annotations
@@ -152,3 +152,20 @@ def automatic_reasons(
     if is_bounce:
         reasons.append("bounce")
     return list(dict.fromkeys(reasons))
+
+
+# ---------------------------------------------------------------------------------------------
+# The language to answer in
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]{3,}")
+
+
+def letter_locale(subject: str, text: str, default: str) -> str:
+    """Answer in the letter's language: Chinese when it has any, English when it is in Latin."""
+    sample = f"{subject}\n{text[:2000]}"
+    if _CJK.search(sample):
+        return "zh_CN"
+    if _LATIN.search(sample):
+        return "en"
+    return default

@@ -14,18 +14,25 @@ from storage.models import InboundEmail, InboundStatus, OutboxMessage
 from storage.sql import dialect_name
 
 
-async def by_uid(
+async def states_by_uid(
     session: AsyncSession, mailbox: str, uidvalidity: int, uids: Sequence[int]
-) -> dict[int, InboundEmail]:
-    """The rows already stored for these UIDs of one mailbox, by UID."""
+) -> dict[int, tuple[int, str]]:
+    """(row id, status) of the rows already stored for these UIDs of one mailbox, by UID.
+
+    Ids and statuses only: the raw letters stay in the database until one is acted upon.
+    """
     if not uids:
         return {}
-    query = select(InboundEmail).where(
+    query = select(InboundEmail.uid, InboundEmail.id, InboundEmail.status).where(
         InboundEmail.mailbox == mailbox,
         InboundEmail.uidvalidity == uidvalidity,
         col(InboundEmail.uid).in_(list(uids)),
     )
-    return {row.uid: row for row in (await session.exec(query)).all() if row.uid is not None}
+    return {
+        uid: (row_id, status)
+        for uid, row_id, status in (await session.exec(query)).all()
+        if uid is not None and row_id is not None
+    }
 
 
 async def by_key(session: AsyncSession, message_key: str) -> InboundEmail | None:
@@ -77,15 +84,15 @@ async def lock(session: AsyncSession, inbound_id: int) -> InboundEmail:
     return (await session.exec(query)).one()
 
 
-async def pending(session: AsyncSession, limit: int = 100) -> Sequence[InboundEmail]:
-    """Letters stored but not yet acted upon (a crash came between the two commits)."""
+async def pending_ids(session: AsyncSession, limit: int = 100) -> list[int]:
+    """Ids of letters stored but not yet acted upon (a crash came between the two commits)."""
     query = (
-        select(InboundEmail)
+        select(InboundEmail.id)
         .where(InboundEmail.status == InboundStatus.STORED.value)
         .order_by(col(InboundEmail.id))
         .limit(limit)
     )
-    return (await session.exec(query)).all()
+    return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
 
 
 async def automatic_answers_since(session: AsyncSession, recipient: str, since: datetime) -> int:

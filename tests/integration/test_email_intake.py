@@ -23,6 +23,7 @@ from bot.desk import Desk, load_calendar
 from bot.main.cli import main
 from bot.outbox.worker import Outbox
 from bot.profiles import load_profile
+from bot.services.inbound_mail import acting
 from handlers.email import intake
 from handlers.email.parse import parse_message
 from storage.db import session_factory
@@ -388,6 +389,64 @@ async def test_a_broken_message_is_quarantined_and_the_next_one_processed(
     assert await deliver() == 1
 
 
+async def test_a_letter_over_the_size_limit_is_not_fetched_whole_but_quarantined(
+    desk: Desk, mailbox: Mailbox, deliver: Callable[[], asyncio.Future[int]]
+) -> None:
+    limit = intake.letter_size_limit(desk)
+    scan = pdf_bytes() + bytes(range(256)) * (limit // 256)  # base64: a third over the limit
+    huge = message(
+        [
+            *base_headers(ew("投诉材料", "utf-8"), message_id="<huge@qq.com>"),
+            mixed_headers(),
+        ],
+        multipart(
+            "mixed",
+            [
+                text_part("投诉，证据见附件。", "utf-8"),
+                file_part(scan, "application/pdf", 'filename="scan.pdf"'),
+            ],
+        ),
+    )
+    assert len(huge) > limit
+    mailbox.append(huge)
+    mailbox.append(letter("投诉", "我要投诉。", message_id="<small@qq.com>"))
+
+    stats = await intake.run_once(desk)
+    assert stats.quarantined == 1 and stats.cases == 1
+    assert set(await cases_by_source(desk)) == {"<small@qq.com>"}
+    assert folder_count(mailbox, "Quarantine") == 1 and folder_count(mailbox, "Processed") == 1
+    with mailbox.client() as client:  # the letter itself waits there for staff, untouched
+        client.select_folder("Quarantine", readonly=True)
+        (item,) = client.fetch(client.search(["ALL"]), ["RFC822.SIZE", "FLAGS"]).values()
+    assert item[b"RFC822.SIZE"] == len(huge) and b"\\Seen" in item[b"FLAGS"]
+    async with desk.sessions() as s:
+        row = (
+            await s.exec(select(InboundEmail).where(InboundEmail.message_id == "<huge@qq.com>"))
+        ).one()
+    assert row.status == "quarantined"
+    assert row.raw.startswith(b"From:") and b"Content-Disposition" not in row.raw  # header only
+    assert len(row.raw) < 2_000
+    assert any(p.startswith("too_large") and str(len(huge)) in p for p in row.problems or [])
+    (alert,) = [text for text in await staff_texts(desk) if "Quarantine" in text]
+    assert "too_large" in alert and "zhang.wei@qq.com" in alert and f"#{row.id}" in alert
+    assert await deliver() == 1  # the small letter's acknowledgement; the large one none
+
+    again = await intake.run_once(desk)
+    assert again.handled == 0 and again.moved == 0
+
+
+async def test_letters_are_held_in_memory_a_few_bytes_at_a_time(
+    desk: Desk, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "CHUNK_BYTES", 1)  # every letter a part of its own
+    for name in ("one", "two", "three"):
+        mailbox.append(letter("投诉", "我要投诉。", message_id=f"<{name}@qq.com>"))
+    mailbox.append(letter("投诉", "我要投诉。", message_id="<one@qq.com>"))  # delivered twice
+    stats = await intake.run_once(desk)
+    assert stats.cases == 3 and stats.duplicates == 1 and stats.moved == 4
+    assert folder_count(mailbox, "INBOX") == 0 and folder_count(mailbox, "Processed") == 4
+
+
 async def test_a_letter_that_breaks_the_intake_is_undone_and_quarantined_alone(
     desk: Desk,
     mailbox: Mailbox,
@@ -395,14 +454,15 @@ async def test_a_letter_that_breaks_the_intake_is_undone_and_quarantined_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Fault injection: the letter's case is opened, then the intake fails (a bug, say).
-    real = intake._act_on
+    real = acting.act_on
 
-    async def failing(desk: Desk, session: Any, row: InboundEmail, stats: Any) -> None:
-        await real(desk, session, row, stats)
+    async def failing(desk: Desk, uow: Any, row: InboundEmail, parse: Any) -> acting.Outcome:
+        outcome = await real(desk, uow, row, parse)
         if row.message_id == "<boom@qq.com>":
             raise RuntimeError("bug")
+        return outcome
 
-    monkeypatch.setattr(intake, "_act_on", failing)
+    monkeypatch.setattr(acting, "act_on", failing)
     for name in ("before", "boom", "after"):
         mailbox.append(letter("投诉", "我要投诉。", message_id=f"<{name}@qq.com>"))
     stats = await intake.run_once(desk)

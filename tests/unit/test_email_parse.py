@@ -1,4 +1,4 @@
-"""Parsing and classifying received e-mail (handlers/email/parse.py, classify.py)."""
+"""Parsing and classifying received e-mail (handlers/email decode, mime, parse; domain letters)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,9 @@ from bot.domain.letters import (
     classify_text,
     kind_in_body,
 )
-from handlers.email.parse import (
-    codec_for,
-    decode_bytes,
-    decode_header_text,
-    header_params,
-    html_to_text,
-    parse_message,
-)
+from handlers.email.decode import codec_for, decode_bytes, decode_header_text, header_params
+from handlers.email.mime import html_to_text
+from handlers.email.parse import parse_message
 from tests.fixtures.mail_corpus import REF, Sample, corpus, message
 
 SAMPLES = corpus()

@@ -1,0 +1,115 @@
+"""A received letter as the parser leaves it (handlers/email/parse.py): pure data, no I/O.
+
+It lives here, below the services, so the use case "act on a stored letter"
+(bot/services/inbound_mail) can take it without importing the adapter that makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Kind = Literal["appeal", "complaint", "dispute", "reply", "enquiry"]
+
+
+@dataclass
+class Attachment:
+    filename: str  # sanitised, for display only
+    content_type: str  # sniffed from the bytes; application/octet-stream when unrecognised
+    declared_type: str
+    sniffed_type: str | None  # None: not a format we accept (bot.domain.files.sniff_type)
+    size: int
+    sha256: str
+    data: bytes | None = field(repr=False)  # None when larger than the limit
+    inline: bool = False
+
+    @property
+    def acceptable(self) -> bool:
+        """Stored like an upload only when within the size limit and of a recognised type."""
+        return self.data is not None and self.sniffed_type is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass
+class Bounce:
+    original_message_id: str | None  # the Message-ID of our message that bounced
+    failed_recipients: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "original_message_id": self.original_message_id,
+            "failed_recipients": self.failed_recipients,
+        }
+
+
+@dataclass
+class ParsedMail:
+    """What the intake records; `to_json()` is what `certdesk email parse --json` prints."""
+
+    message_id: str | None  # "<…>" as sent; None when missing (use raw_sha256 then)
+    from_addr: str | None
+    from_name: str
+    reply_to: str | None
+    to: list[str]
+    subject: str
+    date: datetime | None
+    in_reply_to: list[str]
+    references: list[str]
+    kind: Kind
+    case_ref: str | None
+    automatic: bool
+    automatic_reasons: list[str]
+    bounce: Bounce | None
+    text: str
+    attachments: list[Attachment]
+    problems: list[str]
+    raw_sha256: str
+
+    @property
+    def sender(self) -> str | None:
+        """Where an answer goes: Reply-To when given, else From."""
+        return self.reply_to or self.from_addr
+
+    def unprocessable(self) -> str | None:
+        """Why the letter cannot be acted upon (None: it can)."""
+        unparseable = [p for p in self.problems if p.startswith("unparseable")]
+        if unparseable:
+            return unparseable[0]
+        if self.sender is None:
+            return "no sender address"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "from": self.from_addr,
+            "subject": self.subject,
+            "kind": self.kind,
+            "case_ref": self.case_ref,
+            "automatic": self.automatic,
+            "bounce": self.bounce.to_json() if self.bounce else None,
+            "text": self.text,
+            "attachments": [a.to_json() for a in self.attachments],
+            "problems": self.problems,
+        }
+
+
+# The problem recorded for a letter too large to fetch whole (only its header is stored).
+TOO_LARGE = "too_large"
+
+
+def too_large_problem(size: int, limit: int) -> str:
+    return f"{TOO_LARGE}: {size} bytes, over the limit of {limit}; only its header was kept"
+
+
+def too_large(problems: list[str] | None) -> str | None:
+    """The too-large problem among a stored letter's problems, if it has one."""
+    return next((p for p in problems or [] if p.startswith(TOO_LARGE)), None)

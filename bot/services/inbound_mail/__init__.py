@@ -1,0 +1,27 @@
+"""The use case "a letter was received": store it, then act on it (open a case, join a reply
+to its case, pass an enquiry to staff, record a bounce, quarantine), and tell staff of the
+mailbox's health. Every function takes the caller's unit of work and opens no session.
+
+- store.py: raw letters stored before anything is done with them; ids of what is stored;
+- acting.py: acting on one stored letter, locked, in a savepoint;
+- answers.py: what a letter becomes (case, reply, enquiry, bounce);
+- staff.py: what staff are told (quarantine, answer limits, mailbox down and up).
+"""
+
+from bot.services.inbound_mail.acting import TRANSIENT, Done, Outcome, Parse, act
+from bot.services.inbound_mail.staff import mailbox_down, mailbox_up
+from bot.services.inbound_mail.store import RawLetter, known, pending, store
+
+__all__ = [
+    "TRANSIENT",
+    "Done",
+    "Outcome",
+    "Parse",
+    "RawLetter",
+    "act",
+    "known",
+    "mailbox_down",
+    "mailbox_up",
+    "pending",
+    "store",
+]

@@ -1,0 +1,263 @@
+"""Text out of the bytes of a received letter: charsets, RFC 2047 header words, RFC 2231 params.
+
+Complainants write from QQ Mail, 163/126, Foxmail and Outlook, in Chinese: charset labels lie
+(GBK text labelled gb2312), headers arrive as raw 8-bit bytes, encoded words are split in the
+middle of a character. Everything here decodes leniently and reports what it had to guess.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+import urllib.parse
+
+from charset_normalizer import from_bytes as detect_charset
+
+# ---------------------------------------------------------------------------------------------
+# Charsets
+
+
+# Labels that mean a codec other than their name: GB2312/GBK-labelled text is routinely GBK or
+# GB18030 (Outlook, QQ), GB18030 is their superset; Big5 mail from Windows uses MS extensions.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gb_2312": "gb18030",
+    "gb_2312-80": "gb18030",
+    "gb2312-80": "gb18030",
+    "csgb2312": "gb18030",
+    "euc-cn": "gb18030",
+    "x-euc-cn": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "ms936": "gb18030",
+    "windows-936": "gb18030",
+    "chinese": "gb18030",
+    "gb18030": "gb18030",
+    "big5": "big5hkscs",
+    "x-big5": "big5hkscs",
+    "cn-big5": "big5hkscs",
+    "csbig5": "big5hkscs",
+    "big5-hkscs": "big5hkscs",
+    "cp950": "cp950",
+    "ks_c_5601-1987": "cp949",
+    "utf8": "utf-8",
+    "unicode-1-1-utf-8": "utf-8",
+}
+_NO_CHARSET = {"", "unknown", "unknown-8bit", "x-unknown", "x-user-defined", "default", "8bit"}
+# Labels under which any byte decodes, so a lie is never noticed by decoding alone.
+_SINGLE_BYTE = {"ascii", "iso8859-1", "cp1252", "iso8859-15"}
+_CHINESE_CODECS = {"gb18030", "big5hkscs", "cp950"}
+
+
+def codec_for(label: str | None) -> str | None:
+    """The Python codec to use for a MIME charset label, or None when it names none we know."""
+    name = (label or "").strip().strip("\"'").lower()
+    if name in _NO_CHARSET:
+        return None
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
+    """Decode `data` declared as `label`; return (text, problem or None)."""
+    if data.isascii():
+        return data.decode("ascii"), None
+    codec = codec_for(label)
+    if codec is None:
+        text, found = _detect(data)
+        what = f"unknown charset {label!r}" if label else "no charset"
+        return text, f"charset_guessed: {what}, decoded as {found}"
+    if codec in _SINGLE_BYTE:
+        # A single-byte label never fails, so look for a better fit first (GBK labelled latin-1).
+        text, found = _detect(data)
+        if found in ("utf-8", "gb18030", "big5hkscs", "cp950"):
+            return text, f"charset_mismatch: declared {label}, decoded as {found}"
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        text, found = _detect(data)
+        return text, f"charset_mismatch: declared {label}, decoded as {found}"
+    if codec in _CHINESE_CODECS and _chinese_score(text, codec) < 0.5:
+        # GB18030 decodes UTF-8 bytes without error, into rare characters: web forms do this.
+        try:
+            return data.decode("utf-8"), f"charset_mismatch: declared {label}, decoded as utf-8"
+        except UnicodeDecodeError:
+            pass
+    return text, None
+
+
+def _detect(data: bytes) -> tuple[str, str]:
+    """Best-effort decoding of bytes whose charset is unknown or wrong: (text, codec used)."""
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # charset-normalizer guesses badly on a few Chinese words; score the two Chinese codecs first.
+    scored = []
+    for codec in ("gb18030", "big5hkscs"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        scored.append((_chinese_score(text, codec), codec == "gb18030", codec, text))
+    if scored:
+        score, _, codec, text = max(scored)
+        if score >= 0.6:
+            return text, codec
+    best = detect_charset(data).best()
+    if best is not None:
+        found = codec_for(best.encoding) or best.encoding
+        return str(best), found
+    return data.decode("gb18030", "replace"), "gb18030"
+
+
+def _chinese_score(text: str, codec: str) -> float:
+    """Share of non-ASCII characters that are frequent in `codec`'s own table.
+
+    Text decoded with the wrong one of GB18030/Big5 lands on rare characters and symbol rows.
+    GB2312 level 1 (rows B0–D7) holds the 3,755 most used hanzi; Big5 A440–C67E the 5,401
+    frequent ones; row A1 is punctuation in both, A3 full-width forms in GB2312.
+    """
+    table, frequent, punctuation = (
+        ("gb2312", range(0xB0, 0xD8), (0xA1, 0xA3))
+        if codec == "gb18030"
+        else ("big5", range(0xA4, 0xC7), (0xA1,))
+    )
+    wide = [c for c in text if ord(c) > 0x7F]
+    if not wide:
+        return 1.0
+    hits = 0
+    for char in wide:
+        try:
+            lead = char.encode(table)[0]
+        except UnicodeEncodeError:
+            continue
+        hits += lead in frequent or lead in punctuation
+    return hits / len(wide)
+
+
+def raw_to_str(value: str) -> tuple[str, bool]:
+    """A raw header value as parsed (8-bit bytes smuggled as surrogates) → (text, was 8-bit)."""
+    try:
+        value.encode("ascii")
+        return value, False
+    except UnicodeEncodeError:
+        pass
+    data = value.encode("ascii", "surrogateescape") if _has_surrogates(value) else None
+    if data is None:
+        return value, True  # already text (a str message); nothing to undo
+    text, _ = _detect(data)
+    return text, True
+
+
+def _has_surrogates(value: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in value)
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 2047 encoded words, leniently: no whitespace required around them, adjacent words in one
+# charset joined as bytes before decoding (clients split a character across two words), base64
+# padding repaired, unknown charsets guessed.
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def decode_header_text(value: str) -> tuple[str, list[str]]:
+    """Decode an unstructured header (Subject, a display name); return (text, problems)."""
+    problems: list[str] = []
+    text, eight_bit = raw_to_str(FOLD.sub(" ", value))
+    if eight_bit:
+        problems.append("header_8bit")
+    out: list[str] = []
+    pending: tuple[str, bytearray] | None = None  # (charset, bytes) of adjacent encoded words
+    pos = 0
+    for match in _ENCODED_WORD.finditer(text):
+        between = text[pos : match.start()]
+        charset = match.group(1).split("*")[0]  # RFC 2231 §5 language suffix
+        data = _decode_word(match.group(2), match.group(3))
+        if data is None:
+            problems.append("header_bad_encoded_word")
+            data = match.group(0).encode("ascii", "replace")
+            charset = "us-ascii"
+        if pending is not None and not between.strip() and pending[0].lower() == charset.lower():
+            pending[1].extend(data)
+        else:
+            if pending is not None:
+                out.append(_flush(pending, problems))
+                pending = None
+            if between and not (between.isspace() and pos > 0):  # RFC 2047 §6.2
+                out.append(between)
+            pending = (charset, bytearray(data))
+        pos = match.end()
+    if pending is not None:
+        out.append(_flush(pending, problems))
+    out.append(text[pos:])
+    return " ".join("".join(out).split()), problems
+
+
+def _decode_word(encoding: str, payload: str) -> bytes | None:
+    try:
+        if encoding in "bB":
+            payload = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+            payload += "=" * (-len(payload) % 4)
+            return base64.b64decode(payload)
+        return quopri.decodestring(payload.replace("_", " ").encode("ascii"), header=False)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+
+
+def _flush(pending: tuple[str, bytearray], problems: list[str]) -> str:
+    text, problem = decode_bytes(bytes(pending[1]), pending[0])
+    if problem:
+        problems.append(problem)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# MIME parameters (file names): RFC 2231 / RFC 5987 `name*=charset'lang'%XX`, continuations
+# `name*0*=`, encoded words inside quotes (Outlook, QQ), raw 8-bit bytes.
+
+_PARAM = re.compile(r'\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+_SECTION = re.compile(r"^(.+?)(?:\*(\d+))?(\*)?$")
+
+
+def header_params(value: str) -> dict[str, str]:
+    """Parameters of a Content-Type / Content-Disposition value, decoded, keys lower-case."""
+    value = FOLD.sub(" ", value)
+    plain: dict[str, str] = {}
+    sections: dict[str, dict[int, tuple[str, bool]]] = {}
+    for match in _PARAM.finditer(value, value.find(";") + 1 if ";" in value else len(value)):
+        key, raw = match.group(1).lower(), match.group(2).strip()
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1] if raw.endswith('"') else raw[1:])
+        section = _SECTION.match(key) if "*" in key else None
+        if section:
+            number = int(section.group(2) or 0)
+            sections.setdefault(section.group(1), {})[number] = (raw, bool(section.group(3)))
+        else:
+            plain[key] = decode_header_text(raw)[0]
+    for key, parts in sections.items():
+        plain[key] = _join_extended(parts)
+    return plain
+
+
+def _join_extended(parts: dict[int, tuple[str, bool]]) -> str:
+    charset = "us-ascii"
+    data = bytearray()
+    for number in sorted(parts):
+        raw, extended = parts[number]
+        if extended:
+            if number == 0 and raw.count("'") >= 2:
+                charset, _, raw = raw.split("'", 2)
+            data.extend(urllib.parse.unquote_to_bytes(raw))
+        else:
+            data.extend(raw.encode("utf-8", "surrogateescape"))
+    return decode_bytes(bytes(data), charset or "utf-8")[0]

@@ -1,0 +1,293 @@
+"""The MIME walk of a received letter: which parts are its text, which are files.
+
+The stdlib parser gives the structure and the transfer decoding; here the parts are visited
+(the text/plain or HTML alternative chosen, HTML turned into text), attachments sniffed and
+sized, and what a bounce report embeds (delivery-status blocks, the original headers) kept for
+parse.py. One bad part never costs the whole message: it becomes a problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from email import errors
+from email.message import Message
+from html.parser import HTMLParser
+
+from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
+from bot.domain.mail import Attachment
+from handlers.email.decode import decode_bytes, header_params, raw_to_str
+
+# ---------------------------------------------------------------------------------------------
+# HTML → text
+
+
+class _HtmlText(HTMLParser):
+    _BLOCK = frozenset(
+        (
+            "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "footer",
+            "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre",
+            "section", "table", "tr", "ul",
+        )
+    )  # fmt: skip
+    _SKIP = frozenset(("script", "style", "head", "title", "template", "noscript"))
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.skipping = 0
+        self.pre = 0
+
+    def _line_break(self) -> None:
+        # Blocks start on a new line without adding blank lines (Outlook wraps every line in <p>).
+        for chunk in reversed(self.chunks):
+            if chunk.strip(" "):
+                if not chunk.rstrip(" ").endswith("\n"):
+                    self.chunks.append("\n")
+                return
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self.skipping += 1
+        elif tag == "br":
+            self.chunks.append("\n")
+        elif tag in self._BLOCK:
+            self._line_break()
+            if tag == "li":
+                self.chunks.append("- ")
+        elif tag in ("td", "th"):
+            self.chunks.append(" ")
+        if tag == "pre":
+            self.pre += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self._BLOCK:
+            self._line_break()
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self.skipping:
+            return
+        self.chunks.append(data if self.pre else re.sub(r"[ \t\r\n\f\xa0]+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.chunks).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking the MIME tree
+
+
+@dataclass
+class Walk:
+    """What the walk found: the texts shown, the files, the problems, a bounce report's parts."""
+
+    max_attachment_bytes: int
+    texts: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    dsn_blocks: list[Message] = field(default_factory=list)
+    embedded_headers: list[Message] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+
+_MAX_DEPTH = 30
+
+
+def walk(msg: Message, max_attachment_bytes: int) -> Walk:
+    """Visit every part of `msg`; never raises for a malformed part."""
+    acc = Walk(max_attachment_bytes=max_attachment_bytes)
+    for defect in msg.defects:
+        acc.problem(f"defect: {type(defect).__name__}")
+    _walk(msg, acc, _Where())
+    if any(
+        p.startswith(("defect: CloseBoundaryNotFound", "defect: StartBoundaryNotFound"))
+        for p in acc.problems
+    ):
+        acc.problem("truncated_multipart")
+    return acc
+
+
+def raw_header(part: Message, name: str) -> str | None:
+    """The raw value of the first header `name`, bypassing the policy's (strict) parsing."""
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def raw_headers(part: Message, name: str) -> list[str]:
+    return [str(v) for k, v in part.raw_items() if k.lower() == name]
+
+
+def _content_type(part: Message) -> tuple[str, dict[str, str]]:
+    raw = raw_header(part, "content-type")
+    if raw is None:
+        return part.get_default_type(), {}
+    value, _ = raw_to_str(raw)
+    mime = value.split(";", 1)[0].strip().lower()
+    if "/" not in mime:
+        mime = "text/plain"  # RFC 2045 §5.2: an invalid type is treated as text/plain
+    return mime, header_params(value)
+
+
+def _disposition(part: Message) -> tuple[str, dict[str, str]]:
+    raw = raw_header(part, "content-disposition")
+    if raw is None:
+        return "", {}
+    value, _ = raw_to_str(raw)
+    return value.split(";", 1)[0].strip().lower(), header_params(value)
+
+
+@dataclass(frozen=True)
+class _Where:
+    path: str = "1"  # MIME part number, for problems
+    depth: int = 0
+    parent: str = ""  # the enclosing multipart type
+    wants_text: bool = True  # False in the alternatives not chosen: files only
+
+    def child(self, number: int, parent: str, wants_text: bool) -> _Where:
+        return _Where(f"{self.path}.{number}", self.depth + 1, parent, wants_text)
+
+
+def _walk(part: Message, acc: Walk, where: _Where) -> None:
+    if where.depth > _MAX_DEPTH:
+        acc.problem("too_deeply_nested")
+        return
+    try:
+        _visit(part, acc, where)
+    except Exception as exc:  # one bad part never costs the whole message
+        acc.problem(f"part_unreadable: {where.path}: {type(exc).__name__}")
+
+
+def _visit(part: Message, acc: Walk, where: _Where) -> None:
+    mime, params = _content_type(part)
+    disposition, dparams = _disposition(part)
+    filename = dparams.get("filename") or params.get("name")
+    path = where.path
+    if mime == "message/delivery-status":
+        payload = part.get_payload()
+        acc.dsn_blocks.extend(p for p in payload if isinstance(p, Message))
+    elif mime in ("text/rfc822-headers", "message/rfc822-headers"):
+        acc.embedded_headers.append(email.message_from_bytes(_payload_bytes(part, acc, path)))
+    elif mime == "message/rfc822":
+        inner = part.get_payload()
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+            acc.embedded_headers.append(inner[0])  # the original, should this be a bounce
+        if where.parent != "multipart/report":  # a report returns our own message
+            _add_attachment(part, acc, path, mime, filename or "message.eml", disposition)
+    elif part.is_multipart():
+        children = [p for p in part.get_payload() if isinstance(p, Message)]
+        chosen = _pick_alternative(children, acc, path) if mime == "multipart/alternative" else None
+        for number, child in enumerate(children, 1):
+            # Alternatives not shown still carry files (QQ pastes screenshots into the HTML).
+            wants_text = where.wants_text and (chosen is None or child is chosen)
+            _walk(child, acc, where.child(number, mime, wants_text))
+    elif disposition == "attachment" or filename or not mime.startswith("text/"):
+        _add_attachment(part, acc, path, mime, filename, disposition)
+    elif where.wants_text:
+        data = _payload_bytes(part, acc, path)
+        if mime == "text/html":
+            charset = params.get("charset") or _meta_charset(data)
+            acc.texts.append(html_to_text(_decode_part(data, charset, acc, path)))
+        else:
+            acc.texts.append(_decode_part(data, params.get("charset"), acc, path))
+
+
+def _pick_alternative(children: list[Message], acc: Walk, path: str) -> Message | None:
+    """Prefer a non-empty text/plain; else the HTML branch (possibly multipart/related)."""
+    for child in children:
+        mime, _ = _content_type(child)
+        if mime == "text/plain" and _payload_bytes(child, acc, path).strip():
+            return child
+    for child in reversed(children):
+        mime, _ = _content_type(child)
+        if mime == "text/html" or mime.startswith("multipart/"):
+            return child
+    return children[0] if children else None
+
+
+def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
+    data = part.get_payload(decode=True)
+    for defect in part.defects:
+        acc.problem(f"defect: {type(defect).__name__}")
+    if any(isinstance(d, errors.InvalidBase64LengthDefect) for d in part.defects):
+        # The stdlib then returns the base64 text itself; a cut-off file is worth more decoded.
+        data = _lenient_base64(part)
+    return data if isinstance(data, bytes) else b""
+
+
+def _lenient_base64(part: Message) -> bytes:
+    payload = part.get_payload(decode=False)
+    text = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b""
+    clean = re.sub(rb"[^A-Za-z0-9+/]", b"", text)
+    return base64.b64decode(clean[: len(clean) // 4 * 4])
+
+
+def _meta_charset(data: bytes) -> str | None:
+    match = _META_CHARSET.search(data[:4096])
+    return match.group(1).decode("ascii") if match else None
+
+
+def _decode_part(data: bytes, charset: str | None, acc: Walk, path: str) -> str:
+    text, problem = decode_bytes(data, charset)
+    if problem:
+        acc.problem(f"{problem} (part {path})")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _add_attachment(
+    part: Message, acc: Walk, path: str, mime: str, filename: str | None, disposition: str
+) -> None:
+    if mime == "message/rfc822":
+        inner = part.get_payload()
+        first = inner[0] if isinstance(inner, list) and inner else None
+        data = first.as_bytes() if isinstance(first, Message) else b""
+    else:
+        data = _payload_bytes(part, acc, path)
+    sniffed = sniff_type(data)
+    name = sanitise_filename(filename, default=_default_name(sniffed or mime))
+    if sniffed is None and mime != "message/rfc822":
+        acc.problem(f"attachment_type_unrecognised: {name}")
+    too_large = len(data) > acc.max_attachment_bytes
+    if too_large:
+        acc.problem(f"attachment_too_large: {name} ({len(data)} bytes)")
+    acc.attachments.append(
+        Attachment(
+            filename=name,
+            content_type=sniffed or _UNVERIFIED.get(mime, "application/octet-stream"),
+            declared_type=mime,
+            sniffed_type=sniffed,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            data=None if too_large else data,
+            inline=disposition == "inline",
+        )
+    )
+
+
+# Types we may state without sniffing: a forwarded message is parsed, so it is one.
+_UNVERIFIED = {"message/rfc822": "message/rfc822"}
+
+
+def _default_name(mime: str) -> str:
+    extension = EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ""
+    return "attachment" + extension
