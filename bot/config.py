@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     work_hours: str = Field(default="09:00-17:30", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     warning_lead_working_days: list[int] = Field(default_factory=lambda: [3, 0])
     escalation_emails: list[str] = Field(default_factory=list)
+    # staff alerts where the staff are (Telegram is blocked in mainland China)
+    wecom_webhook_url: SecretStr | None = None  # the key is in the URL: a secret too
+    dingtalk_webhook_url: SecretStr | None = None
+    dingtalk_secret: SecretStr | None = None
+    feishu_webhook_url: SecretStr | None = None
+    feishu_secret: SecretStr | None = None
+    staff_alert_emails: list[str] = Field(default_factory=list)
+    console_base_url: str | None = Field(default=None, pattern=r"^https?://")
     telegram_rate_per_second: float = Field(default=30.0, gt=0)
     outbox_lanes: int = Field(default=1, ge=1, le=32)
 

@@ -10,6 +10,10 @@ class Channel(StrEnum):
     TELEGRAM = "telegram"
     EMAIL = "email"
     STAFF = "staff"  # a staff message waiting for a staff channel to be configured
+    # Group robots for staff alerts where Telegram is blocked (mainland China).
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+    FEISHU = "feishu"
 
 
 class DocumentStatus(StrEnum):

@@ -263,6 +263,7 @@ async def cmd_reminders_plan(args: argparse.Namespace) -> int:
 
 
 async def cmd_outbox_status(args: argparse.Namespace) -> int:
+    from bot.outbox.admin import problems
     from bot.outbox.worker import status_counts
     from storage.db import NotMigrated, check_migrated, make_engine, session_factory
 
@@ -270,16 +271,58 @@ async def cmd_outbox_status(args: argparse.Namespace) -> int:
     try:
         await check_migrated(engine)
         counts = await status_counts(session_factory(engine))
+        rows = await problems(session_factory(engine))
     except NotMigrated as exc:
         raise CliError(str(exc)) from None
     finally:
         await engine.dispose()
     if args.json:
-        _print_json(counts)
-    else:
-        for key in ("queued", "retrying", "sending", "failed", "sent"):
-            print(f"{key:9} {counts[key]}")
+        _print_json({**counts, "problems": [row.to_json() for row in rows]})
+        return 0
+    for key in ("queued", "retrying", "sending", "failed", "sent"):
+        print(f"{key:9} {counts[key]}")
+    for row in rows:  # failed and retrying rows, so no alert goes unseen
+        when = f" next {row.next_attempt_at:%Y-%m-%d %H:%M}Z" if row.status == "retrying" else ""
+        print(
+            f"#{row.id} {row.status} {row.channel} → {row.recipient} ×{row.attempts}{when}: "
+            f"{row.error or '-'}"
+        )
     return 0
+
+
+async def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from bot.clock import Clock
+    from bot.outbox.admin import retry
+    from storage.db import NotMigrated, check_migrated, make_engine, session_factory
+
+    if not args.failed and not args.ids:
+        raise CliError("give message ids (see `certdesk outbox status`) or --failed")
+    engine = make_engine(load_settings().effective_database_url)
+    try:
+        await check_migrated(engine)
+        ids = None if args.failed else args.ids
+        done = await retry(session_factory(engine), Clock().now(), ids)
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await engine.dispose()
+    print(f"{len(done)} failed messages queued again" + (f": {done}" if done else ""))
+    return 0 if done or args.failed else 1
+
+
+async def cmd_staff_alert_test(args: argparse.Namespace) -> int:
+    from bot.clock import Clock
+    from bot.outbox.staff_test import send_test_alerts
+    from messages.render import t
+
+    settings = load_settings()
+    outcomes = await send_test_alerts(settings, Clock())
+    if not outcomes:
+        print(t("outbox.staff_alert_none", settings.default_locale))
+        return 2
+    for outcome in outcomes:
+        print(outcome.line)
+    return 0 if all(o.error is None for o in outcomes) else 1
 
 
 def _profile(name: str) -> Any:
@@ -389,8 +432,16 @@ def build_parser() -> argparse.ArgumentParser:
     box = sub.add_parser("outbox", help="messages waiting to be sent").add_subparsers(
         dest="outbox_command", required=True, parser_class=_Parser
     )
-    p = add("status", cmd_outbox_status, "queued, retrying and failed message counts", box)
+    p = add("status", cmd_outbox_status, "message counts, and the failed and retrying ones", box)
     p.add_argument("--json", action="store_true")
+    p = add("retry", cmd_outbox_retry, "queue failed messages again", box)
+    p.add_argument("ids", nargs="*", type=positive_int, metavar="ID", help="message ids")
+    p.add_argument("--failed", action="store_true", help="every failed message")
+
+    staff = sub.add_parser("staff-alert", help="staff alert channels").add_subparsers(
+        dest="staff_alert_command", required=True, parser_class=_Parser
+    )
+    add("test", cmd_staff_alert_test, "send a test alert to every staff channel now", staff)
 
     add("run", cmd_run, "run the bot (on Telegram with TELEGRAM_BOT_TOKEN, else a local chat)")
     p = add("chat", cmd_chat, "chat with the full bot in this terminal (local Bot API emulator)")

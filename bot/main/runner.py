@@ -35,11 +35,14 @@ def local_mode_line() -> str:
 
 def _senders(desk: Desk, telegram_sender: object) -> dict[str, object]:
     from bot.delivery.smtp import SmtpSender
+    from bot.outbox.robots import robots_from_settings
 
     senders: dict[str, object] = {"telegram": telegram_sender}
     smtp = SmtpSender.from_settings(desk.settings, desk.clock)
     if smtp is not None:
         senders["email"] = smtp
+    # Staff alerts to WeCom / DingTalk / Feishu; signed with the desk's clock. Closed in `stop`.
+    senders.update(robots_from_settings(desk.settings, lambda: desk.clock.now().timestamp()))
     return senders
 
 

@@ -1,20 +1,21 @@
-"""The staff chat: the one way to queue a message for staff (through the outbox)."""
+"""The one way to queue a message for staff: one outbox row per configured staff channel."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
+from bot.outbox.staff_notice import UNROUTED, render, targets
 from storage.models import Channel, OutboxMessage
 from storage.repo.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
 Buttons = list[list[dict[str, str]]]
-UNROUTED = "staff"  # the recipient of a staff message no staff channel took yet
+
+__all__ = ["UNROUTED", "Buttons", "queue_for_staff"]
 
 
 async def queue_for_staff(
@@ -26,23 +27,36 @@ async def queue_for_staff(
     buttons: Buttons | None = None,
     case_id: int | None = None,
 ) -> OutboxMessage | None:
-    """Queue an HTML text (with inline buttons) for STAFF_CHAT_ID, once per `key`.
+    """Queue an HTML text (with inline buttons on Telegram) for every staff channel, once per
+    `key`: the staff chat, each group robot, each STAFF_ALERT_EMAILS address. One row per channel,
+    each with its own key, so a failing channel holds up none of the others. Returns the first
+    row (the staff chat's when there is one).
 
-    Without a staff chat the message is still stored, on the `staff` channel: it stays queued
+    With no staff channel the message is still stored, on the `staff` channel: it stays queued
     (shown by `certdesk outbox status`) until a staff channel can take it, never lost.
     """
-    chat = desk.settings.staff_chat_id
-    payload: dict[str, Any] = {"text": text}
-    if buttons:
-        payload["reply_markup"] = buttons
-    if chat is None:
-        log.info("no STAFF_CHAT_ID: staff message %s kept on the staff channel", key)
-    return await enqueue(
-        session,
-        channel=Channel.TELEGRAM if chat is not None else Channel.STAFF,
-        recipient=str(chat) if chat is not None else UNROUTED,
-        payload=payload,
-        idempotency_key=key,
-        case_id=case_id,
-        now=desk.clock.now(),
-    )
+    found = targets(desk.settings)
+    if not found:
+        log.info("no staff channel configured: staff message %s kept on the staff channel", key)
+        return await enqueue(
+            session,
+            channel=Channel.STAFF,
+            recipient=UNROUTED,
+            payload={"text": text, **({"reply_markup": buttons} if buttons else {})},
+            idempotency_key=key,
+            case_id=case_id,
+            now=desk.clock.now(),
+        )
+    rows = [
+        await enqueue(
+            session,
+            channel=target.channel,
+            recipient=target.recipient,
+            payload=render(target, desk.settings, text, buttons),
+            idempotency_key=target.key(key),
+            case_id=case_id,
+            now=desk.clock.now(),
+        )
+        for target in found
+    ]
+    return rows[0]

@@ -1,0 +1,102 @@
+"""One staff notice, rendered for each configured staff channel.
+
+Telegram gets the HTML with its buttons; the group robots (WeCom, DingTalk, Feishu) their payload
+`{"title", "text", "link", "act_hint"}` in plain text; e-mail a subject and a plain-text body.
+Buttons exist only on Telegram: the other channels say where to act instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+
+from bot.config import Settings
+from bot.domain.vocabulary import Channel
+from messages.render import t
+
+ROBOTS = (Channel.WECOM, Channel.DINGTALK, Channel.FEISHU)
+UNROUTED = "staff"  # the recipient of a staff message no staff channel took yet
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: Channel
+    recipient: str  # chat id, robot name (its lane in the outbox) or e-mail address
+
+    def key(self, key: str) -> str:
+        """The row's idempotency key: Telegram keeps the bare key (older rows dedup with it)."""
+        if self.channel is Channel.TELEGRAM:
+            return key
+        if self.channel is Channel.EMAIL:
+            return f"{key}:email:{self.recipient}"
+        return f"{key}:{self.channel.value}"
+
+
+def targets(settings: Settings) -> list[Target]:
+    """Every configured staff channel, Telegram first; empty when none is."""
+    found = []
+    if settings.staff_chat_id is not None:
+        found.append(Target(Channel.TELEGRAM, str(settings.staff_chat_id)))
+    urls = {
+        Channel.WECOM: settings.wecom_webhook_url,
+        Channel.DINGTALK: settings.dingtalk_webhook_url,
+        Channel.FEISHU: settings.feishu_webhook_url,
+    }
+    found += [Target(channel, channel.value) for channel in ROBOTS if urls[channel]]
+    found += [
+        Target(Channel.EMAIL, address) for address in dict.fromkeys(settings.staff_alert_emails)
+    ]
+    return found
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)  # entities unescaped as text is collected
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain_text(text_html: str) -> str:
+    """Telegram HTML → the text a reader sees: tags dropped, entities unescaped."""
+    parser = _Text()
+    parser.feed(text_html)
+    parser.close()
+    return "".join(parser.parts).strip()
+
+
+def title_and_body(text_html: str) -> tuple[str, str]:
+    """The first non-empty line as the title, the rest as the body."""
+    lines = plain_text(text_html).split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    title = lines[first].strip() if lines else ""
+    return title or "certdesk", "\n".join(lines[first + 1 :]).strip()
+
+
+def render(
+    target: Target,
+    settings: Settings,
+    text_html: str,
+    buttons: list[list[dict[str, str]]] | None = None,
+) -> dict[str, Any]:
+    """The outbox payload of this notice on `target`'s channel."""
+    if target.channel is Channel.TELEGRAM:
+        payload: dict[str, Any] = {"text": text_html}
+        if buttons:
+            payload["reply_markup"] = buttons
+        return payload
+    loc = settings.default_locale
+    title, body = title_and_body(text_html)
+    hint, link = t("outbox.staff_act_hint", loc), settings.console_base_url or None
+    if target.channel is Channel.EMAIL:
+        foot = f"{hint}: {link}" if link else hint
+        return {
+            "subject": t("outbox.staff_alert_subject", loc, title=title),
+            "text": "\n\n".join(part for part in (title, body, foot) if part),
+            "html": None,
+            "locale": loc,
+            "auto_reply": False,
+        }
+    return {"title": title, "text": body, "link": link, "act_hint": hint}
