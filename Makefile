@@ -24,6 +24,7 @@ run: $(STAMP)
 test: $(STAMP) system-deps postgres
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy bot handlers storage messages
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

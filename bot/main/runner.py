@@ -49,7 +49,7 @@ def _senders(desk: Desk, telegram_sender: object) -> dict[str, object]:
 def services(desk: Desk, outbox: Outbox, bot: object) -> tuple[list[Callable], list[Callable]]:
     """post_init / post_shutdown hooks: the outbox sender's own Bot, the scheduler (which drains
     the outbox and runs the deadline and reminder scans) and, with IMAP_HOST, the e-mail intake."""
-    from bot.scheduler.scans import shutdown, start_scheduler
+    from bot.scheduler.jobs import shutdown, start_scheduler
 
     intake_stop = asyncio.Event()
 

@@ -22,7 +22,8 @@ from bot.desk import Desk
 from bot.emulator import Emulator
 from bot.main.desk import open_desk
 from bot.outbox.worker import Outbox, status_counts
-from bot.scheduler.scans import Scans, shutdown, start_scheduler
+from bot.scheduler.jobs import shutdown, start_scheduler
+from bot.scheduler.scans import Scans
 from bot.services.cases import Complainant, open_case
 from bot.services.recompute import CalendarWatch
 from storage.models import Deadline
