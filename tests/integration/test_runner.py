@@ -7,6 +7,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
+from bot.clock import Clock
 from bot.config import load_settings
 from bot.emulator import Emulator
 from bot.main.runner import serve
@@ -49,6 +50,8 @@ async def test_a_letter_to_the_inbox_is_acknowledged_while_the_bot_runs(
         mail_domain="example.test",
     )
     staff = emulator.user(5, "Mei", chat_type="group", chat_id=-77)
+    # `serve` runs on the real clock: the reference carries this year (in Shanghai), not 2026.
+    ref_prefix = f"TS-{Clock().today().year}-"
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     try:
@@ -57,8 +60,8 @@ async def test_a_letter_to_the_inbox_is_acknowledged_while_the_bot_runs(
         ack = smtp_server.received[0]
         assert ack.rcpt_tos == ["lisi@example.cn"]
         text = ack.content.decode("utf-8", "replace")
-        assert "[TS-2026-" in text and "In-Reply-To: <letter-1@example.cn>" in text
-        await expect(staff, "TS-2026-", timeout=30)  # the new-case alert to the staff chat
+        assert f"[{ref_prefix}" in text and "In-Reply-To: <letter-1@example.cn>" in text
+        await expect(staff, ref_prefix, timeout=30)  # the new-case alert to the staff chat
     finally:
         stop.set()
         assert await task == 0
