@@ -152,7 +152,8 @@ def due_alerts(
                 # A restart after the first escalation day still escalates once before repeating.
                 out.append(DueAlert(d, kind))
                 if not first:
-                    out.append(DueAlert(d, ESCALATION))
+                    # Recorded with today's repeat, so a later scan today does not send that too.
+                    out.append(DueAlert(d, ESCALATION, supersedes=(kind,)))
             continue
         # Warnings whose day has come, the nearest last; older ones are only superseded.
         reached = sorted(

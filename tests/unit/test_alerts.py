@@ -71,6 +71,24 @@ def test_missed_first_escalation_is_sent_instead_of_that_days_repeat() -> None:
     assert [a.kind for a in pending(alerts, set())] == [ESCALATION]
 
 
+def scan(now: datetime, sent: set[tuple[int, str]]) -> list[str]:
+    """One deadline scan as the scheduler runs it: send what is pending, record it and what it
+    supersedes."""
+    out = pending(due_alerts([COMPLAINT], now, LEADS, HOURS, CAL), sent)
+    for alert in out:
+        sent |= {(alert.deadline.id, k) for k in (alert.kind, *alert.supersedes)}
+    return [a.kind for a in out]
+
+
+def test_a_late_escalation_is_the_only_message_that_day_however_often_the_scan_runs() -> None:
+    sent: set[tuple[int, str]] = set()
+    assert scan(at(2026, 11, 18, 10), sent) == [ESCALATION]
+    assert scan(at(2026, 11, 18, 10, 5), sent) == []
+    assert scan(at(2026, 11, 18, 16), sent) == []
+    assert scan(at(2026, 11, 19, 10), sent) == ["overdue:2026-11-19"]
+    assert scan(at(2026, 11, 19, 10, 5), sent) == []
+
+
 def test_late_start_sends_only_the_nearest_warning() -> None:
     (alert,) = due_alerts([COMPLAINT], at(2026, 11, 13, 11), LEADS, HOURS, CAL)
     assert alert.kind == "warn:0" and alert.supersedes == ("warn:3",)
