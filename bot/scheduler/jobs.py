@@ -14,8 +14,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.clock import Clock
 from bot.desk import Desk
 from bot.outbox.worker import Outbox
+from bot.scheduler.calendar_watch import CalendarWatch
 from bot.scheduler.scans import Scans
-from bot.services.recompute import CalendarWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

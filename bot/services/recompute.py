@@ -1,8 +1,9 @@
 """Provisional deadlines made final when the calendar override file gains their year.
 
 A deadline computed beyond the known holiday data is stored `provisional`. When a deployer adds
-the year's official schedule to CALENDAR_OVERRIDES, the watch below reloads the file, recomputes
-every open provisional deadline from its start date and rule, and tells staff which dates moved.
+the year's official schedule to CALENDAR_OVERRIDES, the scheduler's calendar watch reloads the
+file and this recomputes every open provisional deadline from its start date and rule, and tells
+staff which dates moved.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from storage.repo import deadlines as deadline_repo
 
 if TYPE_CHECKING:
     from bot.desk import Desk
+    from storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +47,40 @@ class Recomputed:
     years: tuple[int, ...] = ()
 
 
-async def recompute_provisional(desk: Desk) -> Recomputed:
+async def recompute_provisional(desk: Desk, uow: UnitOfWork) -> Recomputed:
     """Recompute open provisional deadlines with the current calendar; tell staff of moves."""
     result = Recomputed()
     cal, profile = desk.calendar, desk.profile
     years: set[int] = set()
-    async with desk.sessions() as session, session.begin():
-        for row, case in await deadline_repo.open_provisional(session):
-            rule = profile.rules.get(row.rule_id)
-            direction = rule.direction if rule is not None else "after"
-            due = due_date(
-                row.start_on,
-                row.count,
-                _UNITS.get(row.unit, row.unit),  # type: ignore[arg-type]
-                cal,
-                profile.calendar.roll_to_workday,
-                direction,
-            )
-            if due.provisional:
-                result.still_provisional += 1
-                continue
-            years |= {row.due_on.year, due.due.year}
-            if due.due != row.due_on:
-                ref = case.ref if case is not None else f"#{row.certificate_id}"
-                result.moved.append(Moved(row.id or 0, ref, row.rule_id, row.due_on, due.due))
-            else:
-                result.confirmed += 1
-            await deadline_repo.move_deadline(session, row.id or 0, due.due, False)
-        result.years = tuple(sorted(y for y in years if cal.is_known_year(y)))
-        if (result.moved or result.confirmed) and desk.settings.staff_chat_id is not None:
-            text = staff_text(result, desk.settings.default_locale)
-            # Same changes (e.g. on two instances at once) → one message.
-            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-            await queue_for_staff(desk, session, key=f"recompute:{digest}", text=text)
+    session = uow.session
+    for row, case in await deadline_repo.open_provisional(session):
+        rule = profile.rules.get(row.rule_id)
+        direction = rule.direction if rule is not None else "after"
+        due = due_date(
+            row.start_on,
+            row.count,
+            _UNITS.get(row.unit, row.unit),  # type: ignore[arg-type]
+            cal,
+            profile.calendar.roll_to_workday,
+            direction,
+        )
+        if due.provisional:
+            result.still_provisional += 1
+            continue
+        years |= {row.due_on.year, due.due.year}
+        if due.due != row.due_on:
+            ref = case.ref if case is not None else f"#{row.certificate_id}"
+            result.moved.append(Moved(row.id or 0, ref, row.rule_id, row.due_on, due.due))
+        else:
+            result.confirmed += 1
+        await deadline_repo.move_deadline(session, row.id or 0, due.due, False)
+    result.years = tuple(sorted(y for y in years if cal.is_known_year(y)))
+    # Told even with no staff chat: staff messages are kept on the staff channel.
+    if result.moved or result.confirmed:
+        text = staff_text(result, desk.settings.default_locale)
+        # Same changes (e.g. on two instances at once) → one message.
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        await queue_for_staff(desk, session, key=f"recompute:{digest}", text=text)
     return result
 
 
@@ -98,32 +101,3 @@ def staff_text(result: Recomputed, locale: str) -> str:
     if result.confirmed:
         lines.append(th("alerts.recomputed_unchanged", locale, count=result.confirmed))
     return "\n".join(lines)
-
-
-class CalendarWatch:
-    """Reloads the override file when it changes, then recomputes provisional deadlines."""
-
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
-        self._stamp = self._file_stamp()
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        path = self.desk.settings.calendar_overrides
-        if path is None or not path.exists():
-            return None
-        st = path.stat()
-        return st.st_mtime_ns, st.st_size
-
-    async def check(self) -> Recomputed | None:
-        """Recompute if the file changed since the last check (and at the first check)."""
-        from bot.desk import load_calendar
-
-        stamp = self._file_stamp()
-        if stamp != self._stamp:
-            try:
-                self.desk.calendar = load_calendar(self.desk.settings)
-            except ValueError as exc:  # a bad edit: keep the calendar we have, say why
-                log.error("calendar overrides not reloaded: %s", exc)
-                return None
-            self._stamp = stamp
-        return await recompute_provisional(self.desk)

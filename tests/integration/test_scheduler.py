@@ -22,11 +22,11 @@ from bot.desk import Desk
 from bot.emulator import Emulator
 from bot.main.desk import open_desk
 from bot.outbox.worker import Outbox, status_counts
+from bot.scheduler.calendar_watch import CalendarWatch
 from bot.scheduler.jobs import shutdown, start_scheduler
 from bot.scheduler.scans import Scans
 from bot.services.cases import Complainant, open_case
-from bot.services.recompute import CalendarWatch
-from storage.models import Deadline
+from storage.models import Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import SmtpSink
 
@@ -292,3 +292,30 @@ async def test_smtp_down_for_a_while_then_back_delivers_each_escalation_once(
     assert sorted(r for r in refs for subj in subjects if r in subj) == sorted(refs)
     counts = await status_counts(w.outbox.sessions)
     assert counts["failed"] == 0 and counts["queued"] == 0
+
+
+async def test_recomputed_dates_are_kept_for_staff_when_no_staff_chat_is_set(
+    world: World, tmp_path: Path
+) -> None:
+    w = world
+    await open_complaint(w, date(2026, 12, 15))
+    async with w.desk.sessions() as session:
+        from sqlmodel import select
+
+        row = (await session.exec(select(Deadline).where(Deadline.provisional))).first()
+    assert row is not None
+    w.desk.settings.staff_chat_id = None
+    overrides = tmp_path / "holidays.toml"
+    w.desk.settings.calendar_overrides = overrides
+    watch = CalendarWatch(w.desk)
+    rest = [date(2027, 1, 1)] + [row.due_on + timedelta(days=i) for i in range(0, 3)]
+    overrides.write_text("[2027]\nrest = [" + ", ".join(f'"{d}"' for d in rest) + "]\nwork = []\n")
+    result = await watch.check()
+    assert result is not None and result.moved
+    async with w.desk.sessions() as session:
+        from sqlmodel import select
+
+        kept = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.channel == "staff"))
+        ).all()
+    assert [m for m in kept if f"{row.due_on} → {result.moved[0].new}" in m.payload["text"]]
