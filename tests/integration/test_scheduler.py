@@ -318,4 +318,5 @@ async def test_recomputed_dates_are_kept_for_staff_when_no_staff_chat_is_set(
         kept = (
             await session.exec(select(OutboxMessage).where(OutboxMessage.channel == "staff"))
         ).all()
-    assert [m for m in kept if f"{row.due_on} → {result.moved[0].new}" in m.payload["text"]]
+    moved = result.moved[0]
+    assert [m for m in kept if f"{moved.old} → <b>{moved.new}</b>" in m.payload["text"]]
