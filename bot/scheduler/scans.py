@@ -47,6 +47,7 @@ T = TypeVar("T")
 # A reminder whose day passed while no instance ran is still sent within this many days.
 REMINDER_LOOKBACK_DAYS = 14
 BATCH = 200
+PLAN_PAGE = 2_000  # certificates planned per transaction
 
 
 @dataclass
@@ -218,13 +219,34 @@ class Scans:
         if self._planned_on == today and not force:
             return 0
         leads = desk.profile.certificate.reminder_days_before
-        new = 0
-        async with desk.sessions() as session, session.begin():
-            for cert, ncs in await reminder_repo.certificates(session):
-                items = schedule(desk.profile, reminder_repo.facts(cert), ncs, desk.calendar, today)
-                new += await reminder_repo.insert_planned(
-                    session, cert.id or 0, plan(items, leads, today)
+        new, after = 0, 0
+        # Certificates with the same dates have the same plan: computed once per run.
+        memo: dict[tuple[object, ...], list[PlannedReminder]] = {}
+
+        def planned(cert: Certificate, ncs: list[OpenNonconformity]) -> list[PlannedReminder]:
+            facts = reminder_repo.facts(cert)
+            key = (facts.status, facts.decided_on, facts.expires_on, facts.stage2_end_on,
+                   facts.last_surveillance_on, facts.suspended_until, tuple(ncs))  # fmt: skip
+            if key not in memo:
+                memo[key] = plan(
+                    schedule(desk.profile, facts, ncs, desk.calendar, today), leads, today
                 )
+            return memo[key]
+
+        # Read a page, plan it, write it in its own short transaction: the write lock (SQLite's
+        # is the whole database's) is held only while a page is inserted, so the outbox and
+        # Telegram updates go on while 100,000 certificates are planned.
+        while True:
+            async with desk.sessions() as session:
+                page = await reminder_repo.certificates_page(
+                    session, after_id=after, limit=PLAN_PAGE
+                )
+            if not page:
+                break
+            rows = [(cert.id or 0, p) for cert, ncs in page for p in planned(cert, ncs)]
+            async with desk.sessions() as session, session.begin():
+                new += await reminder_repo.insert_planned_many(session, rows)
+            after = page[-1][0].id or 0
         self._planned_on = today
         return new
 

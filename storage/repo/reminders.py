@@ -78,30 +78,56 @@ async def certificates(
     return [(c, ncs.get(c.id or 0, [])) for c in certs]
 
 
+async def certificates_page(
+    session: AsyncSession, *, after_id: int, limit: int
+) -> list[tuple[Certificate, list[OpenNonconformity]]]:
+    """The next `limit` certificates with dates ahead, by id after `after_id` (keyset paging:
+    each page costs the same however far into the register it is)."""
+    stmt = (
+        select(Certificate)
+        .where(col(Certificate.status).in_(PLANNED_STATUSES), col(Certificate.id) > after_id)
+        .order_by(col(Certificate.id))
+        .limit(limit)
+    )
+    certs = list((await session.exec(stmt)).all())
+    ncs = await open_nonconformities(session, [c.id for c in certs if c.id is not None])
+    return [(c, ncs.get(c.id or 0, [])) for c in certs]
+
+
+async def insert_planned_many(
+    session: AsyncSession, planned: Iterable[tuple[int, PlannedReminder]]
+) -> int:
+    """Store planned reminders of many certificates, a few multi-row inserts that skip what is
+    already planned; returns how many were new."""
+    rows = [
+        {
+            "certificate_id": certificate_id,
+            "rule_id": p.item.rule_id,
+            "due_on": p.item.due_on,
+            "lead_days": p.lead_days,
+            "send_on": p.send_on,
+        }
+        for certificate_id, p in planned
+    ]
+    if not rows:
+        return 0
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Reminder)
+        .on_conflict_do_nothing(index_elements=["certificate_id", "rule_id", "due_on", "lead_days"])
+        .returning(col(Reminder.id))
+    )
+    # executemany: SQLAlchemy batches the rows into multi-row INSERTs ("insertmanyvalues") with
+    # one cached compilation, instead of compiling a statement as large as the page.
+    conn = await session.connection()
+    return len((await conn.execute(stmt, rows)).all())
+
+
 async def insert_planned(
     session: AsyncSession, certificate_id: int, planned: Iterable[PlannedReminder]
 ) -> int:
-    """Store planned reminders; returns how many were new."""
-    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
-    new = 0
-    for p in planned:
-        stmt = (
-            insert(Reminder)
-            .values(
-                certificate_id=certificate_id,
-                rule_id=p.item.rule_id,
-                due_on=p.item.due_on,
-                lead_days=p.lead_days,
-                send_on=p.send_on,
-            )
-            .on_conflict_do_nothing(
-                index_elements=["certificate_id", "rule_id", "due_on", "lead_days"]
-            )
-            .returning(col(Reminder.id))
-        )
-        if (await session.exec(stmt)).first() is not None:
-            new += 1
-    return new
+    """Store one certificate's planned reminders; returns how many were new."""
+    return await insert_planned_many(session, ((certificate_id, p) for p in planned))
 
 
 async def claim_due(

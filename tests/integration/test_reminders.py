@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from bot.clock import SHANGHAI, FrozenClock
 from bot.config import Settings
@@ -19,7 +20,14 @@ from bot.emulator import Emulator
 from bot.main.desk import open_desk
 from bot.outbox.worker import Outbox, status_counts
 from bot.scheduler.scans import Scans
-from storage.models import Certificate, Contact, Nonconformity, Organisation, OutboxMessage
+from storage.models import (
+    Certificate,
+    Contact,
+    Nonconformity,
+    Organisation,
+    OutboxMessage,
+    Reminder,
+)
 
 STAFF_CHAT = -100888
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,3 +240,33 @@ async def test_certified_contact_reports_an_accident_and_staff_get_it_urgent(
     assert len(staff) == 2
     assert "紧急" in staff[0] and "重大事故" in staff[0] and "GGBZ-806" in staff[0]
     assert "地址变更" in staff[1] and "光谷大道" in staff[1]
+
+
+async def test_planning_in_pages_plans_every_certificate_its_own_dates(
+    world: World, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two certificates; three share their dates (planned once, stored for each); the
+    one with an open nonconformity alone gets its closure reminders."""
+    import bot.scheduler.scans as scans_module
+
+    monkeypatch.setattr(scans_module, "PLAN_PAGE", 2)
+    w = world
+    certs = [await certified(w, emulator, locale="zh_CN", chat=810 + k) for k in range(5)]
+    async with w.desk.sessions() as s, s.begin():
+        late = await s.get(Certificate, certs[4].id)
+        assert late is not None
+        late.decided_on, late.expires_on = date(2026, 3, 2), date(2029, 3, 1)
+        s.add(Nonconformity(certificate_id=certs[3].id or 0, severity="minor",
+                            raised_on=date(2026, 7, 20)))  # fmt: skip
+    planned = await w.scans.plan_reminders(force=True)
+    assert await w.scans.plan_reminders(force=True) == 0  # nothing twice
+    async with w.desk.sessions() as s:
+        rows = (await s.exec(select(Reminder))).all()
+    per_cert = {c.id: sorted((r.rule_id, r.due_on, r.lead_days) for r in rows
+                             if r.certificate_id == c.id) for c in certs}  # fmt: skip
+    assert planned == len(rows) and all(per_cert.values())
+    assert per_cert[certs[0].id] == per_cert[certs[1].id] == per_cert[certs[2].id]
+    nc = [r for r in per_cert[certs[3].id] if r[0].startswith("nc.")]
+    assert nc and not [r for c in certs if c is not certs[3] for r in per_cert[c.id]
+                       if r[0].startswith("nc.")]  # fmt: skip
+    assert per_cert[certs[4].id] != per_cert[certs[0].id]  # its own, earlier dates
