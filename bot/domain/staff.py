@@ -1,4 +1,4 @@
-"""The staff directory's rules: roles, who may do what, identities, and slowing password guessing."""
+"""The staff directory's rules: roles, who may do what, identities, slowing password guessing."""
 
 from __future__ import annotations
 

@@ -110,14 +110,14 @@ def bind_console(settings: Settings) -> socket.socket:
         sock.bind((settings.console_listen, port))
     except OSError as exc:
         sock.close()
-        raise CliError(f"cannot listen on {settings.console_listen}:{port}: {exc.strerror}") from None
+        where = f"{settings.console_listen}:{port}"
+        raise CliError(f"cannot listen on {where}: {exc.strerror}") from None
     return sock
 
 
 async def serve_console(desk: Desk, sock: socket.socket) -> None:
     """Serve the console on `sock` until cancelled (also what `certdesk run` can await)."""
     import uvicorn
-
     from handlers.console.app import create_app
 
     config = uvicorn.Config(
