@@ -112,6 +112,7 @@ def bind_console(settings: Settings) -> socket.socket:
         sock.close()
         where = f"{settings.console_listen}:{port}"
         raise CliError(f"cannot listen on {where}: {exc.strerror}") from None
+    sock.listen(128)  # from here a connection waits in the backlog until uvicorn accepts it
     return sock
 
 
