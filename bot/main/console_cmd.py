@@ -119,6 +119,7 @@ def bind_console(settings: Settings) -> socket.socket:
 async def serve_console(desk: Desk, sock: socket.socket) -> None:
     """Serve the console on `sock` until cancelled (also what `certdesk run` can await)."""
     import uvicorn
+
     from handlers.console.app import create_app
 
     config = uvicorn.Config(
