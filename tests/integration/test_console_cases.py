@@ -12,7 +12,14 @@ from sqlmodel import col, select
 
 from bot.clock import FrozenClock
 from bot.services.cases import Complainant
-from storage.models import Case, CaseEvent, OutboxMessage
+from storage.models import (
+    Case,
+    CaseEvent,
+    Certificate,
+    InboundEmail,
+    OutboxMessage,
+    Reminder,
+)
 from tests.integration.console_kit import Console, console, file_complaint
 
 __all__ = ["console"]  # the fixture, imported for pytest
@@ -55,6 +62,51 @@ async def test_today_shows_what_needs_doing(console: Console) -> None:
     assert en.headers["location"] == "/"
     html = (await console.client.get("/")).text
     assert "Today: 2026-11-27" in html and "overdue" in html
+
+
+async def test_today_lists_enquiries_and_reminders_that_would_reach_no_one(
+    console: Console,
+) -> None:
+    raw = (
+        "From: 赵六 <zhao@example.test>\r\nSubject: =?utf-8?b?5ZKo6K+i6LS555So?=\r\n"
+        "Message-ID: <q1@example.test>\r\n\r\n请问认证费用是多少？\r\n"
+    ).encode()
+    async with console.desk.sessions() as s, s.begin():
+        s.add(
+            InboundEmail(
+                mailbox="INBOX",
+                message_key="<q1@example.test>",
+                raw=raw,
+                received_at=console.desk.clock.now(),
+                status="processed",
+                kind="enquiry",
+            )
+        )
+        cert = Certificate(
+            number="GGBZ-2025-0042",
+            holder="无联系人公司",
+            standard="GB/T 39604",
+            decided_on=date(2025, 10, 20),
+            expires_on=date(2028, 10, 19),
+        )
+        s.add(cert)
+        await s.flush()
+        assert cert.id is not None
+        s.add(
+            Reminder(
+                certificate_id=cert.id,
+                rule_id="surveillance",
+                due_on=date(2026, 10, 20),
+                lead_days=30,
+                send_on=date(2026, 10, 5),
+            )
+        )
+    await console.signed_in()
+    html = (await console.client.get("/")).text
+    enquiries = html.split('id="enquiries"')[1].split("</section>")[0]
+    assert "咨询费用" in enquiries and "zhao@example.test" in enquiries
+    reminders = html.split('id="reminders"')[1].split("</section>")[0]
+    assert "GGBZ-2025-0042" in reminders and "2026年10月5日" in reminders
 
 
 async def test_assign_is_refused_to_the_decider_with_the_reason(console: Console) -> None:
