@@ -131,6 +131,14 @@ def actor_of(member: StaffMember) -> str:
     return staff_actor(member.email)
 
 
+def assignee_ids(member: StaffMember) -> list[str]:
+    """What `case_file.assignee` holds for this member: the e-mail (console) or the Telegram id."""
+    ids = [member.email]
+    if member.telegram_user_id is not None:
+        ids.append(str(member.telegram_user_id))
+    return ids
+
+
 def identities_of(member: StaffMember) -> list[str]:
     """The names impartiality compares for this member."""
     return identities(member.name, member.email, member.telegram_user_id)
@@ -162,6 +170,7 @@ __all__ = [
     "StaffRefused",
     "actor_of",
     "add_member",
+    "assignee_ids",
     "authenticate",
     "hasher",
     "identities_of",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from urllib.parse import quote
 
 from starlette.responses import FileResponse, Response
 
+from bot.clock import SHANGHAI
 from bot.domain.cases import MILESTONE_ORDER, CaseRefused, Status
 from bot.domain.files import JPEG, PDF, PNG
 from bot.domain.refs import normalise_ref
@@ -23,17 +25,44 @@ STATUSES = (Status.RECEIVED, Status.IN_PROGRESS, Status.CLOSED, Status.WITHDRAWN
 INLINE_TYPES = {PDF, JPEG, PNG}  # what the browser shows itself; anything else is a download
 
 
-def _filter(ctx: Ctx) -> RegisterFilter:
+def local_midnight(day: date) -> datetime:
+    """The start of a Shanghai calendar day, as an instant (cases are stored in UTC)."""
+    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+async def _filter(ctx: Ctx) -> RegisterFilter:
     q = ctx.request.query_params
     kind = q.get("kind") if q.get("kind") in KINDS else None
     status = q.get("status") if q.get("status") in STATUSES else None
     overdue = ctx.desk.clock.today() if q.get("overdue") == "1" else None
-    return RegisterFilter(kind, status, overdue, (q.get("q") or "").strip()[:200] or None)
+    assignees: tuple[str, ...] | None = None
+    if q.get("assignee") == "none":
+        assignees = ()
+    elif q.get("assignee"):
+        chosen = [m for m in await staff.members(ctx.uow) if str(m.id) == q.get("assignee")]
+        assignees = tuple(staff.assignee_ids(chosen[0])) if chosen else None
+    start, end = _day(q.get("from")), _day(q.get("to"))
+    return RegisterFilter(
+        kind,
+        status,
+        overdue,
+        (q.get("q") or "").strip()[:200] or None,
+        assignees,
+        local_midnight(start) if start else None,
+        local_midnight(end + timedelta(days=1)) if end else None,
+    )
 
 
 @view()
 async def register(ctx: Ctx) -> Response:
-    where = _filter(ctx)
+    where = await _filter(ctx)
     rows = await case_desk.register(ctx.uow, where)
     assignees = await staff.names_of_actors(
         ctx.uow, [f"staff:{r.case.assignee}" for r in rows if r.case.assignee]
@@ -45,13 +74,15 @@ async def register(ctx: Ctx) -> Response:
         kinds=KINDS,
         statuses=STATUSES,
         names=assignees,
+        members=await staff.members(ctx.uow),
+        params=ctx.request.query_params,
         kind_name=lambda k: t(f"cases.kind_{k}", ctx.loc),
     )
 
 
 @view()
 async def export(ctx: Ctx) -> Response:
-    rows = await case_desk.register(ctx.uow, _filter(ctx))
+    rows = await case_desk.register(ctx.uow, await _filter(ctx))
     data = register_xlsx(rows, ctx.loc, ctx.desk.clock.today())
     name = f"register-{ctx.desk.clock.today().isoformat()}.xlsx"
     return Response(

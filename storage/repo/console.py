@@ -34,6 +34,9 @@ class RegisterFilter:
     status: str | None = None
     overdue_on: date | None = None  # only cases with an open deadline before this day
     text: str | None = None
+    assignees: tuple[str, ...] | None = None  # () : unassigned only; else any of these ids
+    received_from: datetime | None = None
+    received_before: datetime | None = None
 
 
 def _like(text: str) -> str:
@@ -58,6 +61,16 @@ async def register(
         query = query.where(Case.status == where.status)
     if where.overdue_on is not None:
         query = query.where(nearest.c.due < where.overdue_on)
+    if where.assignees is not None:
+        query = query.where(
+            col(Case.assignee).in_(where.assignees)
+            if where.assignees
+            else col(Case.assignee).is_(None)
+        )
+    if where.received_from is not None:
+        query = query.where(col(Case.created_at) >= where.received_from)
+    if where.received_before is not None:
+        query = query.where(col(Case.created_at) < where.received_before)
     if where.text:
         pattern = _like(where.text.strip())
         fields = (

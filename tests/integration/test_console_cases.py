@@ -163,6 +163,9 @@ async def test_reply_goes_out_on_the_complainants_channel_and_close(console: Con
 
 async def test_register_filters_search_and_exports_xlsx(console: Console) -> None:
     first = await file_complaint(console.desk, subject="证书 GGBZ-001 的审核")
+    clock = console.desk.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(days=3)  # 2026-10-01
     second = await file_complaint(
         console.desk,
         kind="appeal",
@@ -181,8 +184,15 @@ async def test_register_filters_search_and_exports_xlsx(console: Console) -> Non
     by_name = (await console.client.get("/cases?q=韩梅梅")).text
     assert second in by_name and first not in by_name
     assert first not in (await console.client.get("/cases?overdue=1")).text
-    clock = console.desk.clock
-    assert isinstance(clock, FrozenClock)
+    later = (await console.client.get("/cases?from=2026-10-01")).text
+    assert second in later and first not in later
+    earlier = (await console.client.get("/cases?from=2026-09-28&to=2026-09-30")).text
+    assert first in earlier and second not in earlier
+    await _post(console, f"/cases/{first}/assign", staff_id=str(console.admin_id))
+    mine = (await console.client.get(f"/cases?assignee={console.admin_id}")).text
+    assert first in mine and second not in mine
+    nobody = (await console.client.get("/cases?assignee=none")).text
+    assert second in nobody and first not in nobody
     clock.advance(days=90)
     late = (await console.client.get("/cases?overdue=1")).text
     assert first in late and 'class="overdue"' in late
