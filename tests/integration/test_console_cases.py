@@ -11,6 +11,7 @@ import openpyxl
 from sqlmodel import col, select
 
 from bot.clock import FrozenClock
+from bot.services import cases
 from bot.services.cases import Complainant
 from storage.models import (
     Case,
@@ -20,6 +21,7 @@ from storage.models import (
     OutboxMessage,
     Reminder,
 )
+from storage.unit_of_work import UnitOfWork
 from tests.integration.console_kit import Console, console, file_complaint
 
 __all__ = ["console"]  # the fixture, imported for pytest
@@ -154,6 +156,14 @@ async def test_reply_goes_out_on_the_complainants_channel_and_close(console: Con
     history = page.split('id="history"')[1]
     assert "答复（Telegram）：您好，&lt;b&gt;已收到&lt;/b&gt;。" in history
     assert "王芳" in history and "投诉人" in history
+    async with UnitOfWork(console.desk.sessions) as uow:
+        case = await cases.lock_case(uow, ref)
+        assert case is not None
+        await cases.add_information(
+            console.desk, uow, case, "complainant:telegram:5001", "补充：照片"
+        )
+    messages = (await console.client.get(f"/cases/{ref}")).text.split('id="messages"')[1]
+    assert "收到" in messages and "补充：照片" in messages.split("</section>")[0]
     page = await _post(console, f"/cases/{ref}/milestone", milestone="answer_sent", note="已答复")
     assert "已记录：已书面答复" in page and "已结案" in page
     assert 'id="actions"' not in page  # a closed case offers no actions
