@@ -60,6 +60,7 @@ class LoginThrottle:
 
     limit: int = 5
     window: timedelta = timedelta(minutes=15)
+    max_keys: int = 10_000  # memory stays bounded whatever is typed as an address
     _failures: dict[str, deque[datetime]] = field(default_factory=dict)
 
     def _recent(self, key: str, now: datetime) -> deque[datetime]:
@@ -84,6 +85,12 @@ class LoginThrottle:
         for key in keys:
             self._recent(key, now)
             self._failures.setdefault(key, deque()).append(now)
+        if len(self._failures) > self.max_keys:
+            for key in list(self._failures):
+                self._recent(key, now)  # drops keys whose failures all left the window
+            by_age = sorted(self._failures, key=lambda k: self._failures[k][-1])
+            for key in by_age[: max(0, len(by_age) - self.max_keys)]:
+                del self._failures[key]  # the longest quiet go first
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)

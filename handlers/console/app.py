@@ -2,20 +2,19 @@
 
 Routes are listed here in one place; every one but /login, /lang, /healthz and /static needs a
 signed-in member (handlers.console.web.view). The session is a signed cookie (itsdangerous via
-Starlette's SessionMiddleware): HttpOnly, SameSite=Lax, Secure when CONSOLE_BASE_URL is https.
+Starlette's SessionMiddleware): HttpOnly, SameSite=Lax, Secure over HTTPS (security.Sessions).
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.desk import Desk
 from handlers.console import views_auth, views_cases, views_today
-from handlers.console.security import SecurityHeaders
+from handlers.console.security import SecurityHeaders, Sessions
 from handlers.console.web import STATIC, Console, make_env
 
 SESSION_HOURS = 12  # a working day; then sign in again
@@ -48,12 +47,12 @@ def create_app(desk: Desk) -> Starlette:
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(
-            SessionMiddleware,
+            Sessions,
+            always_secure=secure,
             secret_key=settings.console_secret_key.get_secret_value(),
             session_cookie="certdesk_console",
             max_age=SESSION_HOURS * 3600,
             same_site="lax",
-            https_only=secure,
         ),
     ]
     app = Starlette(routes=routes, middleware=middleware)

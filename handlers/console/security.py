@@ -6,6 +6,9 @@ The pages load scripts and styles from /static only: no inline script, no inline
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = (
@@ -49,3 +52,17 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class Sessions:
+    """Starlette's signed session cookie, marked Secure when the request came over HTTPS
+    (directly, or X-Forwarded-Proto from the reverse proxy uvicorn trusts) or when
+    CONSOLE_BASE_URL is https (`always_secure`): a cookie sent over HTTPS never travels in clear."""
+
+    def __init__(self, app: ASGIApp, /, *, always_secure: bool, **options: Any) -> None:
+        self.secure = SessionMiddleware(app, https_only=True, **options)
+        self.plain = self.secure if always_secure else SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        middleware = self.secure if scope.get("scheme") in ("https", "wss") else self.plain
+        await middleware(scope, receive, send)

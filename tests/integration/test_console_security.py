@@ -3,7 +3,10 @@ CSRF, slowed guessing, disabled accounts, roles, escaping, and files of other ca
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.clock import FrozenClock
@@ -90,15 +93,20 @@ async def test_sign_in_sets_a_signed_httponly_lax_cookie(console: Console) -> No
         assert (await forged.get("/")).status_code == 303
 
 
-async def test_cookie_is_secure_behind_https(engine, database_url, data_dir) -> None:  # type: ignore[no-untyped-def]
-    settings = console_settings(
-        database_url, data_dir, console_base_url="https://console.example.test"
-    )
-    desk = make_desk(engine, settings)
-    transport = httpx.ASGITransport(app=create_app(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
-        page = await client.get("/login")
-        assert "secure" in page.headers["set-cookie"].lower()
+async def test_cookie_is_secure_behind_https(
+    engine: AsyncEngine, database_url: str, data_dir: Path
+) -> None:
+    for base_url, console_url, secure in (
+        ("http://testserver", "https://console.example.test", True),  # TLS ends at the proxy
+        ("https://testserver", None, True),  # the request itself came over HTTPS
+        ("http://testserver", None, False),
+    ):
+        settings = console_settings(database_url, data_dir, console_base_url=console_url)
+        transport = httpx.ASGITransport(app=create_app(make_desk(engine, settings)))
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            cookie = (await client.get("/login")).headers["set-cookie"].lower()
+        assert ("; secure" in cookie) is secure, (base_url, console_url)
+        assert "httponly" in cookie and "samesite=lax" in cookie
 
 
 async def test_forms_without_their_csrf_token_are_refused(console: Console) -> None:

@@ -49,3 +49,11 @@ def test_five_wrong_passwords_make_the_address_wait_out_the_window() -> None:
     assert throttle.wait(keys, T0 + timedelta(minutes=15)) is None
     throttle.succeeded("email:a@b.cn")
     assert throttle.wait(["email:a@b.cn", "client:10.0.0.9"], T0 + timedelta(minutes=5)) is None
+
+
+def test_the_throttle_keeps_a_bounded_number_of_keys() -> None:
+    throttle = LoginThrottle(limit=5, max_keys=100)
+    for i in range(1000):
+        throttle.failed([f"email:{i}@x.cn", "client:1"], T0 + timedelta(seconds=i))
+    assert len(throttle._failures) <= 100
+    assert throttle.wait(["client:1"], T0 + timedelta(seconds=1000))  # the guesser still waits
