@@ -132,6 +132,24 @@ async def serve_console(desk: Desk, sock: socket.socket) -> None:
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
+def start_console(desk: Desk) -> asyncio.Task[None] | None:
+    """For `certdesk run`: serve the console beside the bot when CONSOLE_PORT is set (None when
+    it is not). Settings and the port are checked here, before the task starts, so a missing
+    key or a taken port stops start-up with one line (CliError) instead of ending the loop."""
+    if desk.settings.console_port is None:
+        return None
+    check_console_settings(desk.settings)
+    sock = bind_console(desk.settings)
+
+    async def serve() -> None:
+        try:
+            await serve_console(desk, sock)
+        finally:
+            sock.close()
+
+    return asyncio.create_task(serve(), name="console")
+
+
 async def cmd_console(args: argparse.Namespace) -> int:
     from bot.main.desk import open_desk
     from bot.main.logs import setup_logging

@@ -144,6 +144,15 @@ def identities_of(member: StaffMember) -> list[str]:
     return identities(member.name, member.email, member.telegram_user_id)
 
 
+async def telegram_identities(uow: UnitOfWork, user_id: int) -> list[str] | None:
+    """What impartiality compares for a Telegram staff member who is in the directory (mapped by
+    Telegram id); None when they are not (or are disabled), so the caller falls back."""
+    found = await repo.by_telegram_id(uow.session, user_id)
+    if found is None or found.disabled:
+        return None
+    return identities_of(found)
+
+
 async def names_of_actors(uow: UnitOfWork, actors: Iterable[str]) -> dict[str, str]:
     """Directory names for event actors: `staff:<e-mail>` (console) and `staff:<Telegram id>`."""
     emails, ids = set(), set()
@@ -178,4 +187,5 @@ __all__ = [
     "members",
     "names_of_actors",
     "set_disabled",
+    "telegram_identities",
 ]

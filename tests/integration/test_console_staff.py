@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -10,7 +12,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.integration.console_kit import CHEAP, SECRET
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.main.console_cmd import start_console
+from bot.services import staff
+from storage.unit_of_work import UnitOfWork
+from tests.integration.console_kit import CHEAP, SECRET, add_staff, console_settings, make_desk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +123,32 @@ def test_console_needs_its_secret_key_and_serves_healthz(database_url: str, data
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+async def test_start_console_serves_beside_the_bot_and_maps_telegram_staff(
+    engine: AsyncEngine, database_url: str, data_dir: Path
+) -> None:
+    assert start_console(make_desk(engine, console_settings(database_url, data_dir))) is None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    desk = make_desk(engine, console_settings(database_url, data_dir, console_port=port))
+    await add_staff(desk, "王芳", "wang@desk.example.test", "admin", telegram_user_id=901)
+    task = start_console(desk)
+    assert task is not None
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).text == "ok"
+            assert (await client.get("/")).status_code == 303
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with UnitOfWork(desk.sessions) as uow:
+        assert await staff.telegram_identities(uow, 901) == [
+            "王芳",
+            "wang@desk.example.test",
+            "wang",
+            "901",
+        ]
+        assert await staff.telegram_identities(uow, 902) is None
