@@ -39,6 +39,12 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-core dovecot-imapd >/dev/null; }
+	@# The console's browser tests drive Debian's Chromium (no browser download); CJK fonts for
+	@# readable Chinese in screenshots.
+	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]; } || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     feishu_secret: SecretStr | None = None
     staff_alert_emails: list[str] = Field(default_factory=list)
     console_base_url: str | None = Field(default=None, pattern=r"^https?://")
+    # staff console (handlers/console): served by `certdesk console`
+    console_listen: str = "127.0.0.1"
+    console_port: int | None = Field(default=None, ge=1, le=65535)
+    console_secret_key: SecretStr | None = None  # signs the session cookie; 32+ characters
+    password_time_cost: int = Field(default=3, ge=1)  # argon2id cost of staff passwords
+    password_memory_kib: int = Field(default=65536, ge=8)
     telegram_rate_per_second: float = Field(default=30.0, gt=0)
     outbox_lanes: int = Field(default=1, ge=1, le=32)
 

@@ -139,6 +139,24 @@ class Document(SQLModel, table=True):
     reviewed_by: str | None = None
 
 
+# --- staff --------------------------------------------------------------------------------------
+
+
+class StaffMember(SQLModel, table=True):
+    """The staff directory: who signs in to the console, and whom impartiality compares."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    email: str = Field(unique=True)  # stored lower-cased: the sign-in name
+    telegram_user_id: int | None = _bigint(default=None, unique=True)
+    role: str = "staff"  # bot.domain.staff.Role
+    password_hash: str
+    disabled: bool = False
+    created_at: datetime = _instant(default_factory=utcnow)
+
+
 # --- certificates -------------------------------------------------------------------------------
 
 

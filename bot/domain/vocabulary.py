@@ -40,6 +40,7 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # by staff, from the console: never sent
 
 
 class InboundStatus(StrEnum):

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.config import ConfigError, load_settings
 from bot.main.cli_common import CliError, _Parser, _print_json, _profile, iso_date, positive_int
+from bot.main.console_cmd import add_commands as add_console_commands
 from bot.main.operations import (
     cmd_cases_verify,
     cmd_certificates_import,
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="staff_alert_command", required=True, parser_class=_Parser
     )
     add("test", cmd_staff_alert_test, "send a test alert to every staff channel now", staff)
+
+    add_console_commands(sub, add, _Parser)
 
     add("run", cmd_run, "run the bot (on Telegram with TELEGRAM_BOT_TOKEN, else a local chat)")
     p = add("chat", cmd_chat, "chat with the full bot in this terminal (local Bot API emulator)")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 14:33:59.764169
+Create Date: 2026-12-01 21:46:11.543432
 
 """
 
@@ -39,6 +39,20 @@ def upgrade() -> None:
         sa.Column("eligibility_checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisation")),
+    )
+    op.create_table(
+        "staff",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("email", sa.String(), nullable=False),
+        sa.Column("telegram_user_id", sa.BigInteger(), nullable=True),
+        sa.Column("role", sa.String(), nullable=False),
+        sa.Column("password_hash", sa.String(), nullable=False),
+        sa.Column("disabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff")),
+        sa.UniqueConstraint("email", name=op.f("uq_staff_email")),
+        sa.UniqueConstraint("telegram_user_id", name=op.f("uq_staff_telegram_user_id")),
     )
     op.create_table(
         "stored_file",
@@ -469,6 +483,7 @@ def downgrade() -> None:
     op.drop_table("certificate")
     op.drop_table("telegram_update")
     op.drop_table("stored_file")
+    op.drop_table("staff")
     op.drop_table("organisation")
     op.drop_table("conversation_state")
     # ### end Alembic commands ###

@@ -1,0 +1,60 @@
+"""The staff console: a Starlette app on the desk's services (`create_app(desk)`).
+
+Routes are listed here in one place; every one but /login, /lang, /healthz and /static needs a
+signed-in member (handlers.console.web.view). The session is a signed cookie (itsdangerous via
+Starlette's SessionMiddleware): HttpOnly, SameSite=Lax, Secure over HTTPS (security.Sessions).
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bot.desk import Desk
+from handlers.console import views_auth, views_cases, views_today
+from handlers.console.security import SecurityHeaders, Sessions
+from handlers.console.web import STATIC, Console, make_env
+
+SESSION_HOURS = 12  # a working day; then sign in again
+
+
+def create_app(desk: Desk) -> Starlette:
+    settings = desk.settings
+    if settings.console_secret_key is None:
+        raise ValueError("CONSOLE_SECRET_KEY is not set")
+    secure = (settings.console_base_url or "").startswith("https://")
+    routes = [
+        Route("/healthz", views_auth.healthz),
+        Route("/login", views_auth.login_page, methods=["GET"]),
+        Route("/login", views_auth.login, methods=["POST"]),
+        Route("/logout", views_auth.logout, methods=["POST"]),
+        Route("/lang", views_auth.switch_language),
+        Route("/", views_today.home),
+        Route("/cases", views_cases.register),
+        Route("/cases.xlsx", views_cases.export),
+        Route("/cases/{ref}", views_cases.case_file),
+        Route("/cases/{ref}/files/{file_id:int}", views_cases.case_attachment),
+        Route("/cases/{ref}/assign", views_cases.assign, methods=["POST"]),
+        Route("/cases/{ref}/reply", views_cases.reply, methods=["POST"]),
+        Route("/cases/{ref}/milestone", views_cases.milestone, methods=["POST"]),
+        Route("/outbox", views_today.outbox),
+        Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
+        Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            Sessions,
+            always_secure=secure,
+            secret_key=settings.console_secret_key.get_secret_value(),
+            session_cookie="certdesk_console",
+            max_age=SESSION_HOURS * 3600,
+            same_site="lax",
+        ),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.console = Console(desk=desk, env=make_env())
+    return app

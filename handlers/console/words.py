@@ -1,0 +1,85 @@
+"""A case's history in words: each event as a sentence, each actor by name (texts: console.toml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.cases import ALL_MILESTONES, WITHDRAWN
+from bot.services.cases import cut, kind_name
+from messages.render import t
+from storage.models import CaseEvent
+
+MILESTONES = ALL_MILESTONES - {WITHDRAWN}
+
+
+def channel_name(channel: str, loc: str) -> str:
+    key = f"console.channel_{channel}"
+    return t(key, loc) if channel else ""
+
+
+def milestone_name(milestone: str, loc: str) -> str:
+    return t(f"staff.btn_milestone_{milestone}", loc)
+
+
+def actor_name(actor: str, names: dict[str, str], loc: str) -> str:
+    if actor in names:
+        return names[actor]
+    if actor.startswith("complainant:"):
+        return t("console.actor_complainant", loc)
+    if actor == "system":
+        return t("console.actor_system", loc)
+    return actor
+
+
+def _note(data: dict[str, Any], loc: str) -> str:
+    note = data.get("note")
+    return t("console.note_suffix", loc, note=cut(str(note), 300)) if note else ""
+
+
+def event_text(event: CaseEvent, kind: str, names: dict[str, str], loc: str) -> str:
+    data = event.data or {}
+    files = len(data.get("attachments") or [])
+    with_files = t("console.event_files", loc, count=files) if files else ""
+    match event.type:
+        case "received":
+            channel = channel_name(str(data.get("channel") or ""), loc)
+            text = t("console.event_received", loc, kind=kind_name(kind, loc), channel=channel)
+            return text + with_files
+        case "acknowledged":
+            return t("console.event_acknowledged", loc)
+        case "information_added":
+            said = cut(str(data.get("text") or ""), 500)
+            return t("console.event_information_added", loc, text=said) + with_files
+        case "identity_provided":
+            return t("console.event_identity_provided", loc)
+        case "assigned":
+            assignee = str(data.get("assignee") or "")
+            given = data.get("names") or []
+            who = names.get(assignee) or (given[0] if given else assignee)
+            return t("console.event_assigned", loc, who=who)
+        case "reply_sent":
+            channel = channel_name(str(data.get("channel") or ""), loc)
+            said = cut(str(data.get("text") or ""), 500)
+            return t("console.event_reply_sent", loc, channel=channel, text=said)
+        case "withdrawn":
+            return t("console.event_withdrawn", loc, note=_note(data, loc))
+        case "outbox_retried" | "outbox_cancelled":
+            what = t(f"console.{event.type.replace('outbox_', 'outbox_event_')}", loc)
+            return t("console.event_outbox", loc, id=data.get("message", "?"), what=what)
+        case milestone if milestone in MILESTONES:
+            label = milestone_name(milestone, loc)
+            return t("console.event_milestone", loc, milestone=label, note=_note(data, loc))
+    return t("console.event_other", loc, type=event.type)
+
+
+def met_text(closed_by: str | None, loc: str) -> str:
+    """How a deadline was met: by a milestone (named), the letter itself, or the case closing."""
+    if not closed_by:
+        return ""
+    if closed_by in MILESTONES:
+        return milestone_name(closed_by, loc)
+    if closed_by == WITHDRAWN:
+        return t("cases.status_withdrawn", loc)
+    if closed_by == "received":
+        return t("console.met_by_received", loc)
+    return closed_by
