@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run the bot: on Telegram when TELEGRAM_BOT_TOKEN is set, else a local chat in this terminal
+## run the service (Telegram, e-mail, staff robots: whatever is configured), else a local chat
 run: $(STAMP)
 	$(BIN)/certdesk db upgrade
 	$(BIN)/certdesk run

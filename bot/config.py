@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # storage
     data_dir: Path = Path("./data")
     database_url: str = ""
+    # the local terminal chat's own folder and SQLite database (default: DATA_DIR/local)
+    local_data_dir: Path | None = None
 
     # policy
     profile: str = "ggbz"
@@ -78,6 +80,8 @@ class Settings(BaseSettings):
 
     # time and alerts
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # telegram, httpx, imapclient, sqlalchemy…: quiet even at LOG_LEVEL=DEBUG unless asked
+    log_level_libraries: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     work_hours: str = Field(default="09:00-17:30", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     warning_lead_working_days: list[int] = Field(default_factory=lambda: [3, 0])
     escalation_emails: list[str] = Field(default_factory=list)

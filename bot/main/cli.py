@@ -94,12 +94,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.main.logs import setup_logging
-    from bot.main.runner import run
+    from bot.main.runner import run, run_mode
 
     settings = load_settings()
+    mode = "serve" if args.command == "serve" else run_mode(settings)
     # The local chat owns the terminal: only warnings there.
-    setup_logging(settings, level=None if settings.telegram_bot_token else "WARNING")
-    return run(settings)
+    setup_logging(settings, level="WARNING" if mode == "local" else None)
+    return run(settings, mode)
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
@@ -174,7 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("test", cmd_staff_alert_test, "send a test alert to every staff channel now", staff)
 
-    add("run", cmd_run, "run the bot (on Telegram with TELEGRAM_BOT_TOKEN, else a local chat)")
+    add(
+        "run",
+        cmd_run,
+        "run the service (`serve`) when TELEGRAM_BOT_TOKEN, IMAP_HOST, SMTP_HOST or a staff robot "
+        "is set, else a local chat in this terminal",
+    )
+    add(
+        "serve",
+        cmd_run,
+        "run the service: e-mail intake, outbox, scheduler, and Telegram when a token is set",
+    )
     p = add("chat", cmd_chat, "chat with the full bot in this terminal (local Bot API emulator)")
     p.add_argument("--lang", choices=["zh-hans", "en"], help="the Telegram language of the user")
 
