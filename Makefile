@@ -34,11 +34,13 @@ lint: $(STAMP)
 bench: $(STAMP) system-deps postgres
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
+# Dovecot for the IMAP tests; faketime (libfaketime) to step a service's wall clock in a test.
 system-deps:
-	@command -v dovecot >/dev/null || { \
+	@{ command -v dovecot && command -v faketime; } >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-core dovecot-imapd >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-core dovecot-imapd \
+	    faketime >/dev/null; }
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
