@@ -205,15 +205,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Every error a user can fix is one line on stderr and exit status 2
+    (no traceback); output cut short by its reader (`| head`) ends quietly."""
+    from bot.domain.policy import ProfileError
+    from storage.db import DatabaseUnavailable, NotMigrated
+
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
-        return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
-    except (CliError, ConfigError) as exc:
+        status = asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except (CliError, ConfigError, NotMigrated, DatabaseUnavailable) as exc:
         print(f"certdesk: {exc}", file=sys.stderr)
         return 2
+    except ProfileError as exc:  # PROFILE names no profile, or a bad file
+        print(f"certdesk: configuration error: PROFILE: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null so the flush at exit does not
+    print a second BrokenPipeError (the way the Python docs recommend)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests capture stdout)
+        pass
+    finally:
+        os.close(devnull)
 
 
 __all__ = ["main"]

@@ -303,8 +303,10 @@ async def local_chat(
     stdout: IO[str] | None = None,
     language_code: str | None = None,
     user_id: int = 1,
+    announce: str | None = None,
 ) -> int:
-    """The full bot in this terminal through the emulator, on its own SQLite database."""
+    """The full bot in this terminal through the emulator, on its own SQLite database;
+    `announce` is printed on stderr once it has started (a start-up error stays one line)."""
     from bot.delivery.telegram import telegram_sender
     from bot.emulator import Emulator, bot_builder
     from bot.emulator.terminal import chat
@@ -314,6 +316,8 @@ async def local_chat(
     settings = local_settings(settings)
     await upgrade_async(settings.effective_database_url)
     desk = await open_desk(settings)
+    if announce:
+        print(announce, file=sys.stderr)
     try:
         from storage.persistence import forget_updates
 
@@ -353,8 +357,7 @@ def run(settings: Settings, mode: str | None = None) -> int:
     chat). The local mode says so on stderr."""
     mode = mode or run_mode(settings)
     if mode == "local":
-        print(local_mode_line(), file=sys.stderr)
-        return asyncio.run(local_chat(settings))
+        return asyncio.run(local_chat(settings, announce=local_mode_line()))
     return asyncio.run(serve(settings))
 
 

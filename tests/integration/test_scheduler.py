@@ -464,8 +464,10 @@ async def test_a_stalled_job_is_reported_to_staff_once_and_started_again(
         )
         assert any("“outbox”已 240 分钟未运行" in t for t in staff_texts(w))
         assert await scheduler.wait_for(
-            lambda: all(v >= kicked_at for v in scheduler.last_start.values())
-            and not scheduler.running_since,
+            lambda: (
+                all(v >= kicked_at for v in scheduler.last_start.values())
+                and not scheduler.running_since
+            ),
             timeout=10,
         )
         assert await watchdog.check() == []
