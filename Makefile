@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run the bot: on Telegram when TELEGRAM_BOT_TOKEN is set, else a local chat in this terminal
+## run the service (Telegram, e-mail, staff robots: whatever is configured), else a local chat
 run: $(STAMP)
 	$(BIN)/certdesk db upgrade
 	$(BIN)/certdesk run
@@ -34,11 +34,13 @@ lint: $(STAMP)
 bench: $(STAMP) system-deps postgres
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
+# Dovecot for the IMAP tests; faketime (libfaketime) to step a service's wall clock in a test.
 system-deps:
-	@command -v dovecot >/dev/null || { \
+	@{ command -v dovecot && command -v faketime; } >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-core dovecot-imapd >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-core dovecot-imapd \
+	    faketime >/dev/null; }
 	@# The console's browser tests drive Debian's Chromium (no browser download); CJK fonts for
 	@# readable Chinese in screenshots.
 	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]; } || { \

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from bot.domain.alerts import WorkHours
 
@@ -21,6 +25,36 @@ class ConfigError(SystemExit):
         return self.line
 
 
+def masked_url(url: str) -> str:
+    """A database URL as it may be shown: its password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _list(value: Any) -> Any:
+    """A list setting from the environment: JSON (`[111, 222]`) or commas (`111,222`)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError("expected a JSON list like [111, 222], or 111,222") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+IntList = Annotated[list[int], NoDecode]
+StrList = Annotated[list[str], NoDecode]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -33,6 +67,8 @@ class Settings(BaseSettings):
     # storage
     data_dir: Path = Path("./data")
     database_url: str = ""
+    # the local terminal chat's own folder and SQLite database (default: DATA_DIR/local)
+    local_data_dir: Path | None = None
 
     # policy
     profile: str = "ggbz"
@@ -48,7 +84,7 @@ class Settings(BaseSettings):
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
-    staff_user_ids: list[int] = Field(default_factory=list)
+    staff_user_ids: IntList = Field(default_factory=list)
     staff_chat_id: int | None = None
     conversation_timeout_seconds: int = Field(default=900, ge=30)
     max_upload_bytes: int = Field(default=20_000_000, ge=1)
@@ -78,16 +114,18 @@ class Settings(BaseSettings):
 
     # time and alerts
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # telegram, httpx, imapclient, sqlalchemy…: quiet even at LOG_LEVEL=DEBUG unless asked
+    log_level_libraries: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     work_hours: str = Field(default="09:00-17:30", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
-    warning_lead_working_days: list[int] = Field(default_factory=lambda: [3, 0])
-    escalation_emails: list[str] = Field(default_factory=list)
+    warning_lead_working_days: IntList = Field(default_factory=lambda: [3, 0])
+    escalation_emails: StrList = Field(default_factory=list)
     # staff alerts where the staff are (Telegram is blocked in mainland China)
     wecom_webhook_url: SecretStr | None = None  # the key is in the URL: a secret too
     dingtalk_webhook_url: SecretStr | None = None
     dingtalk_secret: SecretStr | None = None
     feishu_webhook_url: SecretStr | None = None
     feishu_secret: SecretStr | None = None
-    staff_alert_emails: list[str] = Field(default_factory=list)
+    staff_alert_emails: StrList = Field(default_factory=list)
     console_base_url: str | None = Field(default=None, pattern=r"^https?://")
     # staff console (handlers/console): served by `certdesk console`
     console_listen: str = "127.0.0.1"
@@ -97,6 +135,26 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=8)
     telegram_rate_per_second: float = Field(default=30.0, gt=0)
     outbox_lanes: int = Field(default=1, ge=1, le=32)
+
+    @field_validator(
+        "staff_user_ids",
+        "warning_lead_working_days",
+        "escalation_emails",
+        "staff_alert_emails",
+        mode="before",
+    )
+    @classmethod
+    def _lists(cls, v: Any) -> Any:
+        return _list(v)
+
+    # The database URL may carry a password: never in repr/str or a dump (use the attribute).
+    @field_serializer("database_url")
+    def _hide_password(self, v: str) -> str:
+        return masked_url(v)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, masked_url(value) if name == "database_url" else value
 
     @field_validator("database_url")
     @classmethod
@@ -135,4 +193,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         var = str(err["loc"][0]).upper() if err["loc"] else "?"
-        raise ConfigError(f"configuration error: {var}: {err['msg']}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"configuration error: {var}: {msg}") from None
+    except SettingsError as exc:  # a value the environment source could not decode
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        raise ConfigError(f"configuration error: {field.upper()}: cannot parse the value") from None

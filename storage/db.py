@@ -7,7 +7,10 @@ deployments. Everything here that names a database prints its URL without the pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +29,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 class NotMigrated(RuntimeError):
     """The database schema is missing or older (or newer) than this code expects."""
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached (server down, wrong host, refused login, unwritable file)."""
+
+
+# The database holds personal data: its files are for their owner only.
+PRIVATE = 0o600
 
 
 def safe_url(url: str | URL | AsyncEngine) -> str:
@@ -43,10 +55,13 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite://…` or `postgresql+asyncpg://…`."""
     u = make_url(url)
     kwargs.setdefault("json_serializer", _json_dumps)
+    # SQL parameters (names, e-mail addresses, complaint texts) never in an error or a log line.
+    kwargs.setdefault("hide_parameters", True)
     if u.get_backend_name() == "sqlite":
         # Wait for a writer rather than fail at once with "database is locked".
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_async_engine(u, **kwargs)
+        path = _sqlite_path(u)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -56,6 +71,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, far fewer fsyncs
             cursor.close()
+            if path is not None:
+                make_private(path)
 
         return engine
     # asyncpg: a modest pool, and connections checked before use after a server restart.
@@ -91,6 +108,23 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(db)
 
 
+def make_private(path: Path) -> None:
+    """The SQLite file and its -wal/-shm companions readable by their owner only (SQLite gives
+    the companions the main file's mode; an existing database made before this is tightened)."""
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(PRIVATE)
+
+
+def create_private(path: Path) -> None:
+    """Create an empty SQLite file with mode 0600 (an empty file is an empty database), so it is
+    never world-readable, not even for an instant."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+
+
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`; blocking (for `certdesk db upgrade`)."""
     try:
@@ -106,10 +140,11 @@ async def upgrade_async(url: str | URL, revision: str = "head") -> None:
     u = make_url(url)
     path = _sqlite_path(u)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
     cfg = alembic_config(u)
     engine = make_engine(u)
     try:
+        await current_revisions(engine)  # an unreachable database: DatabaseUnavailable, one line
         async with engine.begin() as conn:
             await conn.run_sync(_run_upgrade, cfg, revision)
     finally:
@@ -129,8 +164,23 @@ def head_revisions() -> set[str]:
 
 
 async def current_revisions(engine: AsyncEngine) -> set[str]:
-    async with engine.connect() as conn:
-        return await conn.run_sync(lambda c: set(MigrationContext.configure(c).get_current_heads()))
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda c: set(MigrationContext.configure(c).get_current_heads())
+            )
+    except (TimeoutError, OSError, DBAPIError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to the database at {safe_url(engine)} ({_reason(exc)}): "
+            "check DATABASE_URL and that the database server is running"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, on one line and without SQL."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    return text[:200]
 
 
 async def check_migrated(engine: AsyncEngine) -> None:

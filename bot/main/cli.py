@@ -95,12 +95,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.main.logs import setup_logging
-    from bot.main.runner import run
+    from bot.main.runner import run, run_mode
 
     settings = load_settings()
+    mode = "serve" if args.command == "serve" else run_mode(settings)
     # The local chat owns the terminal: only warnings there.
-    setup_logging(settings, level=None if settings.telegram_bot_token else "WARNING")
-    return run(settings)
+    setup_logging(settings, level="WARNING" if mode == "local" else None)
+    return run(settings, mode)
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
@@ -177,7 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_console_commands(sub, add, _Parser)
 
-    add("run", cmd_run, "run the bot (on Telegram with TELEGRAM_BOT_TOKEN, else a local chat)")
+    add(
+        "run",
+        cmd_run,
+        "run the service (`serve`) when TELEGRAM_BOT_TOKEN, IMAP_HOST, SMTP_HOST or a staff robot "
+        "is set, else a local chat in this terminal",
+    )
+    add(
+        "serve",
+        cmd_run,
+        "run the service: e-mail intake, outbox, scheduler, and Telegram when a token is set",
+    )
     p = add("chat", cmd_chat, "chat with the full bot in this terminal (local Bot API emulator)")
     p.add_argument("--lang", choices=["zh-hans", "en"], help="the Telegram language of the user")
 
@@ -197,15 +208,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Every error a user can fix is one line on stderr and exit status 2
+    (no traceback); output cut short by its reader (`| head`) ends quietly."""
+    from bot.domain.policy import ProfileError
+    from storage.db import DatabaseUnavailable, NotMigrated
+
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
-        return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
-    except (CliError, ConfigError) as exc:
+        status = asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except (CliError, ConfigError, NotMigrated, DatabaseUnavailable) as exc:
         print(f"certdesk: {exc}", file=sys.stderr)
         return 2
+    except ProfileError as exc:  # PROFILE names no profile, or a bad file
+        print(f"certdesk: configuration error: PROFILE: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null so the flush at exit does not
+    print a second BrokenPipeError (the way the Python docs recommend)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests capture stdout)
+        pass
+    finally:
+        os.close(devnull)
 
 
 __all__ = ["main"]

@@ -1,7 +1,11 @@
-"""Logging for the long-running commands: one readable line per record, and no secret in any.
+"""Logging for the long-running commands: one readable line per record, and no secret and no
+personal data in any.
 
 httpx logs every request URL at INFO, and a Bot API URL carries the bot token, so redaction is
-done on the final formatted text (tracebacks included), not on the message alone.
+done on the final formatted text (tracebacks included), not on the message alone. E-mail addresses
+and phone numbers are masked the same way. The libraries (PTB, httpx, imapclient, SQLAlchemy…)
+log at LOG_LEVEL_LIBRARIES (WARNING) even at LOG_LEVEL=DEBUG: at DEBUG they write every update
+and every raw letter.
 """
 
 from __future__ import annotations
@@ -10,13 +14,51 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr
 
 from bot.config import Settings
 
 # A Telegram bot token anywhere in a line: digits, a colon, 30+ URL-safe characters.
 TOKEN_PATTERN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{30,}")
-# Chatty libraries: their INFO lines say nothing an operator needs.
-QUIET = ("httpx", "httpcore", "apscheduler.executors.default", "apscheduler.scheduler", "aiosqlite")
+# An e-mail address: the local part is masked, the domain kept (it says which provider failed).
+EMAIL_PATTERN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# Phone numbers: mainland mobiles (+86 optional), landlines with an area code, and international
+# numbers written with a +. Not bare ids (chat ids, update ids, timestamps): those have no
+# mobile prefix, or more digits.
+PHONE_PATTERN = re.compile(
+    r"(?<![\w+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"
+    r"|(?<![\w])0\d{2,3}-\d{7,8}(?!\d)"
+    r"|(?<![\w+])\+\d{1,3}[ -]?\d[\d -]{6,14}\d(?!\d)"
+)
+# The libraries whose records stay at LOG_LEVEL_LIBRARIES.
+LIBRARIES = (
+    "telegram",
+    "httpx",
+    "httpcore",
+    "hpack",
+    "imapclient",
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+    "alembic",
+    "apscheduler",
+    "aiosmtplib",
+    "aiohttp",
+    "tornado",
+    "urllib3",
+    "asyncio",
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """The text without the secrets, tokens, e-mail addresses and phone numbers."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = TOKEN_PATTERN.sub("***", text)
+    text = EMAIL_PATTERN.sub(r"***@\1", text)
+    return PHONE_PATTERN.sub("<phone>", text)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -25,20 +67,22 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return TOKEN_PATTERN.sub("***", text)
+        return redact(super().format(record), self.secrets)
 
 
 def secrets_of(settings: Settings) -> list[str]:
+    """Every secret setting's value (SecretStr fields), and the database password, also as it is
+    written in the URL (percent-encoded)."""
     values = [
-        settings.telegram_bot_token,
-        settings.webhook_secret,
-        settings.imap_password,
-        settings.smtp_password,
+        v.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(v := getattr(settings, name), SecretStr)
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    if settings.database_url:
+        password = urlsplit(settings.database_url).password
+        if password:
+            values += [password, unquote(password)]
+    return values
 
 
 def setup_logging(settings: Settings, *, level: str | None = None) -> logging.Handler:
@@ -52,6 +96,15 @@ def setup_logging(settings: Settings, *, level: str | None = None) -> logging.Ha
         root.removeHandler(old)  # set up once, however often a command runs in one process
     root.addHandler(handler)
     root.setLevel(level or settings.log_level)
-    for name in QUIET:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    libraries = getattr(logging, settings.log_level_libraries)
+    for name in LIBRARIES:
+        logger = logging.getLogger(name)
+        logger.setLevel(libraries)
+        # A library that set a level on a child logger of its own (e.g. "telegram.ext") would
+        # escape the parent's: reset the children it already created.
+        for child in list(logging.Logger.manager.loggerDict):
+            if child.startswith(name + ".") and isinstance(
+                existing := logging.Logger.manager.loggerDict[child], logging.Logger
+            ):
+                existing.setLevel(logging.NOTSET)
     return handler

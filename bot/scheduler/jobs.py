@@ -1,10 +1,12 @@
-"""The APScheduler wiring of the scans: each job one at a time, late runs coalesced, a clean
-shutdown that lets a running scan finish."""
+"""The APScheduler wiring of the scans: each job one at a time, late runs coalesced, steady
+through wall-clock steps and watched for stalls (bot.scheduler.steady), a clean shutdown that lets
+a running scan finish."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from bot.desk import Desk
 from bot.outbox.worker import Outbox
 from bot.scheduler.calendar_watch import CalendarWatch
 from bot.scheduler.scans import Scans
+from bot.scheduler.steady import WATCH_SECONDS, SteadyScheduler, Watchdog, shift_outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,17 +31,23 @@ def start_scheduler(
     scan_seconds: float = 60,
     drain_seconds: float = 5,
     calendar_seconds: float = 600,
-) -> AsyncIOScheduler:
-    """Start the periodic scans on the running event loop; returns the scheduler.
+    watch_seconds: float = WATCH_SECONDS,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SteadyScheduler:
+    """Start the periodic scans and their watchdog on the running event loop; returns the
+    scheduler (bot.scheduler.steady: steady through wall-clock steps, stalls reported).
 
     `misfire_grace_time=None` and `coalesce=True`: a job late after a pause (or a long scan) runs
     once as soon as it can, instead of APScheduler's default of skipping it after 1 s.
     """
     scans = Scans(desk)
     watch = CalendarWatch(desk)
-    scheduler = AsyncIOScheduler(
+    scheduler = SteadyScheduler(
         timezone=ZoneInfo("Asia/Shanghai"),
         job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        wall=wall,
+        monotonic=monotonic,
     )
     # APScheduler paces jobs in real time (the scans read `desk.clock`): first runs are now.
     first = Clock().now()
@@ -48,14 +57,22 @@ def start_scheduler(
         ("outbox", outbox.drain, drain_seconds),
     ]
     lock = asyncio.Lock()
-    running: set[asyncio.Task[object]] = set()
-    _RUNNING[id(scheduler)] = running
     for job_id, job, seconds in jobs:
         if desk.engine.dialect.name == "sqlite":
             job = _one_at_a_time(job, lock)
-        job = _tracked(job, running)
-        scheduler.add_job(job, "interval", seconds=seconds, id=job_id, next_run_time=first)
+        scheduler.intervals[job_id] = seconds
+        scheduler.add_job(
+            scheduler.tracked(job_id, job),
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            next_run_time=first,
+        )
+    scheduler.on_step.append(lambda step: shift_outbox(desk, step))
     scheduler.start()
+    scheduler.watchdog = asyncio.create_task(
+        Watchdog(desk, scheduler).run(watch_seconds), name="scheduler-watchdog"
+    )
     log.info("scheduler started: scans every %ss, outbox every %ss", scan_seconds, drain_seconds)
     return scheduler
 
@@ -74,35 +91,18 @@ def _one_at_a_time(
     return run
 
 
-# Each scheduler's jobs in flight. APScheduler's asyncio executor cancels running jobs when it
-# shuts down; a scan cancelled mid-transaction can wedge the database driver, so we let them end.
-_RUNNING: dict[int, set[asyncio.Task[object]]] = {}
-
-
-def _tracked(
-    job: Callable[[], Awaitable[object]], running: set[asyncio.Task[object]]
-) -> Callable[[], Awaitable[object]]:
-    async def run() -> object:
-        task = asyncio.current_task()
-        assert task is not None
-        running.add(task)
-        try:
-            return await job()
-        finally:
-            running.discard(task)
-
-    return run
-
-
 async def shutdown(scheduler: AsyncIOScheduler, timeout: float = 60) -> None:
     """Stop scheduling, let the scans in flight finish (they commit what they did), then stop."""
     if not scheduler.running:
         return
     scheduler.pause()
-    running = _RUNNING.pop(id(scheduler), set())
-    if running:
-        await asyncio.wait(set(running), timeout=timeout)
+    if isinstance(scheduler, SteadyScheduler):
+        if scheduler.watchdog is not None:
+            scheduler.watchdog.cancel()
+            await asyncio.gather(scheduler.watchdog, return_exceptions=True)
+        if scheduler.in_flight:
+            await asyncio.wait(set(scheduler.in_flight), timeout=timeout)
     scheduler.shutdown(wait=False)
 
 
-__all__ = ["shutdown", "start_scheduler"]
+__all__ = ["SteadyScheduler", "shutdown", "start_scheduler"]

@@ -4,12 +4,18 @@ working days, through the real outbox to the Bot API emulator and an SMTP server
 from __future__ import annotations
 
 import asyncio
+import os
+import select
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from time import monotonic
+from time import time as wall_time
 
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,13 +31,16 @@ from bot.outbox.worker import Outbox, status_counts
 from bot.scheduler.calendar_watch import CalendarWatch
 from bot.scheduler.jobs import shutdown, start_scheduler
 from bot.scheduler.scans import Scans
+from bot.scheduler.steady import Watchdog
 from bot.services.cases import Complainant, open_case
 from storage.models import Deadline, OutboxMessage
+from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import SmtpSink
 
 STAFF_CHAT = -1009001
 ESCALATION_TO = "director@example.test"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def at(d: date, hh: int, mm: int = 0) -> datetime:
@@ -320,3 +329,176 @@ async def test_recomputed_dates_are_kept_for_staff_when_no_staff_chat_is_set(
         ).all()
     moved = result.moved[0]
     assert [m for m in kept if f"{moved.old} → <b>{moved.new}</b>" in m.payload["text"]]
+
+
+# --- wall-clock steps and stalls --------------------------------------------------------------
+
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+# A service process: the real scheduler on a SQLite desk, printing the wall clock at each drain.
+STEP_CHILD = """
+import asyncio, sys, time
+from bot.config import Settings
+from bot.main.desk import open_desk
+from bot.outbox.worker import Outbox
+from bot.scheduler.jobs import shutdown, start_scheduler
+from storage.db import upgrade_async
+
+async def main(url, data):
+    await upgrade_async(url)
+    desk = await open_desk(Settings(_env_file=None, database_url=url, data_dir=data))
+    outbox = Outbox(desk.sessions, {}, desk.clock)
+    drain = outbox.drain
+    async def counted():
+        print("drain", time.time(), flush=True)
+        return await drain()
+    outbox.drain = counted
+    scheduler = start_scheduler(desk, outbox, drain_seconds=0.2, watch_seconds=0.5)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await shutdown(scheduler)
+    await desk.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def _drains(child: subprocess.Popen[str], n: int, timeout: float) -> list[float]:
+    """The wall-clock times of the child's next `n` drains; fails after `timeout` seconds."""
+    assert child.stdout is not None
+    seen: list[float] = []
+    deadline = monotonic() + timeout
+    while len(seen) < n:
+        left = deadline - monotonic()
+        ready, _, _ = select.select([child.stdout], [], [], max(left, 0))
+        assert ready, f"only {len(seen)} of {n} drains within {timeout} s"
+        line = child.stdout.readline()
+        assert line, "the service exited"
+        if line.startswith("drain "):
+            seen.append(float(line.split()[1]))
+    return seen
+
+
+def test_a_real_backward_clock_step_does_not_stall_the_outbox(tmp_path: Path) -> None:
+    """libfaketime steps the service's wall clock back 1 hour (its monotonic clock runs on):
+    the outbox is drained on, every 0.2 s, not an hour later."""
+    assert LIBFAKETIME.exists(), "install faketime (make system-deps) for this test"
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+    env.update(
+        LD_PRELOAD=str(LIBFAKETIME),
+        FAKETIME_TIMESTAMP_FILE=str(offset),
+        FAKETIME_NO_CACHE="1",
+        FAKETIME_DONT_FAKE_MONOTONIC="1",
+        PYTHONPATH=str(ROOT),
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'step.db'}"
+    child = subprocess.Popen(
+        [sys.executable, "-c", STEP_CHILD, url, str(tmp_path / "data")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        before = _drains(child, 3, timeout=60)
+        offset.write_text("-3600\n")  # the step
+        after = _drains(child, 10, timeout=15)
+        assert after[-1] < before[-1] - 3000  # the child did see the clock go back
+    finally:
+        assert child.stdin is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert "the wall clock stepped back by 3600 s" in err
+
+
+async def test_a_step_back_moves_the_jobs_and_the_messages_queued_before_it(
+    world: World,
+) -> None:
+    """With the injectable wall clock: a message queued just before a step back of 1 hour (due
+    an hour ahead on the new timeline) is delivered at once, and the jobs' next runs move back."""
+    w = world
+    async with w.desk.sessions() as session, session.begin():
+        await enqueue(
+            session,
+            channel="telegram",
+            recipient=str(STAFF_CHAT),
+            payload={"text": "queued before the step"},
+            idempotency_key="before-step",
+            now=w.clock.now() + timedelta(minutes=59),  # the old timeline
+        )
+    shift = [0.0]
+    scheduler = start_scheduler(
+        w.desk,
+        w.outbox,
+        drain_seconds=0.05,
+        watch_seconds=3600,
+        wall=lambda: wall_time() + shift[0],
+    )
+    try:
+        job = scheduler.get_job("scans")
+        assert job is not None
+        planned = job.next_run_time
+        shift[0] = -3600.0
+        assert scheduler.follow_steps() == pytest.approx(-3600.0, abs=1)
+        assert job.next_run_time is not None and planned is not None
+        moved = scheduler.get_job("scans")
+        assert moved is not None and moved.next_run_time < planned - timedelta(minutes=59)
+        assert await w.emulator.wait_for(
+            lambda: "queued before the step" in staff_texts(w), timeout=10
+        )
+        assert scheduler.follow_steps() == 0.0  # one step, moved once
+    finally:
+        await shutdown(scheduler)
+
+
+async def test_a_stalled_job_is_reported_to_staff_once_and_started_again(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the injectable clocks: 4 hours pass with no job started (every 1 hour
+    expected): each is logged as an error, staff are told once, and the jobs start again."""
+    w = world
+    ahead = [0.0]
+    scheduler = start_scheduler(
+        w.desk,
+        w.outbox,
+        scan_seconds=3600,
+        drain_seconds=3600,
+        calendar_seconds=3600,
+        watch_seconds=3600,
+        monotonic=lambda: monotonic() + ahead[0],
+        wall=lambda: wall_time() + ahead[0],  # time passes on both clocks: no step
+    )
+    try:
+        assert await scheduler.wait_for(lambda: len(scheduler.last_start) == 3, timeout=10)
+        assert await scheduler.wait_for(lambda: not scheduler.running_since, timeout=10)
+        watchdog = Watchdog(w.desk, scheduler)
+        assert await watchdog.check() == []
+        ahead[0] = 4 * 3600.0
+        kicked_at = monotonic() + ahead[0]
+        assert sorted(await watchdog.check()) == ["calendar", "outbox", "scans"]
+        await watchdog.check()  # stalled still, or running again: told once either way
+        errors = [
+            r for r in caplog.records if r.levelname == "ERROR" and "not started" in r.getMessage()
+        ]
+        assert len(errors) == 3
+        # The kick: the outbox job runs again, and delivers the staff alerts.
+        assert await w.emulator.wait_for(
+            lambda: sum("定时任务" in t for t in staff_texts(w)) == 3, timeout=10
+        )
+        assert any("“outbox”已 240 分钟未运行" in t for t in staff_texts(w))
+        assert await scheduler.wait_for(
+            lambda: (
+                all(v >= kicked_at for v in scheduler.last_start.values())
+                and not scheduler.running_since
+            ),
+            timeout=10,
+        )
+        assert await watchdog.check() == []
+        assert not watchdog.reported
+    finally:
+        await shutdown(scheduler)

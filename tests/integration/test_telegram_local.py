@@ -56,7 +56,7 @@ async def test_local_chat_runs_the_full_bot_in_a_terminal(tmp_path: Path) -> Non
     assert "请选择语言" in text and "[1] 简体中文  [2] English" in text
     assert "已设置为简体中文" in text and "[1] 申请资格自评" in text
     assert "第 1/12 题" in text and "第 2/12 题" in text
-    assert (tmp_path / "data" / "certdesk.db").exists()
+    assert (tmp_path / "data" / "local" / "certdesk.db").exists()  # its own, not the real one
     assert "TELEGRAM_BOT_TOKEN" in local_mode_line() and "本地模式" in local_mode_line()
 
 
