@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # storage
     data_dir: Path = Path("./data")
     database_url: str = ""
+    history_hmac_key: SecretStr | None = None  # signs case histories (storage.history_key)
 
     # policy
     profile: str = "ggbz"

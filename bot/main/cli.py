@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("verify", cmd_cases_verify, "check the hash chains of case histories", cases)
     p.add_argument("ref", nargs="?", help="one case reference (default: every case)")
+    p.add_argument("--json", action="store_true", help="every problem found, as JSON")
 
     mail = sub.add_parser("email", help="the e-mail inbox").add_subparsers(
         dest="email_command", required=True, parser_class=_Parser

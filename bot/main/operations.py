@@ -13,6 +13,7 @@ from bot.main.cli_common import CliError, _print_json
 async def cmd_cases_verify(args: argparse.Namespace) -> int:
     from bot.domain.refs import normalise_ref
     from bot.services.cases import count_cases, verify
+    from storage import history_key
     from storage.db import NotMigrated, check_migrated, make_engine, session_factory
     from storage.unit_of_work import UnitOfWork
 
@@ -21,19 +22,32 @@ async def cmd_cases_verify(args: argparse.Namespace) -> int:
         ref = normalise_ref(args.ref)
         if ref is None:
             raise CliError(f"{args.ref!r} is not a case reference like TS-2026-7K3F9Q")
-    engine = make_engine(load_settings().effective_database_url)
+    settings = load_settings()
+    try:  # never a new key here: one made now would only say that nothing verifies
+        key = history_key.load_history_key(settings, create=False)
+    except history_key.HistoryKeyError as exc:
+        raise CliError(str(exc)) from None
+    engine = make_engine(settings.effective_database_url)
     try:
         await check_migrated(engine)
-        async with UnitOfWork(session_factory(engine)) as uow:
+        sessions = session_factory(engine)
+        history_key.bind(sessions, key)
+        async with UnitOfWork(sessions) as uow:
             problems = await verify(uow, ref)
             checked = 1 if ref else await count_cases(uow)
     except (NotMigrated, LookupError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     finally:
         await engine.dispose()
-    for problem in problems:
-        print(f"✗ {problem}")
-    print(f"{checked} cases checked, {len(problems)} with a broken history")
+    broken = len({p.ref for p in problems})
+    if getattr(args, "json", False):
+        _print_json(
+            {"checked": checked, "broken": broken, "problems": [p.to_dict() for p in problems]}
+        )
+    else:
+        for problem in problems:
+            print(f"✗ {problem}")
+        print(f"{checked} cases checked, {broken} with a broken history")
     return 1 if problems else 0
 
 
