@@ -70,7 +70,8 @@ async def stored_case_fields(
 
 
 async def head_of(session: AsyncSession, case_id: int) -> CaseHead | None:
-    return await session.get(CaseHead, case_id)
+    """The head as stored now: a session kept across commits may hold an older copy."""
+    return await session.get(CaseHead, case_id, populate_existing=True)
 
 
 async def as_stored(session: AsyncSession, case_id: int) -> tuple[list[CaseEvent], CaseHead | None]:
@@ -79,8 +80,7 @@ async def as_stored(session: AsyncSession, case_id: int) -> tuple[list[CaseEvent
     fresh = {"populate_existing": True}
     query = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.seq))
     events = list((await session.exec(query.execution_options(**fresh))).all())
-    head = await session.get(CaseHead, case_id, populate_existing=True)
-    return events, head
+    return events, await head_of(session, case_id)
 
 
 async def orphan_case_ids(session: AsyncSession) -> Sequence[int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -293,3 +293,20 @@ async def test_replication_role_lifts_no_guard_and_what_it_edits_is_told(
         (b, 1, "checkpoint"),
         (f"case id {cc.id}", 0, "case_deleted"),
     ]
+
+
+async def test_stale_objects_and_kept_sessions_seal_what_the_row_holds(desk: Desk) -> None:
+    """One writer holds a case loaded before another changed and sealed it (two instances):
+    its append seals the row as stored, and is not taken for an edit."""
+    ref = await _open(desk, "Li", extra=0)
+    async with UnitOfWork(desk.sessions) as slow:
+        stale = (await slow.session.exec(select(Case).where(Case.ref == ref))).one()
+        await cases.add_information(desk, slow, stale, "complainant", "一")
+        await slow.commit()  # the session (and its copy of the head) lives on
+        held = await slow.session.get(CaseHead, stale.id)  # kept in its identity map
+        async with UnitOfWork(desk.sessions) as fast:
+            case = (await fast.session.exec(select(Case).where(Case.ref == ref))).one()
+            await cases.assign(desk, fast, case, "staff:1", "staff-9")
+        assert stale.assignee is None and held is not None and held.seq == 3
+        await cases.add_information(desk, slow, stale, "complainant", "二")
+    assert await _problems(desk) == []

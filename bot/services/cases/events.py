@@ -58,15 +58,19 @@ async def append(
     """
     assert case.id is not None
     key = key_of(session)
-    stored = await heads.stored_case_fields(session, case.id, lock=True)  # before ours flush
+    # The row as the database holds it, before this session's changes flush (locked: one
+    # writer per case), and which covered fields this session changed itself.
+    stored = await heads.stored_case_fields(session, case.id, lock=True)
     ours = heads.app_changed(session, case)
-    await repo.lock_case(session, case.id)
+    await session.flush()
     last = await repo.last_event(session, case.id)
     head = await heads.head_of(session, case.id)
     found = _what_is_wrong(key, last, head, stored, ours)
     trusted = head is not None and head_is_valid(key, head)
     seq = max(last.seq if last else 0, head.seq if head and trusted else 0) + 1
-    fields = case_fields(case)
+    # Sealed as the row now is, ours included: an object loaded before another instance's
+    # change would otherwise seal its stale values.
+    fields = await heads.stored_case_fields(session, case.id) or case_fields(case)
     clean = json_ready(data) if data is not None else None
     event = CaseEvent(
         case_id=case.id,
