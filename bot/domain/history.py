@@ -127,11 +127,12 @@ def case_digest(fields: Mapping[str, Any]) -> str:
 # --- signatures: the anchor outside the database ----------------------------------------------
 
 # Domain separation: an event MAC can never pass for a head or a field seal, or the reverse.
-_EVENT, _HEAD, _FIELD, _KEY_ID = (
+_EVENT, _HEAD, _FIELD, _KEY_ID, _EXPORT = (
     b"certdesk/event/v1\n",
     b"certdesk/head/v1\n",
     b"certdesk/field/v1\n",
     b"certdesk/key-id/v1\n",
+    b"certdesk/heads-export/v1\n",
 )
 
 
@@ -185,6 +186,12 @@ def head_mac(key: bytes, head: HeadContent) -> str:
         "key_id": head.key_id,
     }
     return _mac(key, _HEAD, _canonical_json(body))
+
+
+def export_mac(key: bytes, export: Mapping[str, Any]) -> str:
+    """The signature of an export of heads (`certdesk cases heads`), its "mac" left out."""
+    body = {k: v for k, v in export.items() if k != "mac"}
+    return _mac(key, _EXPORT, _canonical_json(body))
 
 
 def json_ready(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,8 @@ REASONS = (
     "key",  # the head is signed with another key than the one given
     "noted",  # an append found the history already altered (kept on the head for good)
     "case_deleted",  # history (or a head) for a case row that is gone
+    "rewound",  # an exported head's event is gone or another: rewound since the export
+    "case_gone",  # a case in an export is gone with all its history and its head
 )
 
 
@@ -125,3 +127,19 @@ def audit(
         # No head to name the fields by: the last event's digest still tells an edit.
         found.append(Finding(events[-1].seq, events[-1].id, "case_row"))
     return found
+
+
+def since_export(
+    exported_seq: int, exported_hash: str, events: Sequence[EventLike], row_exists: bool
+) -> Finding | None:
+    """What became of a head exported earlier: its event must still be there, unchanged.
+
+    This is what a database rewound to an older, validly signed state cannot hide (an old
+    head put back after deleting the events that followed, a case deleted with everything).
+    """
+    at = next((e for e in events if e.seq == exported_seq), None)
+    if at is not None and at.hash == exported_hash:
+        return None
+    if at is None and not events and not row_exists:
+        return Finding(exported_seq, None, "case_gone")
+    return Finding(exported_seq, None if at is None else at.id, "rewound")

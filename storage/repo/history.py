@@ -83,6 +83,11 @@ async def as_stored(session: AsyncSession, case_id: int) -> tuple[list[CaseEvent
     return events, await head_of(session, case_id)
 
 
+async def all_heads(session: AsyncSession) -> Sequence[CaseHead]:
+    query = select(CaseHead).order_by(col(CaseHead.case_id))
+    return (await session.exec(query.execution_options(populate_existing=True))).all()
+
+
 async def orphan_case_ids(session: AsyncSession) -> Sequence[int]:
     """Case ids with events or a head but no case row (deleted behind the application)."""
     rows = sa.select(col(Case.id))
@@ -93,6 +98,7 @@ async def orphan_case_ids(session: AsyncSession) -> Sequence[int]:
 
 
 __all__ = [
+    "all_heads",
     "app_changed",
     "as_stored",
     "head_of",

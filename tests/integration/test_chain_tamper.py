@@ -26,7 +26,7 @@ from bot.profiles import load_profile
 from bot.services import cases
 from bot.services.cases import Complainant
 from storage.db import session_factory
-from storage.models import Case, CaseEvent, CaseHead
+from storage.models import Case, CaseEvent, CaseHead, Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 
 RECEIVED_AT = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -310,3 +310,54 @@ async def test_stale_objects_and_kept_sessions_seal_what_the_row_holds(desk: Des
         assert stale.assignee is None and held is not None and held.seq == 3
         await cases.add_information(desk, slow, stale, "complainant", "二")
     assert await _problems(desk) == []
+
+
+async def test_export_of_heads_tells_a_rewound_database(
+    desk: Desk,
+    engine: AsyncEngine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A database put back to an older, validly signed state (the events after a head deleted
+    and that older head restored; a case deleted with everything) passes the heads: only a
+    copy of the heads kept elsewhere tells it."""
+    a, b = await _open(desk, "Li", extra=0), await _open(desk, "Wang")
+    ca, cb = await _case(desk, a), await _case(desk, b)
+    async with desk.sessions() as s:  # what someone with the database kept aside
+        old = (await s.exec(select(CaseHead).where(CaseHead.case_id == ca.id))).one()
+    async with UnitOfWork(desk.sessions) as uow:
+        for text in ("一", "二"):
+            await cases.add_information(desk, uow, await uow.session.merge(ca), "complainant", text)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATA_DIR", str(desk.settings.data_dir))
+    monkeypatch.setenv("HISTORY_HMAC_KEY", KEY)
+    exported = tmp_path / "heads.json"
+    assert await asyncio.to_thread(main, ["cases", "heads", "--out", str(exported)]) == 0
+    export = json.loads(exported.read_text(encoding="utf-8"))
+    assert [(h["ref"], h["seq"]) for h in export["heads"]] == [(a, 4), (b, 4)]
+    assert "2 heads written" in capsys.readouterr().err
+
+    restore = {k: getattr(old, k) for k in ("seq", "head_hash", "fields", "note", "key_id", "mac")}
+    await _tamper(
+        engine,
+        sa.delete(CaseEvent).where(col(CaseEvent.case_id) == ca.id, col(CaseEvent.seq) > 2),
+        sa.update(CaseHead).where(col(CaseHead.case_id) == ca.id).values(**restore),
+        *(
+            sa.delete(table).where(table.case_id == cb.id)  # type: ignore[attr-defined]
+            for table in (Deadline, OutboxMessage, CaseEvent, CaseHead)
+        ),
+        sa.delete(Case).where(col(Case.id) == cb.id),
+    )
+    assert await _problems(desk) == []  # consistent, and signed: the heads cannot tell
+    assert await asyncio.to_thread(main, ["cases", "verify", "--heads", str(exported)]) == 1
+    out = capsys.readouterr().out
+    assert f"{a}: event #4 (id None): the event the export of heads names is gone" in out
+    assert f"{b}: event #4 (id None): in the export of heads, now gone" in out
+    assert "1 cases checked, 2 with a broken history" in out
+
+    export["heads"][0]["seq"] = 2  # the copy itself edited to match
+    exported.write_text(json.dumps(export), encoding="utf-8")
+    assert await asyncio.to_thread(main, ["cases", "verify", "--heads", str(exported)]) == 2
+    assert "was edited" in capsys.readouterr().err
