@@ -105,7 +105,7 @@ async def _tamper(engine: AsyncEngine, *statements: sa.Executable) -> None:
             )
 
 
-async def test_intact_histories_verify(desk: Desk) -> None:
+async def test_intact_histories_verify(desk: Desk, caplog: pytest.LogCaptureFixture) -> None:
     a, b = await _open(desk, "Li"), await _open(desk, "Wang")
     async with UnitOfWork(desk.sessions) as uow:
         case = (await uow.session.exec(select(Case).where(Case.ref == a))).one()
@@ -116,6 +116,7 @@ async def test_intact_histories_verify(desk: Desk) -> None:
         await cases.withdraw(desk, uow, case, "complainant", "已解决")
     assert await _problems(desk) == []
     assert await _problems(desk, b) == []
+    assert "without a history event" not in caplog.text
 
 
 async def test_edited_and_rehashed_chain_fails_its_signatures(
@@ -361,3 +362,17 @@ async def test_export_of_heads_tells_a_rewound_database(
     exported.write_text(json.dumps(export), encoding="utf-8")
     assert await asyncio.to_thread(main, ["cases", "verify", "--heads", str(exported)]) == 2
     assert "was edited" in capsys.readouterr().err
+
+
+async def test_a_covered_field_changed_without_an_event_is_logged_and_reported(
+    desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the services must never do (change where replies go without recording it) is
+    caught twice: an error logged at commit, and verify afterwards."""
+    ref = await _open(desk, "Li", extra=0)
+    async with UnitOfWork(desk.sessions) as uow:
+        case = (await uow.session.exec(select(Case).where(Case.ref == ref))).one()
+        case.complainant_email = "elsewhere@example.cn"
+        uow.session.add(case)
+    assert "complainant_email changed without a history event" in caplog.text
+    assert await _problems(desk) == [(ref, 2, "case_row")]
