@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 KEY_FILE = "history.key"
 MIN_LENGTH = 16
 _INFO = "certdesk_history_key"
-_warned: set[Path] = set()
 
 
 class HistoryKeyError(ValueError):
@@ -56,16 +55,19 @@ def load_history_key(settings: Settings, *, create: bool = True) -> bytes:
                 "(set HISTORY_HMAC_KEY, or DATA_DIR to the desk's data folder)"
             )
         _generate(path)
-    key = _read(path)
-    if path not in _warned:
-        _warned.add(path)
+        log.info("generated a new history key in %s", path)
+    return _read(path)
+
+
+def warn_if_unset(settings: Settings) -> None:
+    """The start-up warning of a bot whose key lives next to its data (fine locally)."""
+    if settings.history_hmac_key is None:
         log.warning(
             "HISTORY_HMAC_KEY is not set: case histories are signed with the key in %s. Set "
-            "HISTORY_HMAC_KEY (the same on every instance, kept away from the database) for a "
-            "real deployment.",
-            path,
+            "HISTORY_HMAC_KEY (the same on every instance, kept away from the database and its "
+            "backups) for a real deployment.",
+            key_path(settings),
         )
-    return key
 
 
 def _generate(path: Path) -> None:
@@ -109,4 +111,4 @@ def key_of(session: AsyncSession) -> bytes:
     return key
 
 
-__all__ = ["HistoryKeyError", "bind", "key_of", "key_path", "load_history_key"]
+__all__ = ["HistoryKeyError", "bind", "key_of", "key_path", "load_history_key", "warn_if_unset"]

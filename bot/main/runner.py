@@ -25,6 +25,7 @@ from bot.desk import Desk
 from bot.main.desk import open_desk
 from bot.outbox.worker import Outbox
 from messages.render import t
+from storage import history_key
 
 LOCAL_TOKEN = "100:LOCAL"
 
@@ -123,6 +124,7 @@ async def serve(
                 "configuration error: WEBHOOK_URL: webhooks need python-telegram-bot[webhooks]"
             ) from None
     desk = await open_desk(settings, clock)
+    history_key.warn_if_unset(settings)
     sender = telegram_sender(
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.telegram_api_base_url,

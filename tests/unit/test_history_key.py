@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from storage.history_key import HistoryKeyError, key_path, load_history_key
+from storage.history_key import HistoryKeyError, key_path, load_history_key, warn_if_unset
 
 
 def test_configured_key_wins_and_must_be_long_enough(tmp_path: Path) -> None:
@@ -30,7 +30,12 @@ def test_unset_key_is_made_once_0600_with_a_warning(
     assert not (tmp_path / "data").exists()
     with caplog.at_level(logging.WARNING, logger="storage.history_key"):
         key = load_history_key(settings)
-    assert "HISTORY_HMAC_KEY is not set" in caplog.text
+        assert caplog.text == ""  # a CLI command says nothing; the bot's start-up warns
+        warn_if_unset(settings)
+        assert "HISTORY_HMAC_KEY is not set" in caplog.text
+        caplog.clear()
+        warn_if_unset(load_settings(data_dir=tmp_path, history_hmac_key="s" * 32))
+        assert caplog.text == ""
     path = key_path(settings)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(key) == 64 and load_history_key(settings) == key
