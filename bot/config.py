@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     # the local terminal chat's own folder and SQLite database (default: DATA_DIR/local)
     local_data_dir: Path | None = None
+    history_hmac_key: SecretStr | None = None  # signs case histories (storage.history_key)
 
     # policy
     profile: str = "ggbz"

@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.domain.calendar import CalendarOverrides, WorkCalendar, parse_overrides
 from bot.domain.policy import Profile
+from storage import history_key
 
 
 @dataclass
@@ -23,6 +24,10 @@ class Desk:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock = field(default_factory=Clock)
+
+    def __post_init__(self) -> None:
+        # Whatever appends to a case history through the desk's sessions signs it.
+        history_key.bind(self.sessions, history_key.load_history_key(self.settings))
 
     @property
     def data_dir(self) -> Path:

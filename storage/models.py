@@ -236,7 +236,27 @@ class CaseEvent(SQLModel, table=True):
     type: str
     data: dict[str, Any] | None = _json()
     prev_hash: str | None = Field(default=None, sa_type=sa.String(64))
+    case_digest: str | None = Field(default=None, sa_type=sa.String(64))  # the case row then
     hash: str = Field(sa_type=sa.String(64))
+    mac: str | None = Field(default=None, sa_type=sa.String(64))  # HMAC of `hash`, keyed
+
+
+class CaseHead(SQLModel, table=True):
+    """The signed head of each case's history, rewritten by every append in its transaction.
+
+    No foreign key: it outlives a case row deleted behind the application's back, so the
+    deletion shows. Signed with the history key (bot.domain.history.head_mac).
+    """
+
+    __tablename__ = "case_head"
+
+    case_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int  # the last event's seq
+    head_hash: str = Field(sa_type=sa.String(64))
+    fields: dict[str, str] = _json(nullable=False)  # seals of the case row's covered fields
+    note: str | None = Field(default=None, sa_type=sa.Text)  # sticky: history found altered
+    key_id: str = Field(sa_type=sa.String(16))
+    mac: str = Field(sa_type=sa.String(64))
 
 
 # --- deadlines, alerts, reminders ---------------------------------------------------------------

@@ -9,10 +9,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.config import ConfigError, load_settings
+from bot.main.cases_cli import cmd_cases_heads, cmd_cases_verify
 from bot.main.cli_common import CliError, _Parser, _print_json, _profile, iso_date, positive_int
 from bot.main.console_cmd import add_commands as add_console_commands
 from bot.main.operations import (
-    cmd_cases_verify,
     cmd_certificates_import,
     cmd_email_fetch,
     cmd_email_parse,
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("verify", cmd_cases_verify, "check the hash chains of case histories", cases)
     p.add_argument("ref", nargs="?", help="one case reference (default: every case)")
+    p.add_argument("--json", action="store_true", help="every problem found, as JSON")
+    p.add_argument("--heads", metavar="FILE", help="also check against an export of heads")
+    p = add("heads", cmd_cases_heads, "export every case's signed history head (JSON)", cases)
+    p.add_argument("--out", metavar="FILE", help="write here (replaced whole) instead of stdout")
 
     mail = sub.add_parser("email", help="the e-mail inbox").add_subparsers(
         dest="email_command", required=True, parser_class=_Parser

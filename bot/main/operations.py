@@ -1,4 +1,4 @@
-"""The operators' subcommands: cases verify, e-mail, reminders, outbox, staff alerts, imports."""
+"""The operators' subcommands: e-mail, reminders, outbox, staff alerts, imports."""
 
 from __future__ import annotations
 
@@ -8,33 +8,6 @@ import sys
 
 from bot.config import load_settings
 from bot.main.cli_common import CliError, _print_json
-
-
-async def cmd_cases_verify(args: argparse.Namespace) -> int:
-    from bot.domain.refs import normalise_ref
-    from bot.services.cases import count_cases, verify
-    from storage.db import NotMigrated, check_migrated, make_engine, session_factory
-    from storage.unit_of_work import UnitOfWork
-
-    ref = None
-    if args.ref is not None:
-        ref = normalise_ref(args.ref)
-        if ref is None:
-            raise CliError(f"{args.ref!r} is not a case reference like TS-2026-7K3F9Q")
-    engine = make_engine(load_settings().effective_database_url)
-    try:
-        await check_migrated(engine)
-        async with UnitOfWork(session_factory(engine)) as uow:
-            problems = await verify(uow, ref)
-            checked = 1 if ref else await count_cases(uow)
-    except (NotMigrated, LookupError) as exc:
-        raise CliError(str(exc).strip("'\"")) from None
-    finally:
-        await engine.dispose()
-    for problem in problems:
-        print(f"✗ {problem}")
-    print(f"{checked} cases checked, {len(problems)} with a broken history")
-    return 1 if problems else 0
 
 
 def cmd_email_parse(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from bot.desk import Desk
 from bot.main.desk import open_desk
 from bot.outbox.worker import Outbox
 from messages.render import t
+from storage import history_key
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ async def serve(
     if token is not None:
         _check_webhook(settings)
     desk = await open_desk(settings, clock)
+    history_key.warn_if_unset(settings)
     try:
         if token is None:
             return await _serve_headless(desk, stop)

@@ -46,6 +46,10 @@ def _forbid_changes(table: str) -> None:
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
         )
+        # ALWAYS: `session_replication_role = replica`, which skips ordinary triggers, does not
+        # lift the guard. A table owner can still disable it (or TRUNCATE, which fires no row
+        # trigger): the signed heads in case_head are what tell such an edit afterwards.
+        op.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_append_only")
     else:
         for action in ("update", "delete"):
             op.execute(

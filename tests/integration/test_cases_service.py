@@ -349,6 +349,10 @@ def _bypass_guard(conn: sa.Connection, on: bool) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ALTER TABLE case_event {'DISABLE' if on else 'ENABLE'} TRIGGER ALL")
+        if not on:  # as the migration leaves it: replication sessions do not lift it either
+            conn.exec_driver_sql(
+                "ALTER TABLE case_event ENABLE ALWAYS TRIGGER case_event_append_only"
+            )
     elif on:
         conn.exec_driver_sql("DROP TRIGGER case_event_no_update")
 
@@ -357,6 +361,7 @@ async def test_verify_names_the_altered_event(
     make_desk: DeskFactory,
     engine: AsyncEngine,
     database_url: str,
+    data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -384,6 +389,7 @@ async def test_verify_names_the_altered_event(
             await conn.execute(sa.text("UPDATE case_event SET actor = 'x'"))
 
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATA_DIR", str(data_dir))  # where the desk keeps its history key
     assert await asyncio.to_thread(main, ["cases", "verify"]) == 0
     assert "2 cases" in capsys.readouterr().out
 

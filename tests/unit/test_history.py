@@ -24,8 +24,10 @@ class Ev:
     type: str = "t"
     data: dict[str, Any] | None = None
     prev_hash: str | None = None
+    case_digest: str | None = None
     id: int | None = None
     hash: str = ""
+    mac: str | None = None
 
     def sealed(self) -> Ev:
         return replace(self, hash=event_hash(self))
@@ -62,7 +64,7 @@ def test_canonical_is_compact_sorted_unescaped_and_utc() -> None:
         )
     ).decode()
     assert text == (
-        '{"actor":"a","at":"2026-09-28T02:00:00.123456+00:00","case_id":1,'
+        '{"actor":"a","at":"2026-09-28T02:00:00.123456+00:00","case_digest":null,"case_id":1,'
         '"data":{"a":1,"b":"投诉"},"prev_hash":null,"seq":1,"type":"received"}'
     )
 
