@@ -25,7 +25,8 @@ MILESTONE_ORDER = ("work_group_formed", "investigation_done", "decision_made", "
 
 
 class Status:
-    RECEIVED = "received"
+    RECEIVED = "received"  # 已收到: not yet accepted
+    ACCEPTED = "accepted"  # 已受理 (SGC §八1.4)
     IN_PROGRESS = "in_progress"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"

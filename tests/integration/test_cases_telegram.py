@@ -168,7 +168,7 @@ async def test_complaint_in_chinese_is_acknowledged_with_ggbz_dates(bot: Bot) ->
 
     # The user's own list shows it with its next date.
     listed = await _step(user, "/mycases")
-    assert f"{ref} 投诉：已受理，下一期限 2026年11月13日" in listed
+    assert f"{ref} 投诉：已收到，下一期限 2026年11月13日" in listed
 
     # Add information, then withdraw: both recorded, staff told, the user answered in writing.
     assert "2026年11月13日前" in await _step(user, ref, press=True)
@@ -339,7 +339,7 @@ async def test_forged_buttons_reach_nobody_elses_case(bot: Bot) -> None:
     assert "您还没有提交过" in await _step(other, "/mycases")  # the very next answer
     assert all(ref not in r.text for r in other.replies)
     assert await _events(bot.desk, ref) == ["received", "acknowledged"]
-    assert f"{ref} 投诉：已受理" in await _step(owner, "/mycases")
+    assert f"{ref} 投诉：已收到" in await _step(owner, "/mycases")
 
 
 async def test_forged_choices_in_the_filing_flow_are_ignored(bot: Bot) -> None:
