@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.domain.policy_base import KeyedError, ProfileError, Strict
 from bot.domain.policy_cases import ROUTES, CasePolicy, Contact, Kind, NextStep
-from bot.domain.policy_quote import AuditTime, Fees, Multisite
+from bot.domain.policy_quote import AuditTime, Fees, Multisite, OtherFee
 
 Unit = Literal["days", "working_days", "months", "years"]
 
@@ -101,6 +101,7 @@ class CertificatePolicy(Strict):
     validity_months: int = Field(gt=0)
     reminder_days_before: tuple[int, ...] = (90, 60, 30, 7)
     clause: str = Field(min_length=1)
+    note: str | None = None  # for staff and deployers
 
     @field_validator("reminder_days_before")
     @classmethod
@@ -167,6 +168,7 @@ class Profile(Strict):
     documents: tuple[Document, ...] = Field(min_length=1)
     audit_time: AuditTime | None = None
     fees: Fees | None = None
+    other_fees: tuple[OtherFee, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -337,6 +339,7 @@ __all__ = [
     "Kind",
     "Multisite",
     "NextStep",
+    "OtherFee",
     "Profile",
     "ProfileError",
     "TimeRule",
