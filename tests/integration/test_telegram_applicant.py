@@ -357,8 +357,14 @@ async def test_scheme_choice_drives_questions_and_checklist(
             await expect(user, "full name")
             await user.send("Green Factory Ltd")
             choice = await expect(user, "Which certification scheme")
-            assert choice.buttons == ["QMS", "EMS", "OHSMS", "EnMS"]
-            await user.press("EMS")
+            # Named as people know them, not by code (issue 15 §6).
+            assert choice.buttons == [
+                "Quality management system (GB/T 19001)",
+                "Environmental management system (GB/T 24001)",
+                "Occupational health and safety management system (GB/T 45001)",
+                "Energy management system",
+            ]
+            await user.press("Environmental management system (GB/T 24001)")
             answers = ["y", "2026-01-01", "y", "y", "n", "n"]  # EMS asks 6 questions
             for n, answer in enumerate(answers, 1):
                 question = await expect(user, f"Question {n} of 6")
