@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from bot.domain.deadlines import ComputedDeadline
-from bot.domain.policy import MILESTONES, Profile
+from bot.domain.policy import COMPLAINT_ABOUT, FILING_EVENTS, MILESTONES, Profile, TimeRule
+from bot.domain.zone import SHANGHAI
 
 WITHDRAWN = "withdrawn"
 ALL_MILESTONES: frozenset[str] = MILESTONES | {WITHDRAWN}
@@ -24,7 +25,8 @@ MILESTONE_ORDER = ("work_group_formed", "investigation_done", "decision_made", "
 
 
 class Status:
-    RECEIVED = "received"
+    RECEIVED = "received"  # 已收到: not yet accepted
+    ACCEPTED = "accepted"  # 已受理 (SGC §八1.4)
     IN_PROGRESS = "in_progress"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
@@ -103,9 +105,16 @@ def is_incomplete(profile: Profile, kind: str, who: Complainant) -> bool:
 
 
 def is_filing_window(profile: Profile, rule_id: str) -> bool:
-    """A period counted from the decision that nothing closes: the time to file the case."""
+    """A period counted from the decision (or its notice) that nothing closes: the time the
+    complainant has to file the case."""
     rule = profile.rules.get(rule_id)
-    return rule is not None and rule.from_ == "decided" and rule.closed_by is None
+    return rule is not None and rule.from_ in FILING_EVENTS and rule.closed_by is None
+
+
+def is_followup_window(profile: Profile, rule_id: str) -> bool:
+    """A period counted from our outcome: the complainant's time to go further (SGC §八1.7)."""
+    rule = profile.rules.get(rule_id)
+    return rule is not None and rule.from_ == "outcome_sent"
 
 
 def filing_windows(
@@ -114,17 +123,71 @@ def filing_windows(
     return [d for d in computed if is_filing_window(profile, d.rule)]
 
 
+def unchecked_windows(
+    profile: Profile, kind: str, computed: Iterable[ComputedDeadline]
+) -> list[TimeRule]:
+    """The filing windows of `kind` not computed because their start date is not known yet
+    (an e-mailed appeal names no dates): shown as "not yet checked" until staff give them."""
+    done = {d.rule for d in computed}
+    return [
+        r for r in profile.case_rules(kind) if is_filing_window(profile, r.id) and r.id not in done
+    ]
+
+
+def followup_windows(profile: Profile, kind: str) -> list[TimeRule]:
+    return [r for r in profile.case_rules(kind) if is_followup_window(profile, r.id)]
+
+
 def out_of_time(received: date, windows: Iterable[ComputedDeadline]) -> bool:
     """Filed after a window's last day; still recorded (staff decide), but flagged."""
     return any(received > w.due for w in windows)
 
 
-def deadline_start(profile: Profile, rule_id: str, received: date, decided: date | None) -> date:
-    """The day a rule's period counts from: the decision for `from = "decided"`, else receipt."""
+def deadline_start(
+    profile: Profile,
+    rule_id: str,
+    received: date,
+    decided: date | None,
+    notified: date | None = None,
+    outcome_sent: date | None = None,
+) -> date:
+    """The day a rule's period counts from: the event its `from` names, else receipt."""
     rule = profile.rules.get(rule_id)
-    if rule is not None and rule.from_ == "decided" and decided:
-        return decided
-    return received
+    starts = {"decided": decided, "notified": notified, "outcome_sent": outcome_sent}
+    start = starts.get(rule.from_) if rule is not None else None
+    return start or received
+
+
+def complaint_about(concerns: str | None) -> str | None:
+    """Whom a complaint is about, as the rules name it (the chat stores `certified`)."""
+    if concerns == "certified":
+        return "organisation"
+    return concerns if concerns in COMPLAINT_ABOUT else None
+
+
+def receipt_day(at: datetime) -> date:
+    """The day a letter reached the inbox (its IMAP INTERNALDATE), as a Shanghai calendar day."""
+    if at.tzinfo is None:
+        raise ValueError("a receipt instant needs its time zone (INTERNALDATE carries one)")
+    return at.astimezone(SHANGHAI).date()
+
+
+# --- extensions -------------------------------------------------------------------------------
+
+
+def check_extension(
+    profile: Profile, rule_id: str, ref: str, due: date, new_due: date, approved_by: str
+) -> str:
+    """The approver's role for an extension; CaseRefused when the rule allows none, nobody
+    approved it, or it does not move the date later (BQC §19.2, SGC §八1.7, §八2.6(5))."""
+    rule = profile.rules.get(rule_id)
+    if rule is None or rule.extension_approver is None:
+        raise CaseRefused("cases.extension_not_allowed", ref=ref, rule=rule_id)
+    if not approved_by.strip():
+        raise CaseRefused("cases.extension_needs_approver", ref=ref, role=rule.extension_approver)
+    if new_due <= due:
+        raise CaseRefused("cases.extension_not_later", ref=ref)
+    return rule.extension_approver
 
 
 # --- impartiality -----------------------------------------------------------------------------
@@ -213,18 +276,24 @@ __all__ = [
     "Decided",
     "Status",
     "check_assignment",
+    "check_extension",
     "check_milestone",
+    "complaint_about",
     "deadline_start",
     "filing_windows",
+    "followup_windows",
     "identity_required",
     "impartiality_conflict",
     "is_filing_window",
     "is_final",
+    "is_followup_window",
     "is_incomplete",
     "milestones_for",
     "out_of_time",
     "parse_contact",
     "parse_date",
+    "receipt_day",
     "rules_met_by",
     "same_person",
+    "unchecked_windows",
 ]

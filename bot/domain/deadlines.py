@@ -89,14 +89,34 @@ def case_deadlines(
     decided: date | None,
     cal: WorkCalendar,
     roll_to_workday: bool = True,
+    *,
+    notified: date | None = None,
+    outcome_sent: date | None = None,
+    about: str | None = None,
+    serious: bool = False,
 ) -> list[ComputedDeadline]:
-    """Deadlines of a case of `kind`, in rule order, for every rule whose start date is known."""
+    """Deadlines of a case of `kind`, in rule order, for every rule whose start date is known.
+
+    `decided`: the day the decision appealed was made; `notified`: the day the appellant
+    received its notice; `outcome_sent`: the day our outcome went out (the complainant's next
+    windows). `about` (body|staff|organisation) picks the complaint rules that depend on it;
+    unknown, every such rule is kept, so staff see the earliest. `serious` adds the rules a
+    serious complaint starts (SGC §八2.4(1)).
+    """
     # The case events whose dates are known here; other `from` values (expiry …) are skipped.
-    starts: dict[str, date | None] = {"received": received, "decided": decided}
+    starts: dict[str, date | None] = {
+        "received": received,
+        "decided": decided,
+        "notified": notified,
+        "outcome_sent": outcome_sent,
+    }
+    targets = {kind, "serious_complaint"} if serious and kind == "complaint" else {kind}
     computed: list[ComputedDeadline] = []
     for rule in rules:
         start = starts.get(rule.from_)
-        if rule.applies_to != kind or start is None:
+        if rule.applies_to not in targets or start is None:
+            continue
+        if about is not None and rule.about is not None and about not in rule.about:
             continue
         due = due_date(start, rule.count, rule.unit, cal, roll_to_workday, rule.direction)
         computed.append(

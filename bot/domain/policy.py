@@ -13,13 +13,20 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.domain.policy_base import KeyedError, ProfileError, Strict
-from bot.domain.policy_quote import AuditTime, Fees, Multisite
+from bot.domain.policy_cases import ROUTES, CasePolicy, Contact, Kind, NextStep
+from bot.domain.policy_quote import AuditTime, Fees, Multisite, OtherFee
 
 Unit = Literal["days", "working_days", "months", "years"]
-Kind = Literal["appeal", "complaint", "dispute"]
 
 CASE_KINDS: frozenset[str] = frozenset(("appeal", "complaint", "dispute"))
-CASE_EVENTS: frozenset[str] = frozenset(("received", "decided"))
+# What starts a case clock: the letter's receipt; the decision appealed (GGBZ §8.6.1 counts from
+# the day it was made); the day the appellant received its notice (BQC §19.1, SGC §八1.3(4));
+# the day our outcome was sent (SGC §八1.7, §八2.6(4): the complainant's next window).
+CASE_EVENTS: frozenset[str] = frozenset(("received", "decided", "notified", "outcome_sent"))
+# The dates a filing window counts from (the complainant's time to file, not ours to act).
+FILING_EVENTS: frozenset[str] = frozenset(("decided", "notified"))
+# Whom a complaint is about (SGC §八2.4 applicant/certified organisation, §八2.5 staff).
+COMPLAINT_ABOUT: frozenset[str] = frozenset(("body", "staff", "organisation"))
 # Rules a staff member starts by hand (not on every case of a kind), e.g. SGC §八2.4 reports.
 MANUAL_CASE_TARGETS: frozenset[str] = frozenset(("serious_complaint",))
 CERTIFICATE_TARGETS: frozenset[str] = frozenset(
@@ -61,6 +68,12 @@ class TimeRule(Strict):
     direction: Literal["after", "before"] = "after"
     clause: str = Field(min_length=1)
     closed_by: str | None = None  # the milestone that meets this deadline
+    # Complaint rules only: the rule applies to complaints about these (None: every complaint).
+    about: tuple[str, ...] | None = None
+    # Who must approve an extension (BQC §19.2, SGC §八1.7, §八2.6(5)); None: no extension.
+    extension_approver: str | None = Field(default=None, min_length=1)
+    # For staff and deployers (why a bound was chosen); never shown to a complainant or applicant.
+    note: str | None = None
 
 
 class Body(Strict):
@@ -69,6 +82,7 @@ class Body(Strict):
     name_en: str = Field(min_length=1)
     standard: str = Field(min_length=1)
     schemes: tuple[str, ...] = Field(min_length=1)
+    contact: Contact = Contact()
 
     @field_validator("schemes")
     @classmethod
@@ -87,6 +101,7 @@ class CertificatePolicy(Strict):
     validity_months: int = Field(gt=0)
     reminder_days_before: tuple[int, ...] = (90, 60, 30, 7)
     clause: str = Field(min_length=1)
+    note: str | None = None  # for staff and deployers
 
     @field_validator("reminder_days_before")
     @classmethod
@@ -94,21 +109,6 @@ class CertificatePolicy(Strict):
         if any(d <= 0 for d in value) or list(value) != sorted(set(value), reverse=True):
             raise ValueError("must be distinct positive day counts, largest first")
         return value
-
-
-class CasePolicy(Strict):
-    anonymous_complaints_accepted: bool = True
-    anonymous_clause: str | None = Field(default=None, min_length=1)
-    appeal_deposit_cny: int | None = Field(default=None, ge=0)
-    appeal_formalities: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _refusal_needs_clause(self) -> CasePolicy:
-        if not self.anonymous_complaints_accepted and not self.anonymous_clause:
-            raise KeyedError(
-                "anonymous_clause", "missing (needed when anonymous complaints are refused)"
-            )
-        return self
 
 
 class Condition(Strict):
@@ -122,6 +122,7 @@ class Condition(Strict):
     absolute: bool = False  # a refusal no rectification or waiting can cure
     schemes: tuple[str, ...] | None = None  # only for these schemes
     clause: str = Field(min_length=1)
+    note: str | None = None  # for staff and deployers, never in an applicant's text
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Condition:
@@ -150,6 +151,7 @@ class Condition(Strict):
 class Document(Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     clause: str = Field(min_length=1)
+    note: str | None = None  # for staff and deployers, never in an applicant's text
     schemes: tuple[str, ...] | None = None
 
     def applies(self, scheme: str | None) -> bool:
@@ -166,6 +168,7 @@ class Profile(Strict):
     documents: tuple[Document, ...] = Field(min_length=1)
     audit_time: AuditTime | None = None
     fees: Fees | None = None
+    other_fees: tuple[OtherFee, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -185,6 +188,14 @@ class Profile(Strict):
     def _consistent(self) -> Profile:
         for rule_id, rule in self.rules.items():
             _check_rule(rule_id, rule)
+        for kind, step in self.cases.next_steps.items():
+            if step.window is not None:
+                opened = self.rules.get(step.window)
+                key = f"cases.next_steps.{kind}.window"
+                if opened is None:
+                    raise KeyedError(key, f"no rule {step.window!r}")
+                if opened.from_ != "outcome_sent":
+                    raise KeyedError(key, f"{step.window!r} does not count from outcome_sent")
         _unique("eligibility", [c.id for c in self.eligibility])
         _unique("documents", [d.id for d in self.documents])
         schemes = set(self.body.schemes)
@@ -245,6 +256,12 @@ def _check_rule(rule_id: str, rule: TimeRule) -> None:
     if rule.closed_by is not None and rule.closed_by not in MILESTONES:
         milestones = ", ".join(sorted(MILESTONES))
         raise KeyedError(f"{key}.closed_by", f"unknown milestone {rule.closed_by!r} ({milestones})")
+    if rule.about is not None:
+        if target != "complaint":
+            raise KeyedError(f"{key}.about", "only complaint rules depend on whom they are about")
+        if not rule.about or not set(rule.about) <= COMPLAINT_ABOUT:
+            parties = ", ".join(sorted(COMPLAINT_ABOUT))
+            raise KeyedError(f"{key}.about", f"a non-empty list of {parties}")
     if rule.direction == "before" and target in CASE_KINDS:
         raise KeyedError(f"{key}.direction", "case periods run after their event")
 
@@ -306,17 +323,23 @@ __all__ = [
     "CASE_KINDS",
     "CERTIFICATE_EVENTS",
     "CERTIFICATE_TARGETS",
+    "COMPLAINT_ABOUT",
+    "FILING_EVENTS",
     "MILESTONES",
+    "ROUTES",
     "AuditTime",
     "Body",
     "CalendarPolicy",
     "CasePolicy",
     "CertificatePolicy",
     "Condition",
+    "Contact",
     "Document",
     "Fees",
     "Kind",
     "Multisite",
+    "NextStep",
+    "OtherFee",
     "Profile",
     "ProfileError",
     "TimeRule",

@@ -27,12 +27,19 @@ class Multisite(Strict):
     surveillance: float = Field(default=0.6, gt=0)
     recertification: float = Field(default=0.8, gt=0)
     clause: str = Field(min_length=1)
+    # Each sampled site gets at least this share of its own single-site time (GGBZ §5.4.3.3).
+    site_share: str = "1/2"
+    site_share_clause: str | None = Field(default=None, min_length=1)
 
 
 class AuditTime(Strict):
     """Initial audit days by effective headcount: [upper headcount, days] points."""
 
     clause: str = Field(min_length=1)
+    # Whose table this is, when the body publishes none of its own (BQC borrows GGBZ's).
+    borrowed_from: str | None = Field(default=None, min_length=1)
+    # The clauses that prescribe 1/3 and 2/3 rounded to the nearest half day (GGBZ §5.7.4, §5.8.5).
+    rounding_clause: str | None = Field(default=None, min_length=1)
     points: tuple[tuple[int, float], ...] = Field(min_length=2)
     surveillance_fraction: str = "1/3"
     recertification_fraction: str = "2/3"
@@ -64,6 +71,22 @@ class AuditTime(Strict):
     @property
     def recertification(self) -> Fraction:
         return _fraction(self.recertification_fraction)
+
+
+class OtherFee(Strict):
+    """A fee besides the schedule's: a fixed amount, or a fraction of the initial audit fee."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    cny: int | None = Field(default=None, ge=0)
+    fraction_of_initial_audit: str | None = None
+    clause: str = Field(min_length=1)
+
+    @field_validator("fraction_of_initial_audit")
+    @classmethod
+    def _is_fraction(cls, value: str | None) -> str | None:
+        if value is not None:
+            _fraction(value)
+        return value
 
 
 class Fees(Strict):

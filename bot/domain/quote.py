@@ -39,6 +39,12 @@ class Quote:
     clause: str
     sampling_clause: str
     max_reduction: float
+    # What the quote must say so its figures read right (issue 15 §6).
+    rounding_clause: str | None = None
+    borrowed_from: str | None = None
+    site_share: Fraction = Fraction(1, 2)
+    site_share_clause: str | None = None
+    other_fees: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +60,11 @@ class Quote:
             "clause": self.clause,
             "sampling_clause": self.sampling_clause,
             "max_reduction": self.max_reduction,
+            "rounding_clause": self.rounding_clause,
+            "borrowed_from": self.borrowed_from,
+            "site_share": str(self.site_share),
+            "site_share_clause": self.site_share_clause,
+            "other_fees": list(self.other_fees),
             "profile": self.profile,
             "headcount": self.headcount,
             "sites": self.sites,
@@ -136,6 +147,22 @@ def fee_breakdown(fees: Fees, initial_days: Fraction) -> dict[str, Any]:
     return result
 
 
+def other_fees(profile: Profile, initial_days: Fraction | None = None) -> list[dict[str, Any]]:
+    """The fees besides the schedule: amounts, or a fraction of the initial audit fee (its
+    amount only when both the days and a per-day fee are known)."""
+    per_day = profile.fees.audit_per_day_cny if profile.fees else None
+    out = []
+    for fee in profile.other_fees:
+        row: dict[str, Any] = {"id": fee.id, "clause": fee.clause, "cny": fee.cny}
+        if fee.fraction_of_initial_audit is not None:
+            share = Fraction(fee.fraction_of_initial_audit)
+            row["fraction_of_initial_audit"] = str(share)
+            if initial_days is not None and per_day is not None:
+                row["cny"] = _cny(initial_days * per_day * share)
+        out.append(row)
+    return out
+
+
 def quote(profile: Profile, headcount: int, sites: int = 1) -> Quote:
     """Audit days for `headcount` effective people, sampled sites of `sites`, and fees."""
     if headcount < 1:
@@ -163,7 +190,12 @@ def quote(profile: Profile, headcount: int, sites: int = 1) -> Quote:
         clause=table.clause,
         sampling_clause=multi.clause,
         max_reduction=table.max_reduction,
+        rounding_clause=table.rounding_clause,
+        borrowed_from=table.borrowed_from,
+        site_share=Fraction(multi.site_share),
+        site_share_clause=multi.site_share_clause,
+        other_fees=tuple(other_fees(profile, initial)),
     )
 
 
-__all__ = ["Quote", "QuoteUnavailable", "SitesSampled", "quote", "round_half_day"]
+__all__ = ["Quote", "QuoteUnavailable", "SitesSampled", "other_fees", "quote", "round_half_day"]

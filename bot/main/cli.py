@@ -57,6 +57,9 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
         args.decided,
         WorkCalendar(overrides),
         roll_to_workday=profile.calendar.roll_to_workday,
+        notified=args.notified,
+        about=args.about,
+        serious=args.serious,
     )
     rows = [d.to_dict() for d in computed]
     if args.json:
@@ -65,7 +68,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
         for row in rows:
             mark = " (provisional)" if row["provisional"] else ""
             period = f"{row['count']} {row['unit']}"
-            print(f"{row['due']}  {row['rule']:26} {period:16} {row['clause']}{mark}")
+            print(f"{row['due']}  {row['rule']:30} {period:16} {row['clause']}{mark}")
     return 0
 
 
@@ -132,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=["appeal", "complaint", "dispute"])
     p.add_argument("--received", required=True, type=iso_date, help="YYYY-MM-DD")
     p.add_argument("--decided", type=iso_date, help="date of the decision appealed, YYYY-MM-DD")
+    p.add_argument(
+        "--notified", type=iso_date, help="date the appellant received the decision's notice"
+    )
+    p.add_argument(
+        "--about", choices=["body", "staff", "organisation"], help="whom a complaint is about"
+    )
+    p.add_argument("--serious", action="store_true", help="a serious complaint (SGC §八2.4)")
     p.add_argument("--json", action="store_true")
 
     p = add("quote", cmd_quote, "estimate audit days and fees")

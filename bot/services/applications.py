@@ -21,7 +21,7 @@ from bot.domain.applications import (
 )
 from bot.domain.refs import unique_ref
 from bot.outbox.to_staff import queue_for_staff
-from messages.render import t, th
+from messages.render import catalog, t, th
 from storage.files import store_file
 from storage.models import Application, Contact, Document, Organisation
 from storage.repo import applications as repo
@@ -64,11 +64,17 @@ async def open_application(
         desk.settings.default_locale,
         ref=ref,
         organisation=org.name,
-        scheme=scheme,
+        scheme=scheme_name(scheme, desk.settings.default_locale),
         contact=contact.name or "—",
     )
     await queue_for_staff(desk, session, key=f"application-new:{ref}", text=text)
     return app, True
+
+
+def scheme_name(scheme: str, locale: str | None) -> str:
+    """A scheme as people name it (社会责任管理体系), never the bare code (SA)."""
+    key = f"application.scheme_{scheme}"
+    return t(key, locale) if key in catalog() else scheme
 
 
 async def snapshot(desk: Desk, uow: UnitOfWork, contact_id: int) -> Snapshot | None:
@@ -210,5 +216,6 @@ __all__ = [
     "open_application",
     "receive_document",
     "review_document",
+    "scheme_name",
     "snapshot",
 ]

@@ -36,6 +36,7 @@ from handlers.telegram.cases_common import (
     uploaded,
     user_id,
 )
+from handlers.telegram.cases_summary import summary
 from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay, uow_of
 from messages.render import t, th
 from storage.models import Channel
@@ -44,6 +45,7 @@ from storage.models import Channel
 KIND = "cases.kind"
 DECISION = "cases.decision"
 DECISION_DATE = "cases.decision_date"
+NOTIFIED_DATE = "cases.notified_date"
 DECIDED_BY = "cases.decided_by"
 CONCERNS = "cases.concerns"
 CERTIFIED_ORG = "cases.certified_org"
@@ -129,22 +131,44 @@ async def decision(update: Update, context: Context) -> str:
     return DECISION_DATE
 
 
+async def _typed_date(update: Update, context: Context) -> date | None:
+    """The date typed, or None once the user is told why it is not one we can take."""
+    typed_date = cases.parse_date(text_of(update))
+    if typed_date is None or typed_date > desk_of(context).clock.today():
+        await say(update, context, "cases.bad_date" if typed_date is None else "cases.future_date")
+        return None
+    return typed_date
+
+
 @stay
 @needs_draft
 async def decision_date(update: Update, context: Context) -> str:
     draft = _draft(context)
-    typed_date = cases.parse_date(text_of(update))
+    typed_date = await _typed_date(update, context)
     if typed_date is None:
-        await say(update, context, "cases.bad_date")
-        return DECISION_DATE
-    if typed_date > desk_of(context).clock.today():
-        await say(update, context, "cases.future_date")
         return DECISION_DATE
     draft["decided_on"] = typed_date.isoformat()
     if draft["kind"] == "appeal":
-        await say(update, context, "cases.ask_decided_by", skip_markup(locale_of(context)))
-        return DECIDED_BY
+        # Two dates: each body's window counts from the one its clause names.
+        await say(update, context, "cases.ask_notified_date")
+        return NOTIFIED_DATE
     return await _ask_description(update, context)
+
+
+@stay
+@needs_draft
+async def notified_date(update: Update, context: Context) -> str:
+    """The day the appellant received the decision's notice (BQC §19.1, SGC §八1.3(4))."""
+    draft = _draft(context)
+    typed_date = await _typed_date(update, context)
+    if typed_date is None:
+        return NOTIFIED_DATE
+    if typed_date < date.fromisoformat(draft["decided_on"]):
+        await say(update, context, "cases.notified_before_decision")
+        return NOTIFIED_DATE
+    draft["notified_on"] = typed_date.isoformat()
+    await say(update, context, "cases.ask_decided_by", skip_markup(locale_of(context)))
+    return DECIDED_BY
 
 
 @stay
@@ -240,40 +264,8 @@ async def contact_given(update: Update, context: Context) -> str:
         ]
     )
     await common.answer_query(update)
-    await send(update, context, _summary(draft, loc), markup)
+    await send(update, context, summary(draft, loc), markup)
     return CONFIRM
-
-
-def _summary(draft: dict[str, Any], loc: str) -> str:
-    none = t("cases.not_given", loc)
-
-    def line(label: str, value: object) -> str:
-        shown = str(value) if value not in (None, "") else none
-        return th("cases.summary_line", loc, label=t(f"cases.label_{label}", loc), value=shown)
-
-    kind = draft["kind"]
-    lines = []
-    if kind == "appeal":
-        lines.append(line("decision", draft.get("subject")))
-    if draft.get("decided_on"):
-        lines.append(
-            line("decision_date", cases.format_date(date.fromisoformat(draft["decided_on"]), loc))
-        )
-    if kind == "appeal":
-        team = [draft.get("decided_by"), *draft.get("audit_team", [])]
-        lines.append(line("decided_by", "、".join(n for n in team if n)))
-    if kind == "complaint":
-        about = t(f"cases.btn_concerns_{draft.get('concerns', 'body')}", loc)
-        if draft.get("concerns_org"):
-            about += f" — {draft['concerns_org']}"
-        lines.append(line("concerns", about))
-    lines.append(line("description", draft.get("description")))
-    lines.append(line("files", "、".join(f["name"] for f in draft.get("files", []))))
-    lines.append(line("name", draft.get("name")))
-    lines.append(line("contact", draft.get("email") or draft.get("phone")))
-    return cases.th_with_lines(
-        "cases.summary", loc, {"lines": lines}, kind=cases.kind_name(kind, loc)
-    )
 
 
 @stay
@@ -285,7 +277,7 @@ async def confirmed(update: Update, context: Context) -> int:
     draft = _draft(context)
     chat = update.effective_chat
     assert chat is not None and context.user_data is not None
-    decided = draft.get("decided_on")
+    decided, notified = draft.get("decided_on"), draft.get("notified_on")
     concerns_org = draft.get("concerns_org")
     opened = await cases.open_case(
         desk,
@@ -304,6 +296,7 @@ async def confirmed(update: Update, context: Context) -> int:
         description=draft.get("description") or "",
         attachments=[Attachment(**f) for f in draft.get("files", [])],
         decided_on=date.fromisoformat(decided) if decided else None,
+        notified_on=date.fromisoformat(notified) if notified else None,
         decided_by=draft.get("decided_by"),
         audit_team=draft.get("audit_team", []),
         concerns=draft.get("concerns"),
@@ -342,6 +335,7 @@ def register(app: Application, desk: Desk) -> None:
             ],
             DECISION: [MessageHandler(text, decision)],
             DECISION_DATE: [MessageHandler(text, decision_date)],
+            NOTIFIED_DATE: [MessageHandler(text, notified_date)],
             DECIDED_BY: [
                 MessageHandler(text, decided_by),
                 CallbackQueryHandler(decided_by, pattern=skip),

@@ -69,6 +69,7 @@ from handlers.telegram.guard import (
     FloodGate,
     guard,
 )
+from handlers.telegram.help_text import help_text
 from handlers.telegram.replies import (
     answer_query,
     button,
@@ -115,7 +116,9 @@ async def menu(update: Update, context: Context) -> None:
 async def help_(update: Update, context: Context) -> None:
     """/help and the help button."""
     await answer_query(update)
-    await reply(update, context, "menu.help", markup=main_menu(locale_of(context)))
+    locale = locale_of(context)
+    text = help_text(desk_of(context).profile.body.contact, locale)
+    await send(update, context, text, main_menu(locale))
 
 
 async def cancel(update: Update, context: Context) -> None:

@@ -20,6 +20,7 @@ from telegram.ext import (
 from bot.desk import Desk
 from bot.domain.eligibility import add_months, questions, verdict
 from bot.domain.policy import Condition
+from bot.services import applications as apps
 from bot.services import eligibility
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
@@ -166,7 +167,7 @@ async def _begin(update: Update, context: Context, org: Any) -> str | int:
     schemes = desk.profile.body.schemes
     if len(schemes) > 1:
         locale = common.locale_of(context)
-        rows = [[(s, f"el:s:{s}")] for s in schemes]
+        rows = [[(apps.scheme_name(s, locale), f"el:s:{s}")] for s in schemes]
         await common.send(
             update, context, th("applicant.choose_scheme", locale), common.keyboard(rows)
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Any
 
 from telegram import Update
 from telegram.ext import (
@@ -15,7 +16,7 @@ from telegram.ext import (
 )
 
 from bot.desk import Desk
-from bot.domain.quote import Quote, QuoteUnavailable, quote
+from bot.domain.quote import Quote, QuoteUnavailable, other_fees, quote
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th
@@ -83,11 +84,42 @@ def render(q: Quote, locale: str) -> str:
         )
     lines.append("</pre>")
     lines.append(th("applicant.quote_estimate", locale, clause=q.clause))
+    if q.borrowed_from:
+        lines.append(th("application.quote_borrowed", locale, table=q.borrowed_from))
+    if q.rounding_clause:
+        # 1/3 and 2/3 rounded to the nearest half day, as the clauses prescribe (5.2 → 5).
+        lines.append(th("application.quote_rounding", locale, clause=q.rounding_clause))
     if q.sites > 1:
         lines.append(th("applicant.clause_line", locale, clause=q.sampling_clause))
+        if q.site_share_clause:
+            share = f"{float(q.site_share):.0%}"
+            lines.append(
+                th("application.quote_site_share", locale, share=share, clause=q.site_share_clause)
+            )
     if q.fees:
         lines.append(th("applicant.clause_line", locale, clause=q.fees["clause"]))
+    else:
+        lines.append(th("application.quote_no_fees", locale))
+    lines.extend(other_fee_lines(list(q.other_fees), locale))
     return "\n".join(lines)
+
+
+def other_fee_lines(fees: list[dict[str, Any]], locale: str) -> list[str]:
+    """Fees besides the schedule (reissued certificates, a pre-audit …), each with its clause."""
+    if not fees:
+        return []
+    lines = [th("application.quote_other_fees", locale)]
+    for fee in fees:
+        if fee.get("cny") is not None:
+            amount = th("application.fee_amount", locale, cny=f"{fee['cny']:,}")
+        else:
+            share = f"{float(Fraction(fee['fraction_of_initial_audit'])):.0%}"
+            amount = th("application.fee_share", locale, share=share)
+        name = th(f"application.fee_{fee['id']}", locale)
+        lines.append(
+            th("application.fee_line", locale, name=name, amount=amount, clause=fee["clause"])
+        )
+    return lines
 
 
 @stay
@@ -97,13 +129,15 @@ async def entry(update: Update, context: Context) -> str | int:
     if desk.profile.audit_time is None:
         locale = common.locale_of(context)
         body = desk.profile.body
-        await reply(
-            update,
-            context,
-            "applicant.quote_unavailable",
-            body=body.name_zh if locale == "zh_CN" else body.name_en,
-            markup=common.main_menu(locale),
+        # No table and no fee schedule: said plainly, with the fees the body does publish.
+        key = "applicant.quote_unavailable" if desk.profile.fees else "application.quote_none"
+        text = "\n".join(
+            [
+                th(key, locale, body=body.name_zh if locale == "zh_CN" else body.name_en),
+                *other_fee_lines(other_fees(desk.profile), locale),
+            ]
         )
+        await common.send(update, context, text, common.main_menu(locale))
         return ConversationHandler.END
     await reply(update, context, "applicant.quote_ask_headcount")
     return HEADCOUNT

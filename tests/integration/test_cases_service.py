@@ -190,7 +190,7 @@ async def test_appeal_filing_window(
     assert "申诉手续要求：GGBZ §8.6.1" in text
     assert "• 组成申诉工作组：2026年10月16日前" in text
     assert "申诉提出期限" not in text.split("我们将在以下日期前完成")[1].split("\n\n")[0]
-    assert ("申诉期限已于2026年9月1日届满" in text) is out_of_time
+    assert ("原决定作出日期为2026年6月1日，申诉提出期限已于2026年9月1日届满" in text) is out_of_time
     assert ("超过申诉/争议提出期限" in staff.payload["text"]) is out_of_time
 
 

@@ -168,7 +168,7 @@ async def test_complaint_in_chinese_is_acknowledged_with_ggbz_dates(bot: Bot) ->
 
     # The user's own list shows it with its next date.
     listed = await _step(user, "/mycases")
-    assert f"{ref} 投诉：已受理，下一期限 2026年11月13日" in listed
+    assert f"{ref} 投诉：已收到，下一期限 2026年11月13日" in listed
 
     # Add information, then withdraw: both recorded, staff told, the user answered in writing.
     assert "2026年11月13日前" in await _step(user, ref, press=True)
@@ -217,7 +217,10 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
     assert "Which decision" in await _step(user, "Appeal", press=True)
     assert "On which date" in await _step(user, "Suspension of certificate GGBZ-SA-2025-007")
     assert "could not read" in await _step(user, "last month")
-    assert "who took that decision" in await _step(user, "2026-06-01")
+    # Two dates, asked apart: when the decision was made, when its notice reached the appellant.
+    assert "receive the notice" in await _step(user, "2026-06-01")
+    assert "before the decision was made" in await _step(user, "2026-05-30")
+    assert "who took that decision" in await _step(user, "2026-06-05")
     await _step(user, "Zhang Wei, Wang Fang")
     await _step(user, "Please lift the suspension; the findings were closed.")
     await _step(user, "Continue", press=True)
@@ -227,7 +230,9 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
     assert ref is not None
     staff_before = len(zhang.replies)
     (ack,) = await _delivered(bot, user)
-    assert "the time limit for appeals ended on 2026-09-01" in ack  # out of time, still recorded
+    # GGBZ §8.6.1 counts from the day the decision was made: out of time, still recorded.
+    late = "the decision was made on 2026-06-01. Time limit to file an appeal: ended on 2026-09-01"
+    assert late in ack
     assert "• Appeal work group formed: by 2026-10-16 (GGBZ §8.6.2" in ack
     assert "超过申诉/争议提出期限" in zhang.replies[staff_before].text
 
@@ -334,7 +339,7 @@ async def test_forged_buttons_reach_nobody_elses_case(bot: Bot) -> None:
     assert "您还没有提交过" in await _step(other, "/mycases")  # the very next answer
     assert all(ref not in r.text for r in other.replies)
     assert await _events(bot.desk, ref) == ["received", "acknowledged"]
-    assert f"{ref} 投诉：已受理" in await _step(owner, "/mycases")
+    assert f"{ref} 投诉：已收到" in await _step(owner, "/mycases")
 
 
 async def test_forged_choices_in_the_filing_flow_are_ignored(bot: Bot) -> None:

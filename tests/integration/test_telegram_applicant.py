@@ -67,6 +67,7 @@ YES_ALL = {
     "suspension_order": False,
     "dishonest_list": False,
     "major_accident": False,
+    "responsibility_accident": False,
     "spot_check": False,
     "revoked_elsewhere": False,
     "revoked_unrectified": False,
@@ -77,13 +78,13 @@ YES_ALL = {
 async def answer_all(
     user: FakeUser, since: str, overrides: dict[str, bool] | None = None, *, en: bool = False
 ) -> Reply:
-    """Answer the 12 GGBZ questions; return the verdict message."""
+    """Answer the 13 GGBZ questions; return the verdict message."""
     answers = {**YES_ALL, **(overrides or {})}
     order = list(YES_ALL)
     order.insert(2, "running")
     last: Reply | None = None
     for n, cond in enumerate(order, 1):
-        question = await expect(user, f"{n}/12" if not en else f"Question {n} of 12")
+        question = await expect(user, f"{n}/13" if not en else f"Question {n} of 13")
         if cond == "running":
             await user.send(since)
         else:
@@ -102,24 +103,24 @@ async def test_eligible_with_back_and_bad_inputs_zh(bot_desk: Desk, emulator: Em
         await user.press("申请资格自评")
         await expect(user, "请输入贵组织的全称")
         await user.send("武汉示例科技有限公司")
-        q1 = await expect(user, "1/12", "法人资格")
+        q1 = await expect(user, "1/13", "法人资格")
         await user.send("是的")  # text where a button is expected
         await expect(user, "请点击上面消息中的按钮")
         await user.press("否", message_id=q1.message_id)  # a wrong answer…
-        await expect(user, "2/12")
+        await expect(user, "2/13")
         await user.press("« 返回")  # …changed with Back
-        q1 = await expect(user, "1/12", "法人资格")
+        q1 = await expect(user, "1/13", "法人资格")
         await user.press("是", message_id=q1.message_id)
-        q2 = await expect(user, "2/12")
+        q2 = await expect(user, "2/13")
         await user.press("是", message_id=q2.message_id)
-        await expect(user, "3/12", "开始运行")
+        await expect(user, "3/13", "开始运行")
         await user.send("2026-13-45")
         await expect(user, "无法识别该日期")
         await user.send("2027年1月1日")
         await expect(user, "晚于今天")
         await user.send("2026年5月20日")  # ran six months by 2026-11-20
-        for n in range(4, 13):
-            q = await expect(user, f"{n}/12")
+        for n in range(4, 14):
+            q = await expect(user, f"{n}/13")
             cond = [c for c in YES_ALL if c not in ("legal_person", "licences")][n - 4]
             await user.press(f"el:{'y' if YES_ALL[cond] else 'n'}:{cond}", message_id=q.message_id)
         verdict = await expect(user, "符合申请条件")
@@ -204,9 +205,9 @@ async def test_restart_resumes_the_conversation_where_it_stopped(
             await user.press("申请资格自评")
             await expect(user, "全称")
             await user.send("重启测试有限公司")
-            q1 = await expect(user, "1/12")
+            q1 = await expect(user, "1/13")
             await user.press("是", message_id=q1.message_id)
-            q2 = await expect(user, "2/12")
+            q2 = await expect(user, "2/13")
         async with first.sessions() as session:
             states = (await session.exec(select(ConversationState))).all()
         await first.close()
@@ -216,9 +217,9 @@ async def test_restart_resumes_the_conversation_where_it_stopped(
         try:
             async with running(second, emulator):
                 await user.press("是", message_id=q2.message_id)
-                await expect(user, "3/12")
+                await expect(user, "3/13")
                 await user.send("2026-01-01")
-                await expect(user, "4/12")
+                await expect(user, "4/13")
         finally:
             await second.close()
 
@@ -356,8 +357,14 @@ async def test_scheme_choice_drives_questions_and_checklist(
             await expect(user, "full name")
             await user.send("Green Factory Ltd")
             choice = await expect(user, "Which certification scheme")
-            assert choice.buttons == ["QMS", "EMS", "OHSMS", "EnMS"]
-            await user.press("EMS")
+            # Named as people know them, not by code (issue 15 §6).
+            assert choice.buttons == [
+                "Quality management system (GB/T 19001)",
+                "Environmental management system (GB/T 24001)",
+                "Occupational health and safety management system (GB/T 45001)",
+                "Energy management system",
+            ]
+            await user.press("Environmental management system (GB/T 24001)")
             answers = ["y", "2026-01-01", "y", "y", "n", "n"]  # EMS asks 6 questions
             for n, answer in enumerate(answers, 1):
                 question = await expect(user, f"Question {n} of 6")

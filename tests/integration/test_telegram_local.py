@@ -55,7 +55,7 @@ async def test_local_chat_runs_the_full_bot_in_a_terminal(tmp_path: Path) -> Non
     text = out.getvalue()
     assert "请选择语言" in text and "[1] 简体中文  [2] English" in text
     assert "已设置为简体中文" in text and "[1] 申请资格自评" in text
-    assert "第 1/12 题" in text and "第 2/12 题" in text
+    assert "第 1/13 题" in text and "第 2/13 题" in text
     assert (tmp_path / "data" / "local" / "certdesk.db").exists()  # its own, not the real one
     assert "TELEGRAM_BOT_TOKEN" in local_mode_line() and "本地模式" in local_mode_line()
 
@@ -137,9 +137,9 @@ async def test_an_update_delivered_twice_is_answered_and_saved_once(
             await user.press("申请资格自评")
             await expect(user, "全称")
             await user.send("重复投递有限公司")
-            q1 = await expect(user, "1/12")
+            q1 = await expect(user, "1/13")
             pressed = await user.press("是", message_id=q1.message_id)
-            await expect(user, "2/12")
+            await expect(user, "2/13")
             shown = len(user.replies)
             await app.process_update(Update.de_json(pressed, app.bot))
             assert len(user.replies) == shown
@@ -158,7 +158,7 @@ async def test_an_update_delivered_twice_is_answered_and_saved_once(
                 assert len(user.replies) == shown
                 q2 = user.replies[-1]
                 await user.press("是", message_id=q2.message_id)
-                await expect(user, "3/12")
+                await expect(user, "3/13")
             async with second.sessions() as session:
                 org = (await session.exec(select(Organisation))).one()
             assert list((org.eligibility_answers or {}).values()).count(True) == 2

@@ -35,7 +35,10 @@ class Decision:
     ("profile", "kind", "expected"),
     [
         (GGBZ, "appeal", ["work_group_formed", "decision_made"]),
-        (GGBZ, "complaint", ["investigation_done", "answer_sent"]),
+        # GGBZ §8.5.3: investigated, handled *and notified* in 30 working days, so the written
+        # notice meets it: no separate internal milestone.
+        (GGBZ, "complaint", ["answer_sent"]),
+        (SGC, "complaint", ["investigation_done", "answer_sent"]),
         (GGBZ, "dispute", ["answer_sent"]),  # no rules at all: still its final milestone
         (BQC, "appeal", ["decision_made"]),
         (BQC, "complaint", ["answer_sent"]),
@@ -55,7 +58,10 @@ def test_milestones_in_the_order_they_happen(
 def test_a_milestone_both_closing_a_rule_and_final_is_listed_once() -> None:
     # GGBZ complaint.written_result is closed by answer_sent, the complaint's final milestone.
     assert rules.milestones_for(GGBZ, "complaint").count("answer_sent") == 1
-    assert rules.rules_met_by(GGBZ, "complaint", "answer_sent") == ["complaint.written_result"]
+    assert rules.rules_met_by(GGBZ, "complaint", "answer_sent") == [
+        "complaint.investigation",
+        "complaint.written_result",
+    ]
     assert rules.rules_met_by(GGBZ, "appeal", "work_group_formed") == ["appeal.work_group"]
     assert rules.rules_met_by(GGBZ, "appeal", "investigation_done") == []
 
@@ -106,6 +112,7 @@ def test_identity_required_for_complaints_per_profile(profile: Profile, required
 
 
 def _windows(profile: Profile, kind: str, received: date, decided: date) -> list[ComputedDeadline]:
+    """Windows with the decision made and its notice received on the same day."""
     computed = case_deadlines(
         profile.rules.values(),
         kind,
@@ -113,6 +120,7 @@ def _windows(profile: Profile, kind: str, received: date, decided: date) -> list
         decided,
         CAL,
         roll_to_workday=profile.calendar.roll_to_workday,
+        notified=decided,
     )
     return rules.filing_windows(profile, computed)
 
@@ -149,7 +157,10 @@ def test_only_periods_from_the_decision_that_nothing_closes_are_filing_windows()
     assert rules.is_filing_window(GGBZ, "appeal.filing_window")
     assert not rules.is_filing_window(GGBZ, "appeal.work_group")  # from receipt, closed by staff
     assert not rules.is_filing_window(GGBZ, "no.such_rule")
-    assert rules.is_filing_window(SGC, "complaint.appeal_window")
+    assert rules.is_filing_window(SGC, "appeal.filing_window")  # from the notice
+    # The window a complaint decision opens counts from our outcome: not a filing window.
+    assert not rules.is_filing_window(SGC, "complaint.appeal_window")
+    assert rules.is_followup_window(SGC, "complaint.appeal_window")
     # Without a decision date there is nothing to count a window from.
     computed = case_deadlines(GGBZ.rules.values(), "appeal", date(2026, 9, 28), None, CAL)
     assert rules.filing_windows(GGBZ, computed) == []

@@ -13,6 +13,11 @@
 - attachments.py: `keep_attachment(desk, uow, data, name)` type-checks, size-checks and stores
   a file; `check_upload_size(desk, size)` alone, before downloading.
 - verify.py: `verify(uow, ref=None) -> list[Problem]` recomputes the hash chains.
+- dates.py: `give_dates(desk, uow, case, actor, decided_on=, notified_on=)`: the decision's
+  dates given by staff after the fact; the filing windows they start.
+- steps.py: the outcome letter (sent by the final milestone) with where to go next and the
+  window it opens; `decide_acceptance` (SGC §八1.4), `extend_deadline` (named approver),
+  `inform_organisation`, `decide_publicity`, `mark_serious` (SGC §八2.4).
 - lookups.py: what the chat handlers read (own cases, staff lists, locked cases).
 - texts.py: `deadline_lines`, `format_date`, `kind_name`, `rule_label`, `cut`, `th_with_lines`,
   `complainant_identity` (staff eyes only), `refused_html` / `refused_text`.
@@ -52,6 +57,7 @@ from bot.services.cases.actions import (
     withdraw,
 )
 from bot.services.cases.attachments import Attachment, check_upload_size, keep_attachment
+from bot.services.cases.dates import give_dates
 from bot.services.cases.events import Work
 from bot.services.cases.lookups import (
     CaseRecord,
@@ -66,6 +72,13 @@ from bot.services.cases.lookups import (
 )
 from bot.services.cases.opening import OpenedCase, open_case
 from bot.services.cases.outgoing import new_message_id
+from bot.services.cases.steps import (
+    decide_acceptance,
+    decide_publicity,
+    extend_deadline,
+    inform_organisation,
+    mark_serious,
+)
 from bot.services.cases.texts import (
     case_flags,
     complainant_identity,
@@ -108,15 +121,21 @@ __all__ = [
     "count_cases",
     "cut",
     "deadline_lines",
+    "decide_acceptance",
+    "decide_publicity",
+    "extend_deadline",
     "find_case_by_message_id",
     "find_case_by_ref",
     "format_date",
+    "give_dates",
     "identity_required",
     "impartiality_conflict",
+    "inform_organisation",
     "keep_attachment",
     "kind_name",
     "lock_case",
     "lock_own_case",
+    "mark_serious",
     "milestones_for",
     "new_message_id",
     "open_case",

@@ -18,6 +18,7 @@ from bot.services.cases.outgoing import (
     telegram_to_complainant,
     to_staff,
 )
+from bot.services.cases.steps import send_outcome
 from bot.services.cases.texts import both, cut, show_buttons
 from messages.render import t, th
 from storage.models import Case, CaseEvent, Channel, Deadline, OutboxMessage
@@ -148,6 +149,9 @@ async def record_milestone(
 ) -> list[Deadline]:
     """Record a milestone; close the deadlines it meets (`closed_by` in the profile).
 
+    The kind's final milestone sends the outcome letter (`note` is its text, if given): where
+    to go next, and the window that opens for it (steps.send_outcome).
+
     `withdrawn` and the kind's final milestone close the case and every deadline still open;
     a milestone not in `milestones_for(profile, kind)` is refused.
     """
@@ -174,6 +178,9 @@ async def record_milestone(
         now=now,
         data={"note": note, "closed": [d.rule_id for d in closed]},
     )
+    if rules.is_final(case.kind, milestone) and milestone != WITHDRAWN:
+        # Closing a case sends its outcome: the written notice that meets the deadline.
+        await send_outcome(desk, session, case, actor, note, now)
     return closed
 
 

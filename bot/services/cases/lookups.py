@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.domain.cases import Complainant
 from storage.models import Case, CaseEvent, Deadline
 from storage.repo import cases as repo
 from storage.repo.cases import CaseDue
@@ -74,3 +79,51 @@ async def open_cases(uow: UnitOfWork) -> list[CaseDue]:
 async def staff_names(uow: UnitOfWork, user_id: int) -> list[str] | None:
     """A staff member's name as the desk knows it (from their own chat); None if never seen."""
     return await repo.telegram_user_names(uow.session, user_id)
+
+
+# Rule ids of the windows an outcome opens: the profiles name them `*.second_level` and
+# `*.appeal_window` and count them from `outcome_sent` (only such rows are ever stored).
+FOLLOWUP_ROWS = "outcome_sent"
+
+
+@dataclass(frozen=True)
+class Followed:
+    """An earlier case whose outcome opened the window this filing falls in."""
+
+    ref: str
+    rule: str
+    due: date
+    clause: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"ref": self.ref, "rule": self.rule, "due": self.due.isoformat()}
+
+
+async def followed_window(
+    session: AsyncSession, who: Complainant, contact_id: int | None, received: date
+) -> Followed | None:
+    """The complainant's earlier case whose outcome window contains `received`, if any.
+
+    The windows are stored as deadline rows closed by `outcome_sent` (they are the
+    complainant's to use, not ours to meet), so they never reach the staff alert scan.
+    """
+    whose = []
+    if contact_id is not None:
+        whose.append(col(Case.contact_id) == contact_id)
+    if who.email:
+        whose.append(col(Case.complainant_email) == who.email)
+    if not whose:
+        return None
+    query = (
+        select(Deadline, Case)
+        .join(Case, col(Case.id) == col(Deadline.case_id))
+        .where(or_(*whose))
+        .where(col(Deadline.closed_by) == FOLLOWUP_ROWS)
+        .where(col(Deadline.start_on) <= received, col(Deadline.due_on) >= received)
+        .order_by(col(Deadline.due_on))
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    deadline, case = row
+    return Followed(case.ref, deadline.rule_id, deadline.due_on, deadline.clause)

@@ -17,13 +17,14 @@ from bot.domain.policy import CASE_KINDS, Profile
 from bot.domain.refs import subject_tag, unique_ref
 from bot.services.cases.attachments import Attachment
 from bot.services.cases.events import Work, append, session_of
+from bot.services.cases.lookups import followed_window
 from bot.services.cases.outgoing import (
     email_to_complainant,
     staff_locale,
     telegram_to_complainant,
     to_staff,
 )
-from bot.services.cases.texts import ack_body, kind_name, new_case_alert
+from bot.services.cases.texts import Ack, Dates, ack_body, kind_name, new_case_alert
 from messages.render import normalise_locale, t
 from storage.models import Case, Channel, Deadline, OutboxMessage
 from storage.repo import cases as repo
@@ -51,6 +52,7 @@ async def open_case(
     description: str,
     attachments: Sequence[Attachment] = (),
     decided_on: date | None = None,
+    notified_on: date | None = None,
     decided_by: str | None = None,
     audit_team: Sequence[str] = (),
     concerns: str | None = None,
@@ -61,6 +63,12 @@ async def open_case(
 ) -> OpenedCase:
     """Record a case, its first event and every deadline the profile defines for the kind, and
     queue the written acknowledgement (Telegram and/or e-mail) and the staff alert.
+
+    `decided_on` is the day the decision appealed was made, `notified_on` the day the appellant
+    received its notice: each body's filing window counts from the one its clause names (GGBZ
+    §8.6.1 made; BQC §19.1, SGC §八1.3(4) received). A window whose date is not given yet is
+    "not yet checked" until staff give it (`give_dates`). A case filed inside a window our
+    earlier outcome opened (SGC §八1.7, §八2.6(4)) is recognised as that further step.
 
     `acknowledge_by_email=False` records the case without the automatic e-mail answer (the intake
     passes it when a sender is over AUTO_REPLIES_PER_SENDER_PER_HOUR).
@@ -80,14 +88,18 @@ async def open_case(
         decided_on,
         desk.calendar,
         roll_to_workday=profile.calendar.roll_to_workday,
+        notified=notified_on,
+        about=rules.complaint_about(concerns) if kind == "complaint" else None,
     )
     windows = rules.filing_windows(profile, computed)
+    unchecked = [r.id for r in rules.unchecked_windows(profile, kind, computed)]
     contact_id = None
     if complainant.telegram_user_id is not None:
         contact = await repo.contact_for_telegram(
             session, complainant.telegram_user_id, complainant.telegram_chat_id, locale, now
         )
         contact_id = contact.id
+    follows = await followed_window(session, complainant, contact_id, received)
     thread = [m for m in [repo.normalise_message_id(source_message_id)] if m]
     ref = await unique_ref(
         desk.settings.case_ref_prefix, received.year, lambda r: repo.ref_exists(session, r)
@@ -102,7 +114,8 @@ async def open_case(
         "concerns_certificate_no": concerns_certificate_no,
         "decided_on": decided_on,
         "decided_by": decided_by,
-        "out_of_time": rules.out_of_time(received, windows),
+        # Inside a window our outcome opened, the earlier case's window is the one that counts.
+        "out_of_time": follows is None and rules.out_of_time(received, windows),
         "incomplete": rules.is_incomplete(profile, kind, complainant),
     }
     case = Case(
@@ -122,7 +135,8 @@ async def open_case(
     await session.flush()
     assert case.id is not None
 
-    deadlines = [_deadline_row(profile, case.id, d, received, decided_on, now) for d in computed]
+    dates = Dates(received, decided_on, notified_on)
+    deadlines = [_deadline_row(profile, case.id, d, dates, now) for d in computed]
     for row, d in zip(deadlines, computed, strict=True):
         if rules.is_filing_window(profile, d.rule):
             # A filing window is met (or missed) by the letter itself: nothing left to track.
@@ -139,6 +153,9 @@ async def open_case(
         data={
             **filed,
             "received_on": received,
+            "notified_on": notified_on,
+            "windows_unchecked": unchecked,
+            "follows": follows.to_dict() if follows else None,
             "attachments": [a.to_dict() for a in attachments],
             "complainant": complainant.to_dict(),
             "audit_team": list(audit_team),
@@ -147,12 +164,11 @@ async def open_case(
         },
     )
     opened = OpenedCase(case, deadlines)
+    ack = Ack(computed, windows, unchecked, dates, follows)
     opened.messages.extend(
-        await _acknowledge(
-            desk, session, case, computed, windows, received, now, email=acknowledge_by_email
-        )
+        await _acknowledge(desk, session, case, ack, now, email=acknowledge_by_email)
     )
-    text, buttons = new_case_alert(case, deadlines, staff_locale(desk))
+    text, buttons = new_case_alert(case, deadlines, staff_locale(desk), unchecked, follows)
     staff = await to_staff(desk, session, case, f"case:{case.ref}:staff:new", text, buttons)
     if staff is not None:
         opened.messages.append(staff)
@@ -160,12 +176,7 @@ async def open_case(
 
 
 def _deadline_row(
-    profile: Profile,
-    case_id: int,
-    d: ComputedDeadline,
-    received: date,
-    decided: date | None,
-    now: datetime,
+    profile: Profile, case_id: int, d: ComputedDeadline, dates: Dates, now: datetime
 ) -> Deadline:
     return Deadline(
         case_id=case_id,
@@ -173,7 +184,9 @@ def _deadline_row(
         clause=d.clause,
         unit=d.unit,
         count=d.count,
-        start_on=rules.deadline_start(profile, d.rule, received, decided),
+        start_on=rules.deadline_start(
+            profile, d.rule, dates.received, dates.decided, dates.notified
+        ),
         due_on=d.due,
         provisional=d.provisional,
         created_at=now,
@@ -192,20 +205,17 @@ async def _acknowledge(
     desk: Desk,
     session: AsyncSession,
     case: Case,
-    computed: Sequence[ComputedDeadline],
-    windows: Sequence[ComputedDeadline],
-    received: date,
+    ack: Ack,
     now: datetime,
     *,
     email: bool = True,
 ) -> list[OutboxMessage]:
     """The written acknowledgement on each channel the complainant can be reached on."""
-    tracked = [d for d in computed if d not in windows]
     sent: list[OutboxMessage] = []
     message_id = None
 
     def body(as_html: bool, via: Channel) -> str:
-        return ack_body(desk, case, tracked, windows, received, as_html=as_html, via=via)
+        return ack_body(desk, case, ack, as_html=as_html, via=via)
 
     if case.complainant_chat_id is not None:
         sent.append(

@@ -94,3 +94,45 @@ async def email_to_complainant(
     case.thread_message_ids = [*thread, message_id]
     session.add(case)
     return row
+
+
+def complainant_channel(case: Case) -> Channel | None:
+    """The channel the case came from, else the other one the complainant can be reached on."""
+    reachable = {
+        Channel.TELEGRAM: case.complainant_chat_id is not None,
+        Channel.EMAIL: bool(case.complainant_email),
+    }
+    preferred = Channel(case.channel)
+    if reachable.get(preferred):
+        return preferred
+    return next((channel for channel, ok in reachable.items() if ok), None)
+
+
+async def letter_to_complainant(
+    desk: Desk,
+    session: AsyncSession,
+    case: Case,
+    *,
+    key: str,
+    subject: str,
+    text: str,
+    text_html: str,
+    now: datetime,
+) -> OutboxMessage | None:
+    """A written notice on the complainant's channel; None when they gave none (anonymous)."""
+    channel = complainant_channel(case)
+    if channel is Channel.TELEGRAM:
+        return await telegram_to_complainant(session, case, f"{key}:telegram", text_html, now)
+    if channel is Channel.EMAIL:
+        return await email_to_complainant(
+            desk,
+            session,
+            case,
+            key=f"{key}:email",
+            subject=subject,
+            text=text,
+            text_html=text_html,
+            auto_reply=False,
+            now=now,
+        )
+    return None

@@ -6,6 +6,7 @@ Every text comes from messages/catalogs (cases.toml, staff.toml) in the reader's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from html import escape
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 from bot.desk import Desk
 from bot.domain.cases import CaseRefused
 from bot.domain.deadlines import ComputedDeadline
+from bot.domain.policy import Profile
 from bot.domain.refs import subject_tag
+from bot.services.cases.lookups import Followed
 from messages.render import catalog, normalise_locale, rule_label, t, th
 from storage.models import Case, CaseEvent, Channel, Deadline
 
@@ -105,16 +108,64 @@ def complainant_identity(case: Case, events: Iterable[CaseEvent]) -> list[str]:
 # --- the written acknowledgement ---------------------------------------------------------------
 
 
-def ack_body(
-    desk: Desk,
-    case: Case,
-    tracked: Sequence[ComputedDeadline],
-    windows: Sequence[ComputedDeadline],
-    received: date,
-    *,
-    as_html: bool,
-    via: Channel,
-) -> str:
+@dataclass(frozen=True)
+class Dates:
+    """The dates a case's clocks count from, as given when it was filed."""
+
+    received: date
+    decided: date | None = None
+    notified: date | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """What the acknowledgement says about the case's dates."""
+
+    computed: Sequence[ComputedDeadline]
+    windows: Sequence[ComputedDeadline]  # the filing windows computed
+    unchecked: Sequence[str]  # filing windows whose start date is not known yet
+    dates: Dates
+    follows: Followed | None = None
+
+    @property
+    def tracked(self) -> list[ComputedDeadline]:
+        return [d for d in self.computed if d not in self.windows]
+
+
+def window_start(profile: Profile, kind: str, rule_id: str, dates: Dates) -> tuple[str, date]:
+    """The catalog key naming the day a filing window counts from, and that day."""
+    rule = profile.rules[rule_id]
+    if rule.from_ == "notified" and dates.notified is not None:
+        return "cases.start_notified", dates.notified
+    assert dates.decided is not None
+    return ("cases.start_event" if kind == "dispute" else "cases.start_decided"), dates.decided
+
+
+def missed_lines(profile: Profile, case: Case, ack: Ack, *, as_html: bool) -> list[str]:
+    """One sentence per filing window the case missed: its own start day and its own name."""
+    render = th if as_html else t
+    loc = case.locale
+    lines = []
+    for window in ack.windows:
+        if ack.follows is not None or ack.dates.received <= window.due:
+            continue
+        start_key, start = window_start(profile, case.kind, window.rule, ack.dates)
+        lines.append(
+            render(
+                "cases.ack_out_of_time",
+                loc,
+                start_label=t(start_key, loc),
+                start=format_date(start, loc),
+                window=rule_label(window.rule, loc),
+                window_end=format_date(window.due, loc),
+                clause=window.clause,
+                kind=kind_name(case.kind, loc),
+            )
+        )
+    return lines
+
+
+def ack_body(desk: Desk, case: Case, ack: Ack, *, as_html: bool, via: Channel) -> str:
     render = th if as_html else t
     loc = case.locale
     profile = desk.profile
@@ -123,11 +174,12 @@ def ack_body(
             "cases.ack_intro",
             loc,
             kind=kind_name(case.kind, loc),
-            received=format_date(received, loc),
+            received=format_date(ack.dates.received, loc),
             ref=case.ref,
         ),
         render(f"cases.ack_next_{case.kind}", loc),
     ]
+    tracked = ack.tracked
     if tracked:
         parts.append(
             "\n".join(
@@ -136,15 +188,26 @@ def ack_body(
         )
     else:
         parts.append(render("cases.ack_no_deadlines", loc))
-    if case.out_of_time and windows and case.decided_on is not None:
-        window = windows[0]
+    if ack.follows is not None:
         parts.append(
             render(
-                "cases.ack_out_of_time",
+                "cases.ack_follows",
                 loc,
-                decided=format_date(case.decided_on, loc),
-                window_end=format_date(window.due, loc),
-                clause=window.clause,
+                kind=kind_name(case.kind, loc),
+                earlier=ack.follows.ref,
+                window=rule_label(ack.follows.rule, loc),
+                due=format_date(ack.follows.due, loc),
+                clause=ack.follows.clause,
+            )
+        )
+    parts.extend(missed_lines(profile, case, ack, as_html=as_html))
+    for rule_id in ack.unchecked:
+        parts.append(
+            render(
+                f"cases.ack_unchecked_{profile.rules[rule_id].from_}",
+                loc,
+                window=rule_label(rule_id, loc),
+                clause=profile.rules[rule_id].clause,
             )
         )
     if case.kind == "appeal":
@@ -177,9 +240,26 @@ def show_buttons(case: Case, loc: str) -> Buttons:
     return [[{"text": t("staff.btn_show", loc), "callback_data": f"staff:show:{case.ref}"}]]
 
 
-def new_case_alert(case: Case, deadlines: Sequence[Deadline], loc: str) -> tuple[str, Buttons]:
+def new_case_alert(
+    case: Case,
+    deadlines: Sequence[Deadline],
+    loc: str,
+    unchecked: Sequence[str] = (),
+    follows: Followed | None = None,
+) -> tuple[str, Buttons]:
     """The staff alert for a new case: kind, flags, the deadlines still open; two buttons."""
     open_ = [d for d in deadlines if d.closed_at is None]
+    notes = [th("cases.staff_unchecked", loc, window=rule_label(r, loc)) for r in unchecked]
+    if follows is not None:
+        notes.append(
+            th(
+                "cases.staff_follows",
+                loc,
+                earlier=follows.ref,
+                window=rule_label(follows.rule, loc),
+                due=format_date(follows.due, loc),
+            )
+        )
     lines = [
         th(
             "staff.new_case",
@@ -189,6 +269,7 @@ def new_case_alert(case: Case, deadlines: Sequence[Deadline], loc: str) -> tuple
             channel=t(f"staff.channel_{case.channel}", loc),
         ),
         *case_flags(case, loc),
+        *notes,
         *(deadline_lines(open_, loc, as_html=True) or [th("staff.no_deadlines", loc)]),
     ]
     buttons = [
@@ -199,6 +280,8 @@ def new_case_alert(case: Case, deadlines: Sequence[Deadline], loc: str) -> tuple
 
 
 __all__ = [
+    "Ack",
+    "Dates",
     "ack_body",
     "both",
     "case_flags",
