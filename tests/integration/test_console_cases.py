@@ -167,8 +167,10 @@ async def test_reply_goes_out_on_the_complainants_channel_and_close(console: Con
     page = await _post(console, f"/cases/{ref}/milestone", milestone="answer_sent", note="已答复")
     assert "已记录：已书面答复" in page and "已结案" in page
     assert 'id="actions"' not in page  # a closed case offers no actions
-    last = (await _events(console, ref))[-1]
-    assert (last.type, last.actor) == ("answer_sent", "staff:wang@desk.example.test")
+    done = [(e.type, e.actor) for e in await _events(console, ref)][-2:]
+    # The final milestone, by the member, then the outcome letter it sends (GGBZ §8.5.3).
+    assert done[0] == ("answer_sent", "staff:wang@desk.example.test")
+    assert done[1][0] == "outcome_sent"
 
 
 async def test_register_filters_search_and_exports_xlsx(console: Console) -> None:
