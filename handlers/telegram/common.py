@@ -3,7 +3,8 @@ before any handler (redelivered updates, group chats, floods), the main menu, /s
 /cancel /language, replies from the catalog, staff checks.
 
 Handler groups (an update visits every group in order until a handler stops it):
-- GUARD_GROUP (-2): idempotency, refusal of group chats, flood protection, contact lookup;
+- GUARD_GROUP (-2): idempotency, refusal of group chats, flood protection, contact lookup,
+  edited messages (never answers: dropped here, the person told);
 - STAFF_GROUP (0): staff buttons and commands (issue 4 staff modules register here too);
 - conversation groups from `conversation_group(app)`: one per flow, so a menu button pressed in
   the middle of one flow quietly ends it (`exit_fallbacks`) and the next group starts the other;
