@@ -5,9 +5,11 @@ before any handler (redelivered updates, group chats, floods), the main menu, /s
 Handler groups (an update visits every group in order until a handler stops it):
 - GUARD_GROUP (-2): idempotency, refusal of group chats, flood protection, contact lookup,
   edited messages (never answers: dropped here, the person told);
+- FLOW_EXIT_GROUP (-1): an update that starts something else (a command some handler takes,
+  another flow's button, a main-menu button) ends every waiting flow of the chat first;
 - STAFF_GROUP (0): staff buttons and commands (issue 4 staff modules register here too);
-- conversation groups from `conversation_group(app)`: one per flow, so a menu button pressed in
-  the middle of one flow quietly ends it (`exit_fallbacks`) and the next group starts the other;
+- conversation groups from `conversation_group(app)`: one per flow (its fallback,
+  `StartsSomethingElse`, is what FLOW_EXIT_GROUP ends it on);
 - GLOBAL_GROUP (1000): /start, /menu, /help, /cancel, /language and the catch-all.
 Flow callbacks stop propagation (`stay`), so the catch-all only answers what no flow took.
 """
@@ -33,6 +35,7 @@ from handlers.telegram.context import (
     _CONTACT,
     COMMANDS,
     FIRST_CONVERSATION_GROUP,
+    FLOW_EXIT_GROUP,
     GLOBAL_GROUP,
     GUARD_GROUP,
     LANG_PREFIX,
@@ -61,6 +64,7 @@ from handlers.telegram.flows import (
     conversation_group,
     desk_of_app,
     exit_fallbacks,
+    leave_waiting_flows,
     not_a_button,
     staff_only,
     stay,
@@ -163,6 +167,7 @@ def register(app: Application, desk: Desk) -> None:
     app.bot_data["flood"] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
     app.bot_data["update_log"] = UpdateLog()
     app.add_handler(TypeHandler(Update, guard), group=GUARD_GROUP)
+    app.add_handler(TypeHandler(Update, leave_waiting_flows), group=FLOW_EXIT_GROUP)
     g = GLOBAL_GROUP
     app.add_handler(CommandHandler("start", start), group=g)
     app.add_handler(CommandHandler("menu", menu), group=g)
@@ -212,6 +217,7 @@ async def name_organisation(update: Update, context: Context) -> Any:
 __all__ = [
     "COMMANDS",
     "FIRST_CONVERSATION_GROUP",
+    "FLOW_EXIT_GROUP",
     "GLOBAL_GROUP",
     "GUARD_GROUP",
     "LANG_PREFIX",

@@ -21,11 +21,13 @@ Callback = Callable[[Update, Context], Awaitable[Any]]
 F = TypeVar("F", bound=Callback)
 
 GUARD_GROUP = -2
+FLOW_EXIT_GROUP = -1  # a flow waiting when something else starts ends here (flows.py)
 STAFF_GROUP = 0
 FIRST_CONVERSATION_GROUP = 10
 GLOBAL_GROUP = 1000
 
 # Main-menu callback data; other modules register handlers for theirs.
+MENU_PREFIX = "menu:"
 MENU_ELIGIBILITY = "menu:eligibility"
 MENU_QUOTE = "menu:quote"
 MENU_DOCUMENTS = "menu:documents"
