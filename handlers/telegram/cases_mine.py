@@ -29,6 +29,7 @@ from handlers.telegram import common
 from handlers.telegram.cases_common import (
     TEXT_LIMIT,
     keep_upload,
+    kept_text,
     pressed,
     say,
     say_refused,
@@ -169,7 +170,7 @@ async def info_sent(update: Update, context: Context) -> str | int:
         if kept is None:
             return INFO
         attachments.append(kept)
-    text = text_of(update)[:TEXT_LIMIT]
+    text = await kept_text(update, context, text_of(update), TEXT_LIMIT)
 
     async def add(uow: UnitOfWork, case: Case, actor: str) -> object:
         return await cases.add_information(desk, uow, case, actor, text, attachments)
@@ -188,7 +189,9 @@ async def ask_identity(update: Update, context: Context) -> str | int:
 @stay
 async def identity_name(update: Update, context: Context) -> str:
     assert context.user_data is not None
-    context.user_data.setdefault(FOLLOW, {})["name"] = text_of(update)[:200]
+    context.user_data.setdefault(FOLLOW, {})["name"] = await kept_text(
+        update, context, text_of(update), 200
+    )
     await say(update, context, "cases.ask_identity_contact")
     return ID_CONTACT
 

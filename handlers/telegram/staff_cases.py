@@ -27,14 +27,16 @@ from bot.domain.refs import button_ref, normalise_ref
 from bot.services import cases
 from bot.services.cases import MILESTONE_ORDER, CaseRefused
 from handlers.telegram import common
-from handlers.telegram.cases_common import typed
+from handlers.telegram.cases_common import TEXT_LIMIT, typed
 from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay, uow_of
 from messages.render import rule_label, t, th
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 
 REPLY_TEXT = 0
-DESCRIPTION_LIMIT = 1500  # characters shown in /case; the full text is in the history
+# /case shows the description whole (send() splits a long detail over several messages); only
+# a text longer than the filing flow keeps (a long letter) is cut there, marked with "…".
+DESCRIPTION_LIMIT = TEXT_LIMIT
 T = TypeVar("T")
 # A service call on one locked case: (uow, case, actor) -> result.
 Action = Callable[[UnitOfWork, Case, str], Awaitable[T]]
