@@ -347,6 +347,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "cases",
+        common.Group.CASES,
         entry_points=[
             CommandHandler("case", start, filters=private),
             CallbackQueryHandler(start, pattern=rf"^{common.MENU_CASES}$"),

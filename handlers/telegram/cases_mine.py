@@ -252,6 +252,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "cases_follow_up",
+        common.Group.CASES_FOLLOW_UP,
         entry_points=[
             CallbackQueryHandler(ask_info, pattern=r"^mycase:info:"),
             CallbackQueryHandler(ask_identity, pattern=r"^mycase:id:"),
@@ -262,7 +263,7 @@ def register(app: Application, desk: Desk) -> None:
             ID_CONTACT: [MessageHandler(text, identity_contact)],
         },
     )
-    group = common.conversation_group(app)  # after the flows, before the global catch-all
+    group = common.Group.MY_CASES
     app.add_handler(CommandHandler("mycases", my_cases, filters=private), group=group)
     app.add_handler(CallbackQueryHandler(show_pressed, pattern=r"^mycase:show:"), group=group)
     app.add_handler(CallbackQueryHandler(ask_withdraw, pattern=r"^mycase:withdraw:"), group=group)

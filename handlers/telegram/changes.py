@@ -2,8 +2,8 @@
 representative, scope, major accident. The contact picks the kind, describes it in one message;
 staff are alerted through the outbox, an accident flagged urgent with the reporting period shown.
 
-Registered by adding "handlers.telegram.changes" to bot.main.app.HANDLER_MODULES (the main menu's
-MENU_CHANGES button and /change start it).
+Registered in bot.main.app.HANDLER_MODULES (the main menu's MENU_CHANGES button and /change
+start it).
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "changes",
+        common.Group.CHANGES,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_CHANGES}$"),
             CommandHandler("change", entry),

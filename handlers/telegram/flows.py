@@ -1,5 +1,5 @@
-"""Conversations (one handler group each, the shared fallbacks, the polite idle timeout) and the
-one staff gate."""
+"""Conversations: one handler group each (context.Group), the shared fallback that ends a flow
+when something else starts, the polite idle timeout."""
 
 from __future__ import annotations
 
@@ -23,11 +23,10 @@ from telegram.warnings import PTBUserWarning
 
 from bot.desk import Desk
 from handlers.telegram.context import (
-    FIRST_CONVERSATION_GROUP,
     MENU_PREFIX,
     Context,
     F,
-    desk_of,
+    Group,
     locale_of,
 )
 from handlers.telegram.replies import reply
@@ -106,7 +105,7 @@ def _takes(handler: BaseHandler[Update, Context, Any], update: Update) -> bool:
 
 
 async def leave_waiting_flows(update: Update, context: Context) -> None:
-    """Runs before every handler group (FLOW_EXIT_GROUP): when the update starts something else,
+    """Runs before every handler group (Group.FLOW_EXIT): when the update starts something else,
     every conversation of this chat that waits ends first — also those in a later group than
     the flow it starts, which would otherwise take the next text as their answer."""
     app = context.application
@@ -124,20 +123,18 @@ def exit_fallbacks(app: Application) -> list[BaseHandler[Update, Context, Any]]:
     return [StartsSomethingElse(app)]
 
 
-def conversation_group(app: Application) -> int:
-    """A handler group of its own for one conversation (see the module docstring)."""
-    group = app.bot_data.get("_next_group", FIRST_CONVERSATION_GROUP)
-    app.bot_data["_next_group"] = group + 1
-    return group
-
-
 def conversation(
     app: Application,
     name: str,
+    group: Group,
     entry_points: list[BaseHandler[Update, Context, Any]],
     states: dict[object, list[BaseHandler[Update, Context, Any]]],
 ) -> ConversationHandler[Context]:
-    """A persistent conversation with the shared fallbacks and the polite idle timeout."""
+    """A persistent conversation in its own handler group, with the shared fallbacks and the
+    polite idle timeout."""
+    taken = [h for h in app.handlers.get(group, []) if isinstance(h, ConversationHandler)]
+    if taken:  # two flows in one group: the first would shadow the second's answers
+        raise ValueError(f"handler group {group.name} already holds flow {taken[0].name!r}")
     timeout = desk_of_app(app).settings.conversation_timeout_seconds
     states = {**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, _timed_out)]}
     with warnings.catch_warnings():
@@ -153,7 +150,7 @@ def conversation(
             conversation_timeout=timeout,
             allow_reentry=True,
         )
-    app.add_handler(handler, group=conversation_group(app))
+    app.add_handler(handler, group=group)
     return handler
 
 
@@ -174,26 +171,3 @@ def not_a_button(reminder_key: str = "menu.use_buttons") -> MessageHandler[Conte
         return None  # None keeps the conversation in its current state
 
     return MessageHandler(filters.ALL & ~filters.COMMAND, remind)
-
-
-# --- staff -----------------------------------------------------------------------------------
-
-
-def staff_only(fn: F) -> F:
-    """Staff callbacks and commands: anyone else is refused and nothing happens."""
-
-    @functools.wraps(fn)
-    async def wrapper(update: Update, context: Context) -> Any:
-        user = update.effective_user
-        if not desk_of(context).is_staff(user.id if user else None):
-            locale = locale_of(context)
-            if update.callback_query is not None:
-                await update.callback_query.answer(th("menu.not_staff", locale), show_alert=True)
-            elif update.effective_chat is not None:
-                await context.bot.send_message(
-                    update.effective_chat.id, th("menu.not_staff", locale)
-                )
-            raise ApplicationHandlerStop
-        return await fn(update, context)
-
-    return wrapper  # type: ignore[return-value]

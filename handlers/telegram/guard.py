@@ -22,6 +22,7 @@ from handlers.telegram.context import (
     locale_of,
     uow_of,
 )
+from handlers.telegram.staff_gate import is_staff
 from messages.render import normalise_locale, th
 from storage.persistence import UpdateLog, record_update
 
@@ -62,7 +63,7 @@ async def guard(update: Update, context: Context) -> None:
             )
         raise ApplicationHandlerStop
     gate: FloodGate = context.bot_data["flood"]
-    if user is not None and not desk.is_staff(user.id) and not gate.allow(user.id):
+    if user is not None and not is_staff(update, desk) and not gate.allow(user.id):
         if user.id not in gate.warned and chat is not None:
             gate.warned.add(user.id)
             await context.bot.send_message(chat.id, th("menu.flood", locale_of(context)))

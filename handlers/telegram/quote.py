@@ -156,6 +156,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "quote",
+        common.Group.QUOTE,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_QUOTE}$"),
             CommandHandler("quote", entry),

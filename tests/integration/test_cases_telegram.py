@@ -31,6 +31,7 @@ from bot.outbox.worker import Outbox
 from bot.profiles import load_profile
 from bot.services import cases
 from bot.services.cases import Complainant
+from handlers.telegram import cases_filing, cases_mine, common, staff_cases
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo import cases as repo
@@ -40,12 +41,7 @@ from tests.fixtures.mail import SmtpSink
 STAFF_CHAT = -100500
 STAFF_A, STAFF_B = 9001, 9002
 RECEIVED_AT = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-MODULES = [
-    "handlers.telegram.common",
-    "handlers.telegram.staff_cases",
-    "handlers.telegram.cases_filing",
-    "handlers.telegram.cases_mine",
-]
+MODULES = [common, staff_cases, cases_filing, cases_mine]
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
