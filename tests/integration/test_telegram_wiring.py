@@ -19,7 +19,7 @@ from bot.main.desk import open_desk
 from handlers.telegram import changes, common
 from handlers.telegram.context import Group
 from handlers.telegram.flows import conversation
-from handlers.telegram.staff_gate import StaffButton, StaffOnly
+from handlers.telegram.staff_gate import StaffButton
 from tests.fixtures.telegram_app import STAFF_CHAT, STAFF_ID, T0, expect, running
 
 
@@ -67,7 +67,6 @@ async def test_every_staff_handler_is_behind_the_one_gate(bot_desk: Desk) -> Non
     assert not any(
         isinstance(h, CallbackQueryHandler) and not isinstance(h, StaffButton) for h in staff
     )
-    assert isinstance(StaffOnly(bot_desk), StaffOnly)
 
 
 async def test_a_staff_button_pressed_by_anyone_else_is_refused_aloud(
