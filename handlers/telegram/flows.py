@@ -105,9 +105,9 @@ def _takes(handler: BaseHandler[Update, Context, Any], update: Update) -> bool:
 
 
 async def leave_waiting_flows(update: Update, context: Context) -> None:
-    """Runs before every handler group (Group.FLOW_EXIT): when the update starts something else,
-    every conversation of this chat that waits ends first — also those in a later group than
-    the flow it starts, which would otherwise take the next text as their answer."""
+    """Group.FLOW_EXIT, after the guard, before staff and flows: when the update starts something
+    else, every conversation of this chat that waits ends first — also those in a later group
+    than the flow it starts, which would otherwise take the next text as their answer."""
     app = context.application
     for handlers in list(app.handlers.values()):
         for handler in handlers:
