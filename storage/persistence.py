@@ -9,6 +9,7 @@ update's unit of work (storage.unit_of_work), committed with everything else the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime
@@ -47,6 +48,9 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         # when it did not change, and one process polls Telegram at a time, so an unchanged
         # state needs no write.
         self._written: dict[tuple[str, str], object] = {}
+        # PTB writes the states an update changed concurrently (asyncio.gather); one session
+        # takes one statement at a time (ending one flow and starting another changes two).
+        self._lock = asyncio.Lock()
 
     async def get_conversations(self, name: str) -> ConversationDict:
         async with self.sessions() as session:
@@ -71,7 +75,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
             self._written[cache_key] = new_state
 
         if uow is not None:  # within an update: in its transaction
-            await (await uow.session.connection()).execute(stmt)
+            async with self._lock:
+                await (await uow.session.connection()).execute(stmt)
             uow.after_commit(written)
             return
         async with self.sessions() as session, session.begin():

@@ -1,8 +1,11 @@
 """Chat with the bot in a terminal: the emulator plays Telegram, the person types.
 
-Each bot message is shown as plain text followed by its buttons as numbered choices; type a
-number to press one, ``/file PATH`` to upload a document, ``/quit`` to leave; anything else is
-sent as text.
+Each bot message is shown as plain text followed by its buttons as numbered choices (HELP is
+printed first). A typed number is a button press only when it is meant as one: when the bot's
+latest message carries the buttons and the number is one of theirs. So a phone number, "10" sites
+or "120" people is text; the buttons of an earlier message stay usable as ``#N`` after replies
+without buttons; a line starting with a backslash is sent as typed (``\\1`` sends "1").
+``/file PATH`` uploads a document, ``/quit`` leaves.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from bot.emulator.state import Reply
 from bot.emulator.users import FakeUser
 
 AppFactory = Callable[[ApplicationBuilder], Application | Awaitable[Application]]
+
+HELP = (
+    "Type your answers. [1] [2] … are buttons: type 1 to press one of the latest message's,"
+    " #1 for one shown earlier. Other numbers (a phone, a count) are sent as text; so is a line"
+    " after a \\ (\\2 sends 2). /file PATH uploads a file, /quit leaves."
+)
 
 
 async def chat(
@@ -52,6 +61,7 @@ async def chat(
         echo=not stdin.isatty(),
     )
     lines = _LineReader(stdin)
+    term._write(HELP)
     async with run_app(app, errors=term.errors):
         watcher = asyncio.create_task(term.show_forever())
         try:
@@ -82,6 +92,7 @@ class _Terminal:
         self.shown = 0
         self.errors_shown = 0
         self.choices: list[tuple[int | None, dict[str, Any]]] = []  # (message_id, button)
+        self.choices_latest = False  # the choices are the latest bot message's own
 
     def prompt(self, line: str | None) -> None:
         if self.echo and line is not None:
@@ -91,7 +102,12 @@ class _Terminal:
         """Act on one input line; True when something was sent to the bot."""
         if not line:
             return False
-        if line.isdigit() and self.choices:
+        if line.startswith("\\"):  # sent as typed, whatever it looks like
+            await self.user.send(line[1:])
+            return True
+        if line.startswith("#") and line[1:].isdigit():
+            return await self._press(int(line[1:]))
+        if line.isdigit() and self.choices_latest and 1 <= int(line) <= len(self.choices):
             return await self._press(int(line))
         if line.startswith("/file "):
             return await self._upload(Path(line.removeprefix("/file ").strip()).expanduser())
@@ -99,8 +115,11 @@ class _Terminal:
         return True
 
     async def _press(self, number: int) -> bool:
+        if not self.choices:
+            self._write("! no buttons are showing")
+            return False
         if not 1 <= number <= len(self.choices):
-            self._write(f"! choose 1–{len(self.choices)}")
+            self._write(f"! choose #1–#{len(self.choices)}")
             return False
         message_id, button = self.choices[number - 1]
         if "url" in button:
@@ -165,14 +184,20 @@ class _Terminal:
         self._write(f"{head}: " + body.replace("\n", "\n     "))
         if reply.keyboard:
             self.choices = [(reply.message_id, b) for row in reply.keyboard for b in row]
+            self.choices_latest = True
             self._write_choices([[b["text"] for b in row] for row in reply.keyboard])
         elif reply.reply_keyboard:
             self.choices = [(None, {"text": text}) for text in reply.reply_keyboard]
+            self.choices_latest = True
             self._write_choices([reply.reply_keyboard])
-        elif not reply.edited or any(mid == reply.message_id for mid, _ in self.choices):
-            # A new message without buttons asks for typed text ("120" is a headcount, not a
-            # choice); an edit without buttons took that message's keyboard away.
-            self.choices = []
+        elif reply.edited:
+            if any(mid == reply.message_id for mid, _ in self.choices):
+                self.choices = []  # an edit without buttons took that message's keyboard away
+        elif self.choices:
+            # A new message without buttons may ask for typed text ("120" is a headcount, not
+            # a choice): bare numbers are text now; the earlier buttons stay usable as #N.
+            self.choices_latest = False
+            self._write(f"  (earlier buttons: type #1–#{len(self.choices)})")
 
     def _write_choices(self, rows: list[list[str]]) -> None:
         n = 0

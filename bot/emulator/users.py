@@ -65,15 +65,25 @@ class FakeUser:
 
     async def send(self, text: str, *, reply_to: int | None = None) -> dict[str, Any]:
         """A text message; a leading /command gets its bot_command entity as Telegram adds it."""
-        content: dict[str, Any] = {"text": text}
-        if text.startswith("/"):
-            command = text.split(maxsplit=1)[0]
-            content["entities"] = [
-                {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
-            ]
+        content = _text_content(text)
         if reply_to is not None:
             content["reply_to_message"] = self.emulator.message(self.chat_id, reply_to)
         return await self._message(**content)
+
+    async def edit(self, message: dict[str, Any] | int, text: str) -> dict[str, Any]:
+        """Edit a text message this user sent earlier (its id, or the update or message dict
+        `send` returned): Telegram sends an ``edited_message`` update with the new text, the
+        original id and date, and an ``edit_date``."""
+        if isinstance(message, dict):
+            message = message.get("message", message)["message_id"]
+        assert isinstance(message, int)
+        old = self.emulator.message(self.chat_id, message)
+        if old is None or old["from"]["id"] != self.id or "text" not in old:
+            raise LookupError(f"no text message {message} of user {self.id} to edit")
+        edited = {k: v for k, v in old.items() if k not in ("text", "entities", "edit_date")}
+        edited |= _text_content(text) | {"edit_date": self.emulator.state.now()}
+        self.emulator.state.messages[self.chat_id][message] = edited
+        return await self.emulator.queue_update("edited_message", edited)
 
     async def upload(
         self,
@@ -168,3 +178,12 @@ class FakeUser:
             "data": button["callback_data"],
         }
         return await self.emulator.queue_update("callback_query", query)
+
+
+def _text_content(text: str) -> dict[str, Any]:
+    """A text and, for a leading /command, its bot_command entity, as Telegram adds it."""
+    content: dict[str, Any] = {"text": text}
+    if text.startswith("/"):
+        command = text.split(maxsplit=1)[0]
+        content["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+    return content

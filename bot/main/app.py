@@ -3,7 +3,7 @@
     Defaults (HTML, Asia/Shanghai) → the token's shared rate limiter (which commits the update's
     unit of work before any request leaves) → database persistence (conversation states)
     → post_init (commands in both languages, services) / post_shutdown → error handler
-    → handler modules, in HANDLER_MODULES order.
+    → handler modules (HANDLER_MODULES, imported explicitly), each in its named handler groups.
 
 `build_application(desk, builder)` takes a builder so tests and the local mode can point it at
 the emulator (bot.emulator.bot_builder); the real bot gets one with the token.
@@ -12,10 +12,9 @@ the emulator (bot.emulator.bot_builder); the real bot gets one with the token.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
@@ -25,6 +24,19 @@ from bot.clock import SHANGHAI
 from bot.delivery.telegram import RateLimiter
 from bot.delivery.telegram_limits import SharedRateLimiter
 from bot.desk import Desk
+from handlers.telegram import (
+    application,
+    cases_filing,
+    cases_mine,
+    certificates,
+    changes,
+    common,
+    documents,
+    eligibility,
+    quote,
+    staff_cases,
+    staff_documents,
+)
 from handlers.telegram.common import COMMANDS, commit_before_reply
 from messages.render import th
 from storage.persistence import DatabasePersistence
@@ -32,25 +44,31 @@ from storage.unit_of_work import AlreadyHandled, UnitOfWork, bind, current, unbi
 
 log = logging.getLogger(__name__)
 
-# Each module exposes `register(app, desk)`. Order matters:
-# - common first: its guard (group -2) must exist before anything can be handled, and it
-#   allocates the conversation groups the flows below take in this order;
-# - staff modules before public ones (staff buttons in group 0 stop propagation);
-# - a deep-link `/start <payload>` handler must come before common's plain /start, which is
-#   in the last group (common.GLOBAL_GROUP), so any module listed here precedes it.
-HANDLER_MODULES: list[str] = [
-    "handlers.telegram.common",
-    "handlers.telegram.staff_documents",
-    "handlers.telegram.staff_cases",
-    "handlers.telegram.eligibility",
-    "handlers.telegram.quote",
-    "handlers.telegram.documents",
-    "handlers.telegram.application",
-    "handlers.telegram.certificates",
-    "handlers.telegram.cases_filing",
-    "handlers.telegram.cases_mine",
-    "handlers.telegram.changes",
-]
+
+class HandlerModule(Protocol):
+    """A handler module: registers its handlers, each in its named group (context.Group)."""
+
+    __name__: str
+
+    def register(self, app: Application, desk: Desk) -> None: ...
+
+
+# Every handler module, imported above by name (nothing is loaded from a string). Each puts its
+# handlers in its own named group, so the order here matters only within a group: common first
+# (its guard must exist before anything is handled).
+HANDLER_MODULES: tuple[HandlerModule, ...] = (
+    common,
+    staff_documents,
+    staff_cases,
+    eligibility,
+    quote,
+    documents,
+    application,
+    certificates,
+    cases_filing,
+    cases_mine,
+    changes,
+)
 
 Hook = Callable[[Application], Awaitable[None]]
 
@@ -121,15 +139,18 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not tell chat about the failure")
 
 
-def load_modules(names: Sequence[str]) -> list[Any]:
-    """Import every handler module; a missing one fails loudly, never silently skipped."""
-    modules = []
-    for name in names:
-        module = importlib.import_module(name)
-        if not callable(getattr(module, "register", None)):
-            raise ImportError(f"{name} has no register(app, desk)")
-        modules.append(module)
-    return modules
+def select_modules(chosen: Sequence[HandlerModule | str]) -> list[HandlerModule]:
+    """Some of HANDLER_MODULES (tests, a trimmed deployment), in their order; a module may be
+    named by its dotted name, which picks it from HANDLER_MODULES (never imports it). common is
+    always included: without its guard nothing is safe to handle."""
+    known = {m.__name__: m for m in HANDLER_MODULES}
+    wanted = {common.__name__}
+    for item in chosen:
+        name = item if isinstance(item, str) else item.__name__
+        if name not in known:
+            raise ValueError(f"{name} is not a handler module (bot.main.app.HANDLER_MODULES)")
+        wanted.add(name)
+    return [m for m in HANDLER_MODULES if m.__name__ in wanted]
 
 
 def build_application(
@@ -138,7 +159,7 @@ def build_application(
     *,
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
-    modules: Sequence[str] | None = None,
+    modules: Sequence[HandlerModule | str] | None = None,
     limiter: RateLimiter | None = None,
 ) -> Application:
     """The application with every handler; `on_start`/`on_stop` run in post_init/post_shutdown
@@ -154,7 +175,7 @@ def build_application(
             .base_url(settings.telegram_api_base_url)
             .base_file_url(settings.telegram_file_base_url)
         )
-    loaded = load_modules(HANDLER_MODULES if modules is None else modules)
+    loaded = HANDLER_MODULES if modules is None else select_modules(modules)
     limiter = limiter or RateLimiter(settings.telegram_rate_per_second)
 
     async def post_init(app: Application) -> None:
@@ -182,4 +203,4 @@ def build_application(
     return app
 
 
-__all__ = ["HANDLER_MODULES", "build_application", "load_modules"]
+__all__ = ["HANDLER_MODULES", "HandlerModule", "build_application", "select_modules"]

@@ -54,7 +54,7 @@ async def status(update: Update, context: Context) -> None:
 
 
 def register(app: Application, desk: Desk) -> None:
-    group = common.conversation_group(app)
+    group = common.Group.APPLICATION
     app.add_handler(
         CallbackQueryHandler(status, pattern=rf"^{common.MENU_APPLICATION}$"), group=group
     )

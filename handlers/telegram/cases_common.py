@@ -16,7 +16,10 @@ from handlers.telegram import common
 from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, uow_of
 from messages.render import t
 
-TEXT_LIMIT = 4000  # a description is kept whole up to one Telegram message
+# A description or added information: kept whole up to a few Telegram messages' worth (one
+# message holds 4,096 characters; a client sends a longer text as several). Longer is cut, and
+# the person told: nothing is truncated silently.
+TEXT_LIMIT = 16_000
 
 
 def typed() -> filters.BaseFilter:
@@ -50,6 +53,14 @@ async def say_refused(update: Update, context: Context, refused: CaseRefused) ->
 def text_of(update: Update) -> str:
     message = update.effective_message
     return (message.text or message.caption or "").strip() if message else ""
+
+
+async def kept_text(update: Update, context: Context, text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text` whole when it fits `limit`; else its first `limit` characters, the person told."""
+    if len(text) <= limit:
+        return text
+    await say(update, context, "cases.text_cut", max=f"{limit:,}")
+    return text[:limit]
 
 
 def skip_markup(loc: str) -> InlineKeyboardMarkup:
@@ -93,6 +104,7 @@ async def keep_upload(update: Update, context: Context) -> Attachment | None:
 __all__ = [
     "TEXT_LIMIT",
     "keep_upload",
+    "kept_text",
     "pressed",
     "say",
     "say_refused",

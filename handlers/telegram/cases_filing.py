@@ -28,6 +28,7 @@ from handlers.telegram import common
 from handlers.telegram.cases_common import (
     TEXT_LIMIT,
     keep_upload,
+    kept_text,
     pressed,
     say,
     skip_markup,
@@ -57,6 +58,7 @@ CONFIRM = "cases.confirm"
 
 KINDS = ("appeal", "complaint", "dispute")  # in the order shown
 WHOM = ("body", "staff", "certified")  # whom a complaint concerns, in the order shown
+SHORT_LIMIT, NAME_LIMIT = 300, 200  # a decision or organisation named; a person's name
 DRAFT = "case_draft"  # user_data: the answers so far (an input in progress, not business data)
 
 Step = Callable[[Update, Context], Coroutine[Any, Any, Any]]
@@ -126,7 +128,7 @@ async def kind_chosen(update: Update, context: Context) -> str:
 @stay
 @needs_draft
 async def decision(update: Update, context: Context) -> str:
-    _draft(context)["subject"] = text_of(update)[:300]
+    _draft(context)["subject"] = await kept_text(update, context, text_of(update), SHORT_LIMIT)
     await say(update, context, "cases.ask_decision_date")
     return DECISION_DATE
 
@@ -178,7 +180,7 @@ async def decided_by(update: Update, context: Context) -> str:
     if update.callback_query is None:
         typed_names = text_of(update).replace("，", ",").replace("、", ",")
         names = [n.strip() for n in typed_names.split(",")]
-        names = [n[:100] for n in names if n]
+        names = [await kept_text(update, context, n, NAME_LIMIT) for n in names if n]
         if names:
             _draft(context).update(decided_by=names[0], audit_team=names[1:])
     return await _ask_description(update, context)
@@ -198,15 +200,29 @@ async def concerns(update: Update, context: Context) -> str:
 @stay
 @needs_draft
 async def certified_org(update: Update, context: Context) -> str:
-    _draft(context)["concerns_org"] = text_of(update)[:300]
+    _draft(context)["concerns_org"] = await kept_text(update, context, text_of(update), SHORT_LIMIT)
     return await _ask_description(update, context)
 
 
 @stay
 @needs_draft
 async def description(update: Update, context: Context) -> str:
-    _draft(context)["description"] = text_of(update)[:TEXT_LIMIT]
+    _draft(context)["description"] = await kept_text(update, context, text_of(update), TEXT_LIMIT)
     await say(update, context, "cases.ask_files", _continue(locale_of(context)))
+    return FILES
+
+
+@stay
+@needs_draft
+async def description_more(update: Update, context: Context) -> str:
+    """Text while files are awaited continues the description (a client sends a text over one
+    message's 4,096 characters as several): appended, and the person told."""
+    draft = _draft(context)
+    whole = "\n".join(p for p in (draft.get("description"), text_of(update)) if p)
+    draft["description"] = await kept_text(update, context, whole, TEXT_LIMIT)
+    loc = locale_of(context)
+    count = len(draft["description"])
+    await say(update, context, "cases.description_added", _continue(loc), count=f"{count:,}")
     return FILES
 
 
@@ -239,7 +255,7 @@ async def files_done(update: Update, context: Context) -> str:
 @needs_draft
 async def name_given(update: Update, context: Context) -> str:
     if update.callback_query is None:
-        _draft(context)["name"] = text_of(update)[:200]
+        _draft(context)["name"] = await kept_text(update, context, text_of(update), NAME_LIMIT)
     await say(update, context, "cases.ask_contact", skip_markup(locale_of(context)))
     return CONTACT
 
@@ -324,6 +340,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "cases",
+        common.Group.CASES,
         entry_points=[
             CommandHandler("case", start, filters=private),
             CallbackQueryHandler(start, pattern=rf"^{common.MENU_CASES}$"),
@@ -348,6 +365,7 @@ def register(app: Application, desk: Desk) -> None:
             DESCRIPTION: [MessageHandler(text, description)],
             FILES: [
                 MessageHandler(uploaded(), file_sent),
+                MessageHandler(text, description_more),
                 CallbackQueryHandler(files_done, pattern=r"^case:files_done$"),
                 common.not_a_button(),
             ],

@@ -29,6 +29,7 @@ from handlers.telegram import common
 from handlers.telegram.cases_common import (
     TEXT_LIMIT,
     keep_upload,
+    kept_text,
     pressed,
     say,
     say_refused,
@@ -169,7 +170,7 @@ async def info_sent(update: Update, context: Context) -> str | int:
         if kept is None:
             return INFO
         attachments.append(kept)
-    text = text_of(update)[:TEXT_LIMIT]
+    text = await kept_text(update, context, text_of(update), TEXT_LIMIT)
 
     async def add(uow: UnitOfWork, case: Case, actor: str) -> object:
         return await cases.add_information(desk, uow, case, actor, text, attachments)
@@ -188,7 +189,9 @@ async def ask_identity(update: Update, context: Context) -> str | int:
 @stay
 async def identity_name(update: Update, context: Context) -> str:
     assert context.user_data is not None
-    context.user_data.setdefault(FOLLOW, {})["name"] = text_of(update)[:200]
+    context.user_data.setdefault(FOLLOW, {})["name"] = await kept_text(
+        update, context, text_of(update), 200
+    )
     await say(update, context, "cases.ask_identity_contact")
     return ID_CONTACT
 
@@ -249,6 +252,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "cases_follow_up",
+        common.Group.CASES_FOLLOW_UP,
         entry_points=[
             CallbackQueryHandler(ask_info, pattern=r"^mycase:info:"),
             CallbackQueryHandler(ask_identity, pattern=r"^mycase:id:"),
@@ -259,7 +263,7 @@ def register(app: Application, desk: Desk) -> None:
             ID_CONTACT: [MessageHandler(text, identity_contact)],
         },
     )
-    group = common.conversation_group(app)  # after the flows, before the global catch-all
+    group = common.Group.MY_CASES
     app.add_handler(CommandHandler("mycases", my_cases, filters=private), group=group)
     app.add_handler(CallbackQueryHandler(show_pressed, pattern=r"^mycase:show:"), group=group)
     app.add_handler(CallbackQueryHandler(ask_withdraw, pattern=r"^mycase:withdraw:"), group=group)

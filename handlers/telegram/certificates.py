@@ -72,6 +72,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "certificates",
+        common.Group.CERTIFICATE,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_CERTIFICATE}$"),
             CommandHandler("certificate", entry),

@@ -2,8 +2,8 @@
 representative, scope, major accident. The contact picks the kind, describes it in one message;
 staff are alerted through the outbox, an accident flagged urgent with the reporting period shown.
 
-Registered by adding "handlers.telegram.changes" to bot.main.app.HANDLER_MODULES (the main menu's
-MENU_CHANGES button and /change start it).
+Registered in bot.main.app.HANDLER_MODULES (the main menu's MENU_CHANGES button and /change
+start it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from storage.unit_of_work import current
 KIND, DETAILS = "changes.kind", "changes.details"
 KINDS = ("name", "address", "legal_rep", "scope", "accident")
 PREFIX = "chg:"
-MAX_DETAILS = 2000  # cut before escaping
+MAX_DETAILS = 4096  # one Telegram message: kept whole (cut before escaping, the person told)
 ACCIDENT_RULE = "change.major"  # the profile rule of the major-accident report, when it has one
 _KIND_KEY = "changes_kind"  # user_data: the kind chosen, until the details arrive
 
@@ -89,6 +89,8 @@ async def details_typed(update: Update, context: Context) -> int | None:
         return -1
     holder, numbers = certified
     desk = common.desk_of(context)
+    if len(text) > MAX_DETAILS:
+        await reply(update, context, "changes.details_cut", max=f"{MAX_DETAILS:,}")
     await alert_staff(desk, holder, numbers, kind, text[:MAX_DETAILS], message.chat_id,
                       message.message_id)  # fmt: skip
     context.user_data.pop(_KIND_KEY, None)  # type: ignore[union-attr]
@@ -120,6 +122,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "changes",
+        common.Group.CHANGES,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_CHANGES}$"),
             CommandHandler("change", entry),

@@ -2,12 +2,15 @@
 before any handler (redelivered updates, group chats, floods), the main menu, /start /help /menu
 /cancel /language, replies from the catalog, staff checks.
 
-Handler groups (an update visits every group in order until a handler stops it):
-- GUARD_GROUP (-2): idempotency, refusal of group chats, flood protection, contact lookup;
-- STAFF_GROUP (0): staff buttons and commands (issue 4 staff modules register here too);
-- conversation groups from `conversation_group(app)`: one per flow, so a menu button pressed in
-  the middle of one flow quietly ends it (`exit_fallbacks`) and the next group starts the other;
-- GLOBAL_GROUP (1000): /start, /menu, /help, /cancel, /language and the catch-all.
+Handler groups (`Group`, context.py; an update visits every group in order until a handler
+stops it):
+- GUARD: idempotency, refusal of group chats, flood protection, contact lookup, edited messages
+  (never answers: dropped here, the person told);
+- FLOW_EXIT: an update that starts something else (a command some handler takes, another flow's
+  button, a main-menu button) ends every waiting flow of the chat first;
+- STAFF: staff buttons and commands, behind the one staff gate (staff_gate.py);
+- one group per flow (STAFF_REPLY … CHANGES), and the groups of /status and /mycases;
+- GLOBAL: /start, /menu, /help, /cancel, /language and the catch-all.
 Flow callbacks stop propagation (`stay`), so the catch-all only answers what no flow took.
 """
 
@@ -31,9 +34,6 @@ from bot.services import contacts
 from handlers.telegram.context import (
     _CONTACT,
     COMMANDS,
-    FIRST_CONVERSATION_GROUP,
-    GLOBAL_GROUP,
-    GUARD_GROUP,
     LANG_PREFIX,
     MENU_APPLICATION,
     MENU_CASES,
@@ -45,10 +45,10 @@ from handlers.telegram.context import (
     MENU_ITEMS,
     MENU_MAIN,
     MENU_QUOTE,
-    STAFF_GROUP,
     Callback,
     Context,
     F,
+    Group,
     commit_before_reply,
     contact_of,
     desk_of,
@@ -57,11 +57,10 @@ from handlers.telegram.context import (
 )
 from handlers.telegram.flows import (
     conversation,
-    conversation_group,
     desk_of_app,
     exit_fallbacks,
+    leave_waiting_flows,
     not_a_button,
-    staff_only,
     stay,
     text_input,
 )
@@ -164,8 +163,9 @@ def register(app: Application, desk: Desk) -> None:
     settings = desk.settings
     app.bot_data["flood"] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
     app.bot_data["update_log"] = UpdateLog()
-    app.add_handler(TypeHandler(Update, guard), group=GUARD_GROUP)
-    g = GLOBAL_GROUP
+    app.add_handler(TypeHandler(Update, guard), group=Group.GUARD)
+    app.add_handler(TypeHandler(Update, leave_waiting_flows), group=Group.FLOW_EXIT)
+    g = Group.GLOBAL
     app.add_handler(CommandHandler("start", start), group=g)
     app.add_handler(CommandHandler("menu", menu), group=g)
     app.add_handler(CommandHandler("help", help_), group=g)
@@ -213,9 +213,6 @@ async def name_organisation(update: Update, context: Context) -> Any:
 # Every handler module reaches the shared pieces through this one (`common.send`, …).
 __all__ = [
     "COMMANDS",
-    "FIRST_CONVERSATION_GROUP",
-    "GLOBAL_GROUP",
-    "GUARD_GROUP",
     "LANG_PREFIX",
     "MENU_APPLICATION",
     "MENU_CASES",
@@ -229,11 +226,11 @@ __all__ = [
     "MENU_QUOTE",
     "ORG_NAME_MAX",
     "ORG_NAME_MIN",
-    "STAFF_GROUP",
     "Callback",
     "Context",
     "F",
     "FloodGate",
+    "Group",
     "answer_query",
     "button",
     "cancel",
@@ -241,7 +238,6 @@ __all__ = [
     "commit_before_reply",
     "contact_of",
     "conversation",
-    "conversation_group",
     "desk_of",
     "desk_of_app",
     "exit_fallbacks",
@@ -263,7 +259,6 @@ __all__ = [
     "send",
     "show_menu",
     "split_text",
-    "staff_only",
     "start",
     "stay",
     "text_input",

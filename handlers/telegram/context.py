@@ -1,9 +1,10 @@
 """What a handler knows about the update it handles: the desk, the update's unit of work, the
-contact and its language; the handler groups and the main-menu callback data."""
+contact and its language; the handler groups (`Group`) and the main-menu callback data."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from enum import IntEnum
 from typing import Any, TypeVar
 
 from telegram import Update
@@ -20,12 +21,32 @@ Context = ContextTypes.DEFAULT_TYPE
 Callback = Callable[[Update, Context], Awaitable[Any]]
 F = TypeVar("F", bound=Callback)
 
-GUARD_GROUP = -2
-STAFF_GROUP = 0
-FIRST_CONVERSATION_GROUP = 10
-GLOBAL_GROUP = 1000
+
+class Group(IntEnum):
+    """The handler groups, in the order an update visits them until a handler stops it.
+
+    One flow (conversation) per group, so a flow's handlers never shadow another's; the order of
+    the flows among themselves does not matter (FLOW_EXIT ends a waiting flow whatever its group).
+    """
+
+    GUARD = -2  # redelivered updates, group chats, floods, edits, the contact (guard.py)
+    FLOW_EXIT = -1  # something else starts: every waiting flow of the chat ends (flows.py)
+    STAFF = 0  # staff commands and buttons, before any public flow
+    STAFF_REPLY = 10  # the staff answer prompt
+    ELIGIBILITY = 11
+    QUOTE = 12
+    DOCUMENTS = 13
+    APPLICATION = 14  # /status and the menu's application button (no flow)
+    CERTIFICATE = 15
+    CASES = 16  # filing an appeal, complaint or dispute
+    CASES_FOLLOW_UP = 17  # adding information or an identity to one's own case
+    MY_CASES = 18  # /mycases and its buttons (no flow)
+    CHANGES = 19
+    GLOBAL = 1000  # /start /menu /help /cancel /language, the main menu and the catch-all
+
 
 # Main-menu callback data; other modules register handlers for theirs.
+MENU_PREFIX = "menu:"
 MENU_ELIGIBILITY = "menu:eligibility"
 MENU_QUOTE = "menu:quote"
 MENU_DOCUMENTS = "menu:documents"

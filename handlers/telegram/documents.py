@@ -206,6 +206,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "documents",
+        common.Group.DOCUMENTS,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_DOCUMENTS}$"),
             CommandHandler("documents", entry),

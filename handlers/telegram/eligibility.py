@@ -303,6 +303,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "eligibility",
+        common.Group.ELIGIBILITY,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_ELIGIBILITY}$"),
             CommandHandler("eligibility", entry),

@@ -1,5 +1,5 @@
-"""Conversations (one handler group each, the shared fallbacks, the polite idle timeout) and the
-one staff gate."""
+"""Conversations: one handler group each (context.Group), the shared fallback that ends a flow
+when something else starts, the polite idle timeout."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.desk import Desk
-from handlers.telegram.context import FIRST_CONVERSATION_GROUP, Context, F, desk_of, locale_of
+from handlers.telegram.context import (
+    MENU_PREFIX,
+    Context,
+    F,
+    Group,
+    locale_of,
+)
 from handlers.telegram.replies import reply
 from messages.render import th
 
@@ -51,29 +57,84 @@ async def _timed_out(update: Update, context: Context) -> None:
         await context.bot.send_message(chat.id, th("menu.timeout", locale))
 
 
-def exit_fallbacks() -> list[BaseHandler[Update, Context, Any]]:
-    """Every conversation's fallbacks: the global commands and the main menu end it quietly."""
-    return [
-        CommandHandler(["start", "menu", "help", "cancel", "language"], _quiet_end),
-        CommandHandler(["eligibility", "quote", "documents", "status", "certificate"], _quiet_end),
-        CallbackQueryHandler(_quiet_end, pattern=r"^menu:"),
-    ]
+class StartsSomethingElse(BaseHandler[Update, Context, Any]):
+    """Every conversation's fallback: an update that is not an answer to this flow but a start
+    of something else — a command some handler takes, another flow's entry button, a main-menu
+    button — ends the flow quietly (a later group answers it). Checked only after the flow's
+    own entry points and states, so its own restart and its own answers stay its own."""
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(_quiet_end)
+        self.app = app
+        self._starts: list[BaseHandler[Update, Context, Any]] | None = None
+
+    def check_update(self, update: object) -> bool:
+        if not isinstance(update, Update):
+            return False
+        if update.callback_query is not None and (update.callback_query.data or "").startswith(
+            MENU_PREFIX
+        ):
+            return True
+        if update.message is None and update.callback_query is None:
+            return False
+        return any(_takes(h, update) for h in self.starts())
+
+    def starts(self) -> list[BaseHandler[Update, Context, Any]]:
+        """Every command handler, and every conversation's entry points (read once: the
+        handlers are all registered before the first update)."""
+        if self._starts is None:
+            found: list[BaseHandler[Update, Context, Any]] = []
+            for handlers in self.app.handlers.values():
+                for handler in handlers:
+                    if isinstance(handler, ConversationHandler):
+                        found.extend(handler.entry_points)
+                    elif isinstance(handler, CommandHandler):
+                        found.append(handler)
+            self._starts = found
+        return self._starts
 
 
-def conversation_group(app: Application) -> int:
-    """A handler group of its own for one conversation (see the module docstring)."""
-    group = app.bot_data.get("_next_group", FIRST_CONVERSATION_GROUP)
-    app.bot_data["_next_group"] = group + 1
-    return group
+def _takes(handler: BaseHandler[Update, Context, Any], update: Update) -> bool:
+    """Whether `handler` would take `update` as a start: a button for a button handler, a
+    command for a command handler (typed text is an answer, never a start)."""
+    kind = CallbackQueryHandler if update.callback_query is not None else CommandHandler
+    if not isinstance(handler, kind):
+        return False
+    check = handler.check_update(update)
+    return check is not None and check is not False
+
+
+async def leave_waiting_flows(update: Update, context: Context) -> None:
+    """Group.FLOW_EXIT, after the guard, before staff and flows: when the update starts something
+    else, every conversation of this chat that waits ends first — also those in a later group
+    than the flow it starts, which would otherwise take the next text as their answer."""
+    app = context.application
+    for handlers in list(app.handlers.values()):
+        for handler in handlers:
+            if not isinstance(handler, ConversationHandler):
+                continue
+            check = handler.check_update(update)
+            if isinstance(check, tuple) and isinstance(check[2], StartsSomethingElse):
+                await handler.handle_update(update, app, check, context)
+
+
+def exit_fallbacks(app: Application) -> list[BaseHandler[Update, Context, Any]]:
+    """Every conversation's fallbacks: anything that starts something else ends it quietly."""
+    return [StartsSomethingElse(app)]
 
 
 def conversation(
     app: Application,
     name: str,
+    group: Group,
     entry_points: list[BaseHandler[Update, Context, Any]],
     states: dict[object, list[BaseHandler[Update, Context, Any]]],
 ) -> ConversationHandler[Context]:
-    """A persistent conversation with the shared fallbacks and the polite idle timeout."""
+    """A persistent conversation in its own handler group, with the shared fallbacks and the
+    polite idle timeout."""
+    taken = [h for h in app.handlers.get(group, []) if isinstance(h, ConversationHandler)]
+    if taken:  # two flows in one group: the first would shadow the second's answers
+        raise ValueError(f"handler group {group.name} already holds flow {taken[0].name!r}")
     timeout = desk_of_app(app).settings.conversation_timeout_seconds
     states = {**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, _timed_out)]}
     with warnings.catch_warnings():
@@ -83,13 +144,13 @@ def conversation(
         handler: ConversationHandler[Context] = ConversationHandler(
             entry_points=entry_points,
             states=states,
-            fallbacks=exit_fallbacks(),
+            fallbacks=exit_fallbacks(app),
             name=name,
             persistent=True,
             conversation_timeout=timeout,
             allow_reentry=True,
         )
-    app.add_handler(handler, group=conversation_group(app))
+    app.add_handler(handler, group=group)
     return handler
 
 
@@ -110,26 +171,3 @@ def not_a_button(reminder_key: str = "menu.use_buttons") -> MessageHandler[Conte
         return None  # None keeps the conversation in its current state
 
     return MessageHandler(filters.ALL & ~filters.COMMAND, remind)
-
-
-# --- staff -----------------------------------------------------------------------------------
-
-
-def staff_only(fn: F) -> F:
-    """Staff callbacks and commands: anyone else is refused and nothing happens."""
-
-    @functools.wraps(fn)
-    async def wrapper(update: Update, context: Context) -> Any:
-        user = update.effective_user
-        if not desk_of(context).is_staff(user.id if user else None):
-            locale = locale_of(context)
-            if update.callback_query is not None:
-                await update.callback_query.answer(th("menu.not_staff", locale), show_alert=True)
-            elif update.effective_chat is not None:
-                await context.bot.send_message(
-                    update.effective_chat.id, th("menu.not_staff", locale)
-                )
-            raise ApplicationHandlerStop
-        return await fn(update, context)
-
-    return wrapper  # type: ignore[return-value]

@@ -1,4 +1,5 @@
-"""The guard that runs before any handler: redelivered updates, group chats, floods, the contact."""
+"""The guard that runs before any handler: redelivered updates, group chats, floods, the contact,
+edited messages."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from telegram.ext import (
 )
 
 from bot.services import contacts
-from handlers.telegram.context import _CONTACT, Context, desk_of, locale_of, uow_of
+from handlers.telegram.context import (
+    _CONTACT,
+    Context,
+    commit_before_reply,
+    desk_of,
+    locale_of,
+    uow_of,
+)
+from handlers.telegram.staff_gate import is_staff
 from messages.render import normalise_locale, th
 from storage.persistence import UpdateLog, record_update
 
@@ -54,7 +63,7 @@ async def guard(update: Update, context: Context) -> None:
             )
         raise ApplicationHandlerStop
     gate: FloodGate = context.bot_data["flood"]
-    if user is not None and not desk.is_staff(user.id) and not gate.allow(user.id):
+    if user is not None and not is_staff(update, desk) and not gate.allow(user.id):
         if user.id not in gate.warned and chat is not None:
             gate.warned.add(user.id)
             await context.bot.send_message(chat.id, th("menu.flood", locale_of(context)))
@@ -90,3 +99,27 @@ async def guard(update: Update, context: Context) -> None:
         )
         context.user_data[_CONTACT] = contact
         context.user_data["_new_contact"] = created
+    if update.edited_message is not None or update.edited_channel_post is not None:
+        await _edit_ignored(update, context, private=private)
+        raise ApplicationHandlerStop
+
+
+async def _edit_ignored(update: Update, context: Context, *, private: bool) -> None:
+    """Only new messages are read: an edit of an earlier one answers no prompt, runs no command
+    and records nothing (a staff member's edit must not reach a complainant, a complainant's
+    must not become new information). The person is told, so a correction is sent again: in a
+    private chat always; in the staff chat only for an edited command (chatter stays quiet)."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    if private:
+        key = "menu.edit_ignored"
+    elif (message.text or "").startswith("/"):
+        key = "menu.edit_ignored_staff"
+    else:
+        return
+    await commit_before_reply()  # the update id is recorded first: a redelivery says nothing
+    await context.bot.send_message(
+        chat.id, th(key, locale_of(context)), reply_to_message_id=message.message_id
+    )

@@ -190,6 +190,7 @@ def register(app: Application, desk: Desk) -> None:
     common.conversation(
         app,
         "quote",
+        common.Group.QUOTE,
         entry_points=[
             CallbackQueryHandler(entry, pattern=rf"^{common.MENU_QUOTE}$"),
             CommandHandler("quote", entry),

@@ -1,7 +1,8 @@
 """Staff handling of cases: `/cases`, `/case REF`, `/assign`, `/milestone`, `/reply` and buttons.
 
-Every handler here is filtered to `STAFF_USER_IDS`: anyone else gets nothing from them, whatever
-they type or forge as button data (their `/case` reaches the public filing flow instead).
+Every handler here is behind the one staff gate (handlers.telegram.staff_gate): anyone else gets
+nothing from them, whatever they type or forge as button data (their `/case` reaches the public
+filing flow instead; their press of a staff button is answered "staff only").
 Texts: messages/catalogs/staff.toml.
 """
 
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from telegram import InlineKeyboardMarkup, Update, User
 from telegram.ext import (
     Application,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -27,14 +27,26 @@ from bot.domain.refs import button_ref, normalise_ref
 from bot.services import cases
 from bot.services.cases import MILESTONE_ORDER, CaseRefused
 from handlers.telegram import common
-from handlers.telegram.cases_common import typed
-from handlers.telegram.common import Context, desk_of, keyboard, locale_of, send, stay, uow_of
+from handlers.telegram.cases_common import TEXT_LIMIT, typed
+from handlers.telegram.common import (
+    Context,
+    Group,
+    desk_of,
+    keyboard,
+    locale_of,
+    send,
+    stay,
+    uow_of,
+)
+from handlers.telegram.staff_gate import StaffButton, StaffOnly
 from messages.render import rule_label, t, th
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 
 REPLY_TEXT = 0
-DESCRIPTION_LIMIT = 1500  # characters shown in /case; the full text is in the history
+# /case shows the description whole (send() splits a long detail over several messages); only
+# a text longer than the filing flow keeps (a long letter) is cut there, marked with "…".
+DESCRIPTION_LIMIT = TEXT_LIMIT
 T = TypeVar("T")
 # A service call on one locked case: (uow, case, actor) -> result.
 Action = Callable[[UnitOfWork, Case, str], Awaitable[T]]
@@ -330,34 +342,20 @@ async def _names_of(context: Context, user_id: int) -> list[str] | None:
     return await cases.staff_names(uow_of(context), user_id)
 
 
-class StaffButton(CallbackQueryHandler[Any, Any]):
-    """A button handler that ignores anyone not configured as staff."""
-
-    def __init__(self, desk: Desk, callback: Any, pattern: str) -> None:
-        super().__init__(callback, pattern=pattern)
-        self.desk = desk
-
-    def check_update(self, update: object) -> Any:
-        user = update.effective_user if isinstance(update, Update) else None
-        if not self.desk.is_staff(user.id if user else None):
-            return None
-        return super().check_update(update)
-
-
 def register(app: Application, desk: Desk) -> None:
-    """Staff case handlers in the staff group, so they run before any public flow."""
+    """Staff case handlers in the staff group, so they run before any public flow; every one
+    behind the staff gate (handlers.telegram.staff_gate)."""
     h = StaffCases()
-    # An empty id list must refuse everyone; filters.User() with no ids would refuse no one.
-    # Commands and typed answers are taken from new messages only: an edited `/reply REF …`
-    # would otherwise send a second answer, an edit the prompt's answer out of turn.
-    staff = filters.User(user_id=list(desk.staff_ids) or [0]) & filters.UpdateType.MESSAGE
+    # Commands and typed answers are taken from new messages only (the guard drops edits too).
+    staff = StaffOnly(desk) & filters.UpdateType.MESSAGE
     common.conversation(
         app,
         "staff_reply",
-        entry_points=[StaffButton(desk, stay(h.ask_reply), r"^staff:reply:")],
+        Group.STAFF_REPLY,
+        entry_points=[StaffButton(stay(h.ask_reply), r"^staff:reply:")],
         states={REPLY_TEXT: [MessageHandler(staff & typed(), stay(h.reply_text))]},
     )
-    g = common.STAFF_GROUP
+    g = Group.STAFF
     app.add_handler(CommandHandler("cases", stay(h.list_cases), filters=staff), group=g)
     # `/case REF` for staff; a bare `/case` (or anyone else's) is the public filing flow.
     staff_case = staff & filters.Regex(r"^/case(@\w+)?\s+\S")
@@ -365,9 +363,7 @@ def register(app: Application, desk: Desk) -> None:
     app.add_handler(CommandHandler("assign", stay(h.assign_command), filters=staff), group=g)
     app.add_handler(CommandHandler("milestone", stay(h.milestone_command), filters=staff), group=g)
     app.add_handler(CommandHandler("reply", stay(h.reply_command), filters=staff), group=g)
-    app.add_handler(StaffButton(desk, stay(h.show_button), r"^staff:show:"), group=g)
-    app.add_handler(StaffButton(desk, stay(h.assign_button), r"^staff:assign:"), group=g)
+    app.add_handler(StaffButton(stay(h.show_button), r"^staff:show:"), group=g)
+    app.add_handler(StaffButton(stay(h.assign_button), r"^staff:assign:"), group=g)
     milestones = "|".join(MILESTONE_ORDER)  # forged data naming anything else matches nothing
-    app.add_handler(
-        StaffButton(desk, stay(h.milestone_button), rf"^staff:ms:({milestones}):"), group=g
-    )
+    app.add_handler(StaffButton(stay(h.milestone_button), rf"^staff:ms:({milestones}):"), group=g)

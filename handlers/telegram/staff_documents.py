@@ -7,13 +7,14 @@ outbox), with buttons `sd:a:<id>` (accept) and `sd:r:<id>` (reject → choose a 
 from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler
+from telegram.ext import Application, ApplicationHandlerStop
 
 from bot.desk import Desk
 from bot.domain import applications as rules
 from bot.services import applications as apps
 from handlers.telegram import common
-from handlers.telegram.common import Context, staff_only
+from handlers.telegram.common import Context, Group
+from handlers.telegram.staff_gate import StaffButton
 from messages.render import th
 
 
@@ -37,7 +38,6 @@ def _review_keyboard(doc_id: int, locale: str) -> InlineKeyboardMarkup:
     )
 
 
-@staff_only
 async def review(update: Update, context: Context) -> None:
     """A staff button on a review prompt."""
     query = update.callback_query
@@ -87,6 +87,4 @@ async def review(update: Update, context: Context) -> None:
 
 
 def register(app: Application, desk: Desk) -> None:
-    app.add_handler(
-        CallbackQueryHandler(review, pattern=r"^sd:[arxb]:\d+"), group=common.STAFF_GROUP
-    )
+    app.add_handler(StaffButton(review, r"^sd:[arxb]:\d+"), group=Group.STAFF)

@@ -31,6 +31,7 @@ from bot.outbox.worker import Outbox
 from bot.profiles import load_profile
 from bot.services import cases
 from bot.services.cases import Complainant
+from handlers.telegram import cases_filing, cases_mine, common, staff_cases
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo import cases as repo
@@ -40,12 +41,7 @@ from tests.fixtures.mail import SmtpSink
 STAFF_CHAT = -100500
 STAFF_A, STAFF_B = 9001, 9002
 RECEIVED_AT = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-MODULES = [
-    "handlers.telegram.common",
-    "handlers.telegram.staff_cases",
-    "handlers.telegram.cases_filing",
-    "handlers.telegram.cases_mine",
-]
+MODULES = [common, staff_cases, cases_filing, cases_mine]
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -459,26 +455,16 @@ async def _sent(user: FakeUser, text: str) -> dict[str, Any]:
     return message
 
 
-async def _edit(user: FakeUser, message: dict[str, Any], text: str) -> None:
-    """The user edits a message sent earlier: Telegram sends an `edited_message` update."""
-    edited = {k: v for k, v in message.items() if k != "entities"}
-    edited |= {"text": text, "edit_date": message["date"] + 60}
-    if text.startswith("/"):
-        command = text.split(maxsplit=1)[0]
-        edited["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-    await user.emulator.queue_update("edited_message", edited)
-
-
 async def test_an_edited_message_does_not_answer_the_add_information_prompt(bot: Bot) -> None:
     user = bot.emulator.user(516, "Wu")
     ref = await _file_complaint_zh(user)
     earlier = await _sent(user, f"/mycases {ref}")
     assert "请发送要补充的内容" in await _step(user, "补充信息", press=True)
-    # Editing an old message is not an answer: the catch-all points to the menu instead.
+    # Editing an old message is not an answer: the user is told to send it as a new one.
     before = len(user.replies)
-    await _edit(user, earlier, "改过的旧消息")
+    await user.edit(earlier, "改过的旧消息")
     assert await bot.emulator.wait_for(lambda: len(user.replies) > before)
-    assert "已将您补充的信息" not in user.replies[before].text
+    assert "修改过的消息不会被读取" in user.replies[before].text
     # The prompt still waits for a new message, and takes it.
     assert f"已将您补充的信息记入案件 {ref}" in await _step(user, "补充：新的工资单。")
     async with bot.desk.sessions() as s:
@@ -510,9 +496,14 @@ async def test_an_edited_message_neither_answers_the_reply_prompt_nor_replies_ag
     await _step(staff, f"/case {ref}")
     assert "请发送对案件" in await _step(staff, "答复投诉人", press=True)
     # Neither an edited command nor an edited message is taken, in the prompt or outside it.
-    await _edit(staff, command, f"/reply {ref} Edited first answer.")
-    await _edit(staff, command, "Edited into plain text.")
+    # The edited command is answered with a note that it is not run again; chatter is not.
+    before = len(staff.replies)
+    await staff.edit(command, f"/reply {ref} Edited first answer.")
+    assert await bot.emulator.wait_for(lambda: len(staff.replies) > before)
+    assert "修改过的命令不会再次执行" in staff.replies[before].text
+    await staff.edit(command, "Edited into plain text.")
     assert "答复已排队发送" in await _step(staff, "Second answer.")
+    assert len(staff.replies) == before + 2
     answers = await _delivered(bot, user)
     assert len(answers) == 2
     assert "First answer." in answers[0] and "Second answer." in answers[1]

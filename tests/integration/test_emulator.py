@@ -24,7 +24,7 @@ from telegram.ext import (
 )
 
 from bot.emulator import Emulator, NoReplyError, bot_builder, run_app
-from bot.emulator.terminal import chat
+from bot.emulator.terminal import HELP, chat
 
 # Until tests/conftest.py registers it for the whole suite.
 
@@ -297,6 +297,7 @@ async def test_terminal_chat_transcript(emulator: Emulator, tmp_path: Path) -> N
     out = io.StringIO()
     await chat(echo_app(emulator), emulator, user_id=77, stdin=script, stdout=out)
     assert out.getvalue() == (
+        f"{HELP}\n"
         "> /start\n"
         "bot: 欢迎\n"
         "  [1] 资格自评\n"
@@ -307,5 +308,37 @@ async def test_terminal_chat_transcript(emulator: Emulator, tmp_path: Path) -> N
         "bot: hello <you>\n"
         f"> /file {tmp_path / 'cv.txt'}\n"
         "bot: [document echo-cv.txt, 5 bytes] 5 bytes\n"
+        "> /quit\n"
+    )
+
+
+async def test_terminal_numbers_are_presses_only_when_meant_as_such(emulator: Emulator) -> None:
+    """A phone number or a count typed while buttons show is text; after a reply without
+    buttons the earlier buttons still work as #N; a backslash sends a line as typed."""
+    script = io.StringIO("/start\n13800138000\n#2\n2\n/start\n\\1\n1\n#3\n#1\n/quit\n")
+    out = io.StringIO()
+    await chat(echo_app(emulator), emulator, user_id=78, stdin=script, stdout=out)
+    menu = "bot: 欢迎\n  [1] 资格自评\n  [2] 报价\n"
+    assert out.getvalue() == (
+        f"{HELP}\n"
+        f"> /start\n{menu}"
+        "> 13800138000\n"
+        "bot: 13800138000\n"
+        "  (earlier buttons: type #1–#2)\n"
+        "> #2\n"
+        "bot (edited): 你选择了 quote\n"
+        "> 2\n"  # that keyboard is gone: text
+        "bot: 2\n"
+        f"> /start\n{menu}"
+        "> \\1\n"
+        "bot: 1\n"
+        "  (earlier buttons: type #1–#2)\n"
+        "> 1\n"  # after a reply without buttons a bare number is text…
+        "bot: 1\n"
+        "  (earlier buttons: type #1–#2)\n"
+        "> #3\n"
+        "! choose #1–#2\n"
+        "> #1\n"  # …and the buttons above it still work
+        "bot (edited): 你选择了 self-check\n"
         "> /quit\n"
     )

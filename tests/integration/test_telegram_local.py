@@ -70,6 +70,17 @@ async def test_typed_numbers_answer_a_question_without_buttons(tmp_path: Path) -
     assert "有效人数 120" in text and "7 人日" in text, text[-800:]
 
 
+async def test_a_typed_count_beside_a_button_is_text(tmp_path: Path) -> None:
+    """ "10" sites typed while the sites question shows its one button ("1") is a count, not a
+    press of button 10; a phone number likewise."""
+    settings = load_settings(data_dir=tmp_path / "data", database_url="")
+    script = "/start\n1\n2\n120\n10\n/quit\n"
+    out = io.StringIO()
+    assert await local_chat(settings, stdin=io.StringIO(script), stdout=out) == 0
+    text = out.getvalue()
+    assert "相似场所 10 个" in text and "! choose" not in text, text[-800:]
+
+
 async def test_cancel_ends_a_flow_and_flood_is_refused(
     database_url: str, data_dir: Path, emulator: Emulator
 ) -> None:
