@@ -39,6 +39,7 @@ def create_app(desk: Desk) -> Starlette:
         Route("/cases/{ref}/assign", views_cases.assign, methods=["POST"]),
         Route("/cases/{ref}/reply", views_cases.reply, methods=["POST"]),
         Route("/cases/{ref}/milestone", views_cases.milestone, methods=["POST"]),
+        Route("/cases/{ref}/decide", views_cases.decide, methods=["POST"]),
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),

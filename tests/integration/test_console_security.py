@@ -39,6 +39,7 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("POST", f"/cases/{ref}/assign"),
         ("POST", f"/cases/{ref}/reply"),
         ("POST", f"/cases/{ref}/milestone"),
+        ("POST", f"/cases/{ref}/decide"),
         ("GET", "/outbox"),
         ("POST", "/outbox/1/retry"),
         ("POST", "/outbox/1/cancel"),
