@@ -74,6 +74,9 @@ def event_text(event: CaseEvent, kind: str, names: dict[str, str], loc: str) -> 
         case "refused":
             grounds = t(f"console.grounds_{data.get('grounds') or 'not_applicable'}", loc)
             return t("console.event_refused", loc, grounds=grounds, note=_reason(data, loc))
+        case "opened_from_enquiry" | "enquiry_attached":
+            letter = data.get("inbound_email", "?")
+            return t(f"console.event_{event.type}", loc, id=letter, note=_reason(data, loc))
         case "outbox_retried" | "outbox_cancelled":
             what = t(f"console.{event.type.replace('outbox_', 'outbox_event_')}", loc)
             return t("console.event_outbox", loc, id=data.get("message", "?"), what=what)

@@ -133,12 +133,27 @@ async def new_cases(session: AsyncSession, received_status: str) -> Sequence[Cas
 
 
 async def enquiries(session: AsyncSession) -> Sequence[InboundEmail]:
-    """Letters the intake passed to staff as enquiries, attached to no case."""
+    """Letters the intake passed to staff as enquiries, not sorted yet."""
     query = (
         select(InboundEmail)
-        .where(InboundEmail.kind == "enquiry", col(InboundEmail.case_id).is_(None))
+        .where(
+            InboundEmail.kind == "enquiry",
+            col(InboundEmail.case_id).is_(None),
+            col(InboundEmail.sorted_at).is_(None),
+        )
         .order_by(col(InboundEmail.received_at).desc())
         .limit(LIMIT)
+    )
+    return (await session.exec(query)).all()
+
+
+async def sorted_enquiries(session: AsyncSession, limit: int = 50) -> Sequence[InboundEmail]:
+    """Enquiries staff sorted, the latest first."""
+    query = (
+        select(InboundEmail)
+        .where(InboundEmail.kind == "enquiry", col(InboundEmail.sorted_at).is_not(None))
+        .order_by(col(InboundEmail.sorted_at).desc(), col(InboundEmail.id).desc())
+        .limit(limit)
     )
     return (await session.exec(query)).all()
 
@@ -238,6 +253,7 @@ __all__ = [
     "outbox_row",
     "register",
     "reminders_unsent_by",
+    "sorted_enquiries",
     "stored_file",
     "unrouted_staff_messages",
 ]

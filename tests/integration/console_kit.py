@@ -21,7 +21,9 @@ from bot.profiles import load_profile
 from bot.services import cases, staff
 from bot.services.cases import Complainant
 from handlers.console.app import create_app
+from handlers.email.intake import parser
 from storage.db import session_factory
+from storage.models import InboundEmail
 from storage.unit_of_work import UnitOfWork
 
 # 2026-09-28 10:00 in Shanghai: the Monday before the National Day break.
@@ -78,6 +80,23 @@ async def file_complaint(desk: Desk, **fields: Any) -> str:
     return opened.ref
 
 
+async def store_enquiry(desk: Desk, raw: bytes, key: str) -> int:
+    """A letter as the intake leaves an enquiry: stored, processed, kind `enquiry`."""
+    async with desk.sessions() as s, s.begin():
+        row = InboundEmail(
+            mailbox="INBOX",
+            message_key=key,
+            raw=raw,
+            received_at=desk.clock.now(),
+            status="processed",
+            kind="enquiry",
+        )
+        s.add(row)
+        await s.flush()
+        assert row.id is not None
+        return row.id
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "no CSRF token in the page"
@@ -116,6 +135,6 @@ async def console(engine: AsyncEngine, database_url: str, data_dir: Path) -> Asy
         desk, "王芳", "wang@desk.example.test", "admin", telegram_user_id=901
     )
     staff_id = await add_staff(desk, "张伟", "zhang@desk.example.test")
-    transport = httpx.ASGITransport(app=create_app(desk))
+    transport = httpx.ASGITransport(app=create_app(desk, parse=parser(desk)))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Console(desk, client, admin_id, staff_id)

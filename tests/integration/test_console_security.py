@@ -40,6 +40,9 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("POST", f"/cases/{ref}/reply"),
         ("POST", f"/cases/{ref}/milestone"),
         ("POST", f"/cases/{ref}/decide"),
+        ("GET", "/enquiries"),
+        ("GET", "/enquiries/1"),
+        ("POST", "/enquiries/1/answer"),
         ("GET", "/outbox"),
         ("POST", "/outbox/1/retry"),
         ("POST", "/outbox/1/cancel"),
@@ -55,8 +58,11 @@ async def test_every_page_but_login_and_healthz_refuses_anonymous(console: Conso
     # Every route is tried here (the file route by its pattern): a new page cannot be missed.
     assert paths - {"/healthz", "/login", "/lang", "/static"} <= {
         p.split("?")[0]
+        .replace("/enquiries/1/answer", "/enquiries/{inbound_id:int}/{action}")
+        .replace("/enquiries/1", "/enquiries/{inbound_id:int}")
         .replace("/1/", "/{message_id:int}/")
         .replace("files/1", "files/{file_id:int}")
+
         for p in tried
     }
     for method, path in _pages(ref):
