@@ -14,7 +14,13 @@ from starlette.staticfiles import StaticFiles
 
 from bot.desk import Desk
 from bot.services.inbound_mail import Parse
-from handlers.console import views_auth, views_cases, views_enquiries, views_today
+from handlers.console import (
+    views_applications,
+    views_auth,
+    views_cases,
+    views_enquiries,
+    views_today,
+)
 from handlers.console.security import SecurityHeaders, Sessions
 from handlers.console.web import STATIC, Console, make_env
 
@@ -46,6 +52,17 @@ def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
         Route("/enquiries", views_enquiries.listing),
         Route("/enquiries/{inbound_id:int}", views_enquiries.detail),
         Route("/enquiries/{inbound_id:int}/{action}", views_enquiries.sort, methods=["POST"]),
+        Route("/applications", views_applications.register),
+        Route("/applications/{ref}", views_applications.application_file),
+        Route("/applications/{ref}/files/{doc_id:int}", views_applications.document_file),
+        Route(
+            "/applications/{ref}/documents/{doc_id:int}/review",
+            views_applications.review,
+            methods=["POST"],
+        ),
+        Route("/applications/{ref}/move", views_applications.move, methods=["POST"]),
+        Route("/applications/{ref}/issue", views_applications.issue, methods=["POST"]),
+        Route("/documents/{doc_id:int}", views_applications.document_of),
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),

@@ -21,6 +21,7 @@ from handlers.console import words
 from handlers.console.export import register_xlsx
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t
+from storage.models import StoredFile
 
 KINDS = ("appeal", "complaint", "dispute")
 STATUSES = (Status.RECEIVED, Status.IN_PROGRESS, Status.CLOSED, Status.WITHDRAWN)
@@ -132,7 +133,11 @@ async def case_attachment(ctx: Ctx) -> Response:
     found = await case_desk.attachment(ctx.uow, ref, int(file_id)) if ref else None
     if found is None:
         return ctx.page("error.html", status=404, message=t("console.not_found", ctx.loc))
-    row, name = found
+    return file_response(ctx, *found)
+
+
+def file_response(ctx: Ctx, row: StoredFile, name: str) -> Response:
+    """A stored file: PDFs and images shown in the browser, anything else downloaded."""
     path = (ctx.desk.data_dir / row.path).resolve()
     if not path.is_relative_to(ctx.desk.data_dir.resolve()) or not path.is_file():
         return ctx.page("error.html", status=404, message=t("console.not_found", ctx.loc))

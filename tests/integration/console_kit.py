@@ -18,7 +18,7 @@ from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.desk import Desk, load_calendar
 from bot.profiles import load_profile
-from bot.services import cases, staff
+from bot.services import applications, cases, contacts, staff
 from bot.services.cases import Complainant
 from handlers.console.app import create_app
 from handlers.email.intake import parser
@@ -95,6 +95,46 @@ async def store_enquiry(desk: Desk, raw: bytes, key: str) -> int:
         await s.flush()
         assert row.id is not None
         return row.id
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@dataclass(frozen=True)
+class Applicant:
+    ref: str
+    application_id: int
+    organisation_id: int
+    documents: dict[str, int]  # checklist item → document id
+
+
+async def apply_with_documents(
+    desk: Desk, *, chat_id: int = 7001, uploads: int | None = None
+) -> Applicant:
+    """An applicant on Telegram (contact, organisation, application) who uploaded a PDF for the
+    first `uploads` checklist items (all of them by default), through the services."""
+    async with UnitOfWork(desk.sessions) as uow:
+        contact, _ = await contacts.telegram_contact(
+            uow,
+            user_id=chat_id,
+            chat_id=chat_id,
+            name="陈经理",
+            locale="zh_CN",
+            now=desk.clock.now(),
+        )
+        contact, org = await contacts.name_organisation(
+            uow, contact.id, "武汉示例制造有限公司", desk.clock.now()
+        )
+        app, _ = await applications.open_application(desk, uow, contact, org, "SA")
+        items = [i.id for i in desk.profile.checklist("SA")][:uploads]
+        docs = {}
+        for n, item in enumerate(items):
+            doc = await applications.receive_document(
+                desk, uow, app, org, item, PDF + str(n).encode(), f"{item}.pdf", "application/pdf"
+            )
+            docs[item] = doc.id or 0
+        assert app.id is not None and org.id is not None
+        return Applicant(app.ref, app.id, org.id, docs)
 
 
 def csrf_of(html: str) -> str:

@@ -43,6 +43,13 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("GET", "/enquiries"),
         ("GET", "/enquiries/1"),
         ("POST", "/enquiries/1/answer"),
+        ("GET", "/applications"),
+        ("GET", "/applications/AP-2026-0001"),
+        ("GET", "/applications/AP-2026-0001/files/1"),
+        ("POST", "/applications/AP-2026-0001/documents/1/review"),
+        ("POST", "/applications/AP-2026-0001/move"),
+        ("POST", "/applications/AP-2026-0001/issue"),
+        ("GET", "/documents/1"),
         ("GET", "/outbox"),
         ("POST", "/outbox/1/retry"),
         ("POST", "/outbox/1/cancel"),
@@ -58,11 +65,14 @@ async def test_every_page_but_login_and_healthz_refuses_anonymous(console: Conso
     # Every route is tried here (the file route by its pattern): a new page cannot be missed.
     assert paths - {"/healthz", "/login", "/lang", "/static"} <= {
         p.split("?")[0]
+        .replace("AP-2026-0001", "{ref}")
+        .replace("documents/1/", "documents/{doc_id:int}/")
+        .replace("/documents/1", "/documents/{doc_id:int}")
+        .replace("/applications/{ref}/files/1", "/applications/{ref}/files/{doc_id:int}")
         .replace("/enquiries/1/answer", "/enquiries/{inbound_id:int}/{action}")
         .replace("/enquiries/1", "/enquiries/{inbound_id:int}")
         .replace("/1/", "/{message_id:int}/")
         .replace("files/1", "files/{file_id:int}")
-
         for p in tried
     }
     for method, path in _pages(ref):
