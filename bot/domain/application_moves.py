@@ -67,7 +67,11 @@ def audit_conflict(identities: Iterable[str], audit_team: Iterable[str]) -> str 
 
 
 def check_move(
-    ref: str, stage: str, target: str, reason: str | None, identities: Iterable[str],
+    ref: str,
+    stage: str,
+    target: str,
+    reason: str | None,
+    identities: Iterable[str],
     audit_team: Iterable[str],
 ) -> None:
     if target not in moves_from(stage) and not (stage == DECISION and target == CERTIFIED):

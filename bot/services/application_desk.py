@@ -158,7 +158,12 @@ async def review(
 
 
 async def tell_applicant(
-    desk: Desk, uow: UnitOfWork, app: Application, contact: Contact, key: str, text_key: str,
+    desk: Desk,
+    uow: UnitOfWork,
+    app: Application,
+    contact: Contact,
+    key: str,
+    text_key: str,
     **args: object,
 ) -> None:
     """A message to the applicant's contact through the outbox: Telegram, else e-mail."""
@@ -192,7 +197,10 @@ async def tell_applicant(
 
 
 def check_may_move(
-    app: Application, events: Sequence[ApplicationEvent], actor: StaffMember, target: str,
+    app: Application,
+    events: Sequence[ApplicationEvent],
+    actor: StaffMember,
+    target: str,
     reason: str | None,
 ) -> None:
     needed = moves.role_for(app.stage, target)
@@ -229,13 +237,23 @@ async def move(
     if target in moves.AUDIT_STAGES and team:
         data["audit_team"] = team
     event = await repo.add_application_event(
-        uow.session, app.id or 0, stage=target, now=now, actor=staff.actor_of(actor),
-        type="stage", note=reason, data=data,
+        uow.session,
+        app.id or 0,
+        stage=target,
+        now=now,
+        actor=staff.actor_of(actor),
+        type="stage",
+        note=reason,
+        data=data,
     )
     _org, contact = await repo.application_parties(uow.session, app)
     loc = contact.locale
     await tell_applicant(
-        desk, uow, app, contact, f"application:{app.ref}:event:{event.id}",
+        desk,
+        uow,
+        app,
+        contact,
+        f"application:{app.ref}:event:{event.id}",
         "console.applicant_stage",
         ref=app.ref,
         stage=t(f"application.stage_{target}", loc),
