@@ -149,3 +149,14 @@ async def test_an_audit_team_member_may_not_take_the_certification_decision(
     assert "审核组成员（王芳）" in page
     async with console.desk.sessions() as s:
         assert (await s.exec(select(Certificate))).all() == []
+
+
+async def test_the_new_pages_read_in_english(console: Console) -> None:
+    a = await apply_with_documents(console.desk, uploads=1)
+    await console.signed_in()
+    await console.client.get("/lang?to=en&next=/")
+    listing = (await console.client.get("/applications")).text
+    assert "Applications" in listing and a.ref in listing
+    page = (await console.client.get(f"/applications/{a.ref}")).text
+    assert "received 1/8, accepted 0/8" in page and "to review" in page
+    assert "Enquiries" in (await console.client.get("/enquiries")).text
