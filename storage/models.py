@@ -122,6 +122,11 @@ class ApplicationEvent(SQLModel, table=True):
     stage: str
     at: datetime = _instant()
     note: str | None = Field(default=None, sa_type=sa.Text)
+    # Who moved it (staff:<e-mail>; None: the applicant's uploads or the system), and what
+    # else was done at this stage (a document reviewed, a certificate issued): bot.services.
+    actor: str | None = None
+    type: str | None = None
+    data: dict[str, Any] | None = _json()
 
 
 class Document(SQLModel, table=True):
@@ -359,6 +364,11 @@ class InboundEmail(SQLModel, table=True):
     case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
     kind: str | None = None
     problems: list[str] | None = _json()
+    # An enquiry sorted by staff (bot.services.enquiries): when, by whom, into what, and why.
+    sorted_at: datetime | None = _instant(nullable=True, default=None)
+    sorted_by: str | None = None  # staff:<e-mail>
+    sorted_as: str | None = None  # case | attached | answered | no_answer
+    sorted_note: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class TelegramUpdate(SQLModel, table=True):

@@ -121,9 +121,10 @@ async def serve_console(desk: Desk, sock: socket.socket) -> None:
     import uvicorn
 
     from handlers.console.app import create_app
+    from handlers.email.intake import parser
 
     config = uvicorn.Config(
-        create_app(desk),
+        create_app(desk, parse=parser(desk)),
         log_level=desk.settings.log_level.lower(),
         proxy_headers=True,  # X-Forwarded-Proto/For from the reverse proxy on this host
         access_log=False,  # addresses and paths of staff: not in the logs by default

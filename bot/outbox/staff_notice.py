@@ -7,6 +7,7 @@ Buttons exist only on Telegram: the other channels say where to act instead.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -80,16 +81,20 @@ def render(
     settings: Settings,
     text_html: str,
     buttons: list[list[dict[str, str]]] | None = None,
+    link: str | None = None,
 ) -> dict[str, Any]:
-    """The outbox payload of this notice on `target`'s channel."""
+    """The outbox payload of this notice on `target`'s channel; `link`: its console page."""
     if target.channel is Channel.TELEGRAM:
+        if link:
+            opener = html.escape(t("console.open_in_console", settings.default_locale))
+            text_html += f'\n\n<a href="{html.escape(link)}">{opener}</a>'
         payload: dict[str, Any] = {"text": text_html}
         if buttons:
             payload["reply_markup"] = buttons
         return payload
     loc = settings.default_locale
     title, body = title_and_body(text_html)
-    hint, link = t("outbox.staff_act_hint", loc), settings.console_base_url or None
+    hint, link = t("outbox.staff_act_hint", loc), link or settings.console_base_url or None
     if target.channel is Channel.EMAIL:
         foot = f"{hint}: {link}" if link else hint
         return {

@@ -7,6 +7,7 @@ import logging
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
+from bot.outbox.console_links import console_link
 from bot.outbox.staff_notice import UNROUTED, render, targets
 from storage.models import Channel, OutboxMessage
 from storage.repo.outbox import enqueue
@@ -47,12 +48,13 @@ async def queue_for_staff(
             case_id=case_id,
             now=desk.clock.now(),
         )
+    link = await console_link(desk, session, key, case_id)  # its page, with CONSOLE_BASE_URL
     rows = [
         await enqueue(
             session,
             channel=target.channel,
             recipient=target.recipient,
-            payload=render(target, desk.settings, text, buttons),
+            payload=render(target, desk.settings, text, buttons, link),
             idempotency_key=target.key(key),
             case_id=case_id,
             now=desk.clock.now(),

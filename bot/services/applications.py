@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.desk import Desk
 from bot.domain.applications import (
     NOT_ACCEPTED,
+    REJECT_REASONS,
     UNDER_REVIEW,
     Progress,
     check_move,
@@ -194,7 +195,9 @@ async def review_document(
         if accept:
             text = th("application.doc_accepted", locale, item=item, ref=app.ref)
         else:
-            why = t(f"application.reason_{reason}", locale) if reason else "—"
+            # A reason of the list (Telegram buttons) is a key; the console's is free text.
+            known = reason in REJECT_REASONS
+            why = t(f"application.reason_{reason}", locale) if known else (reason or "—")
             text = th("application.doc_rejected", locale, item=item, ref=app.ref, reason=why)
         if stage == UNDER_REVIEW and before != UNDER_REVIEW:
             text += "\n\n" + th("application.now_under_review", locale, ref=app.ref)

@@ -28,6 +28,8 @@ __all__ = [
     "assign",
     "attachment",
     "case_file",
+    "check_impartial",
+    "locked_case",
     "milestone",
     "received_on",
     "register",
@@ -138,12 +140,12 @@ async def attachment(uow: UnitOfWork, ref: str, file_id: int) -> tuple[StoredFil
 # --- actions, as a directory member -----------------------------------------------------------
 
 
-def _check_impartial(case: Case, member: StaffMember) -> None:
+def check_impartial(case: Case, member: StaffMember) -> None:
     if impartiality_conflict(case, staff.identities_of(member)) is not None:
         raise CaseRefused("console.refused_not_impartial", ref=case.ref)
 
 
-async def _locked(uow: UnitOfWork, ref: str) -> Case:
+async def locked_case(uow: UnitOfWork, ref: str) -> Case:
     case = await cases.lock_case(uow, ref)
     if case is None:
         raise LookupError(ref)
@@ -154,8 +156,8 @@ async def assign(
     desk: Desk, uow: UnitOfWork, ref: str, actor: StaffMember, to: StaffMember
 ) -> StaffMember:
     """Assign `to` (a member); refused when either the actor or `to` must stand aside."""
-    case = await _locked(uow, ref)
-    _check_impartial(case, actor)
+    case = await locked_case(uow, ref)
+    check_impartial(case, actor)
     names: Sequence[str] = [to.name, *staff.identities_of(to)[1:]]
     await cases.assign(desk, uow, case, staff.actor_of(actor), to.email, names)
     return to
@@ -164,8 +166,8 @@ async def assign(
 async def reply(
     desk: Desk, uow: UnitOfWork, ref: str, actor: StaffMember, text: str
 ) -> OutboxMessage:
-    case = await _locked(uow, ref)
-    _check_impartial(case, actor)
+    case = await locked_case(uow, ref)
+    check_impartial(case, actor)
     return await cases.reply(desk, uow, case, staff.actor_of(actor), text)
 
 
@@ -173,6 +175,6 @@ async def milestone(
     desk: Desk, uow: UnitOfWork, ref: str, actor: StaffMember, name: str, note: str | None
 ) -> list[Deadline]:
     """Record a milestone (the kind's final one closes the case)."""
-    case = await _locked(uow, ref)
-    _check_impartial(case, actor)
+    case = await locked_case(uow, ref)
+    check_impartial(case, actor)
     return await cases.record_milestone(desk, uow, case, staff.actor_of(actor), name, note)

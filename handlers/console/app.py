@@ -13,14 +13,23 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.desk import Desk
-from handlers.console import views_auth, views_cases, views_today
+from bot.services.inbound_mail import Parse
+from handlers.console import (
+    views_applications,
+    views_auth,
+    views_cases,
+    views_enquiries,
+    views_today,
+)
 from handlers.console.security import SecurityHeaders, Sessions
 from handlers.console.web import STATIC, Console, make_env
 
 SESSION_HOURS = 12  # a working day; then sign in again
 
 
-def create_app(desk: Desk) -> Starlette:
+def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
+    """`parse`: how a stored letter is read (handlers.email.intake.parser(desk), passed by
+    bot.main); without it the enquiry pages say that e-mail is not set up."""
     settings = desk.settings
     if settings.console_secret_key is None:
         raise ValueError("CONSOLE_SECRET_KEY is not set")
@@ -39,6 +48,21 @@ def create_app(desk: Desk) -> Starlette:
         Route("/cases/{ref}/assign", views_cases.assign, methods=["POST"]),
         Route("/cases/{ref}/reply", views_cases.reply, methods=["POST"]),
         Route("/cases/{ref}/milestone", views_cases.milestone, methods=["POST"]),
+        Route("/cases/{ref}/decide", views_cases.decide, methods=["POST"]),
+        Route("/enquiries", views_enquiries.listing),
+        Route("/enquiries/{inbound_id:int}", views_enquiries.detail),
+        Route("/enquiries/{inbound_id:int}/{action}", views_enquiries.sort, methods=["POST"]),
+        Route("/applications", views_applications.register),
+        Route("/applications/{ref}", views_applications.application_file),
+        Route("/applications/{ref}/files/{doc_id:int}", views_applications.document_file),
+        Route(
+            "/applications/{ref}/documents/{doc_id:int}/review",
+            views_applications.review,
+            methods=["POST"],
+        ),
+        Route("/applications/{ref}/move", views_applications.move, methods=["POST"]),
+        Route("/applications/{ref}/issue", views_applications.issue, methods=["POST"]),
+        Route("/documents/{doc_id:int}", views_applications.document_of),
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),
@@ -56,5 +80,5 @@ def create_app(desk: Desk) -> Starlette:
         ),
     ]
     app = Starlette(routes=routes, middleware=middleware)
-    app.state.console = Console(desk=desk, env=make_env())
+    app.state.console = Console(desk=desk, env=make_env(), parse=parse)
     return app

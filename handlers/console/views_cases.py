@@ -9,16 +9,19 @@ from urllib.parse import quote
 from starlette.responses import FileResponse, Response
 
 from bot.clock import SHANGHAI
+from bot.domain.case_decisions import DECISIONS, GROUNDS, role_to_decide
 from bot.domain.cases import MILESTONE_ORDER, CaseRefused, Status
 from bot.domain.files import JPEG, PDF, PNG
 from bot.domain.refs import normalise_ref
-from bot.services import case_desk, staff
+from bot.domain.staff import may
+from bot.services import case_decisions, case_desk, staff
 from bot.services.case_desk import RegisterFilter
 from bot.services.cases import refused_text
 from handlers.console import words
 from handlers.console.export import register_xlsx
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t
+from storage.models import StoredFile
 
 KINDS = ("appeal", "complaint", "dispute")
 STATUSES = (Status.RECEIVED, Status.IN_PROGRESS, Status.CLOSED, Status.WITHDRAWN)
@@ -117,6 +120,9 @@ async def case_file(ctx: Ctx) -> Response:
         overdue=lambda d: d.closed_at is None and d.due_on < today,
         due_today=lambda d: d.closed_at is None and d.due_on == today,
         assignee_name=found.names.get(found.case.assignee or "", found.case.assignee),
+        decided=any(e.type in DECISIONS for e in found.events),
+        may_decide=may(ctx.member.role, role_to_decide(found.case.kind)),
+        grounds=GROUNDS,
     )
 
 
@@ -127,7 +133,11 @@ async def case_attachment(ctx: Ctx) -> Response:
     found = await case_desk.attachment(ctx.uow, ref, int(file_id)) if ref else None
     if found is None:
         return ctx.page("error.html", status=404, message=t("console.not_found", ctx.loc))
-    row, name = found
+    return file_response(ctx, *found)
+
+
+def file_response(ctx: Ctx, row: StoredFile, name: str) -> Response:
+    """A stored file: PDFs and images shown in the browser, anything else downloaded."""
     path = (ctx.desk.data_dir / row.path).resolve()
     if not path.is_relative_to(ctx.desk.data_dir.resolve()) or not path.is_file():
         return ctx.page("error.html", status=404, message=t("console.not_found", ctx.loc))
@@ -192,5 +202,31 @@ async def milestone(ctx: Ctx) -> Response:
         await case_desk.milestone(ctx.desk, ctx.uow, ref, ctx.member, name, note)
         label = words.milestone_name(name, ctx.loc)
         return t("console.done_milestone", ctx.loc, milestone=label)
+
+    return await _act(ctx, ref, run)
+
+
+@view()
+async def decide(ctx: Ctx) -> Response:
+    """Accept or refuse the case (受理 / 不予受理); the role each kind needs is the service's."""
+    ref = _ref(ctx) or ""
+    decision = ctx.field("decision")
+    if decision not in ("accept", "refuse"):
+        return ctx.back(f"/cases/{ref}")
+    accept = decision == "accept"
+    grounds = ctx.field("grounds") or None
+    reason = ctx.field("reason").strip()[:2000]
+
+    async def run() -> str:
+        done = await case_decisions.decide(
+            ctx.desk, ctx.uow, ref, ctx.member, accept=accept, grounds=grounds, reason=reason
+        )
+        key = "done_accepted" if accept else "done_refused"
+        if done.notice is None:
+            told = t("console.done_no_notice", ctx.loc)
+        else:
+            channel = words.channel_name(done.notice.channel, ctx.loc)
+            told = t("console.done_notice", ctx.loc, channel=channel)
+        return t(f"console.{key}", ctx.loc, ref=ref) + told
 
     return await _act(ctx, ref, run)

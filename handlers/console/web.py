@@ -27,6 +27,7 @@ from bot.desk import Desk
 from bot.domain.staff import LoginThrottle, Role, may
 from bot.services import staff
 from bot.services.cases import format_date
+from bot.services.inbound_mail import Parse
 from messages.render import normalise_locale, t
 from storage.models import StaffMember
 from storage.unit_of_work import UnitOfWork
@@ -42,6 +43,7 @@ class Console:
     desk: Desk
     env: Environment
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    parse: Parse | None = None  # the e-mail adapter's parser, given by the composition root
 
 
 def make_env() -> Environment:

@@ -36,6 +36,11 @@ def _note(data: dict[str, Any], loc: str) -> str:
     return t("console.note_suffix", loc, note=cut(str(note), 300)) if note else ""
 
 
+def _reason(data: dict[str, Any], loc: str) -> str:
+    reason = data.get("reason")
+    return t("console.note_suffix", loc, note=cut(str(reason), 500)) if reason else ""
+
+
 def event_text(event: CaseEvent, kind: str, names: dict[str, str], loc: str) -> str:
     data = event.data or {}
     files = len(data.get("attachments") or [])
@@ -63,6 +68,15 @@ def event_text(event: CaseEvent, kind: str, names: dict[str, str], loc: str) -> 
             return t("console.event_reply_sent", loc, channel=channel, text=said)
         case "withdrawn":
             return t("console.event_withdrawn", loc, note=_note(data, loc))
+        case "accepted":
+            late = t("console.event_accepted_late", loc) if data.get("out_of_time") else ""
+            return t("console.event_accepted", loc, late=late, note=_reason(data, loc))
+        case "refused":
+            grounds = t(f"console.grounds_{data.get('grounds') or 'not_applicable'}", loc)
+            return t("console.event_refused", loc, grounds=grounds, note=_reason(data, loc))
+        case "opened_from_enquiry" | "enquiry_attached":
+            letter = data.get("inbound_email", "?")
+            return t(f"console.event_{event.type}", loc, id=letter, note=_reason(data, loc))
         case "outbox_retried" | "outbox_cancelled":
             what = t(f"console.{event.type.replace('outbox_', 'outbox_event_')}", loc)
             return t("console.event_outbox", loc, id=data.get("message", "?"), what=what)
@@ -80,6 +94,8 @@ def met_text(closed_by: str | None, loc: str) -> str:
         return milestone_name(closed_by, loc)
     if closed_by == WITHDRAWN:
         return t("cases.status_withdrawn", loc)
+    if closed_by == "refused":
+        return t("console.met_by_refused", loc)
     if closed_by == "received":
         return t("console.met_by_received", loc)
     return closed_by

@@ -12,13 +12,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
     Application,
+    ApplicationEvent,
     Case,
     Certificate,
     Channel,
+    Contact,
     Deadline,
     Document,
     DocumentStatus,
     InboundEmail,
+    Organisation,
     OutboxMessage,
     OutboxStatus,
     Reminder,
@@ -133,12 +136,27 @@ async def new_cases(session: AsyncSession, received_status: str) -> Sequence[Cas
 
 
 async def enquiries(session: AsyncSession) -> Sequence[InboundEmail]:
-    """Letters the intake passed to staff as enquiries, attached to no case."""
+    """Letters the intake passed to staff as enquiries, not sorted yet."""
     query = (
         select(InboundEmail)
-        .where(InboundEmail.kind == "enquiry", col(InboundEmail.case_id).is_(None))
+        .where(
+            InboundEmail.kind == "enquiry",
+            col(InboundEmail.case_id).is_(None),
+            col(InboundEmail.sorted_at).is_(None),
+        )
         .order_by(col(InboundEmail.received_at).desc())
         .limit(LIMIT)
+    )
+    return (await session.exec(query)).all()
+
+
+async def sorted_enquiries(session: AsyncSession, limit: int = 50) -> Sequence[InboundEmail]:
+    """Enquiries staff sorted, the latest first."""
+    query = (
+        select(InboundEmail)
+        .where(InboundEmail.kind == "enquiry", col(InboundEmail.sorted_at).is_not(None))
+        .order_by(col(InboundEmail.sorted_at).desc(), col(InboundEmail.id).desc())
+        .limit(limit)
     )
     return (await session.exec(query)).all()
 
@@ -224,11 +242,99 @@ async def cancel_message(
     return row
 
 
+# --- applications -----------------------------------------------------------------------------
+
+
+async def applications(
+    session: AsyncSession, stage: str | None = None, limit: int = LIMIT
+) -> Sequence[tuple[Application, Organisation]]:
+    """Applications, the latest moved first, with their organisation."""
+    query = select(Application, Organisation).join(
+        Organisation, col(Organisation.id) == col(Application.organisation_id)
+    )
+    if stage:
+        query = query.where(Application.stage == stage)
+    query = query.order_by(col(Application.updated_at).desc(), col(Application.id).desc())
+    return (await session.exec(query.limit(limit))).all()
+
+
+async def application_by_ref(
+    session: AsyncSession, ref: str, lock: bool = False
+) -> Application | None:
+    query = select(Application).where(Application.ref == ref)
+    if lock:
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def application_parties(
+    session: AsyncSession, app: Application
+) -> tuple[Organisation, Contact]:
+    org = await session.get(Organisation, app.organisation_id)
+    contact = await session.get(Contact, app.contact_id)
+    assert org is not None and contact is not None
+    return org, contact
+
+
+async def contacts_of(session: AsyncSession, organisation_id: int) -> Sequence[Contact]:
+    query = select(Contact).where(Contact.organisation_id == organisation_id)
+    return (await session.exec(query.order_by(col(Contact.id)))).all()
+
+
+async def application_events(
+    session: AsyncSession, application_id: int
+) -> Sequence[ApplicationEvent]:
+    query = (
+        select(ApplicationEvent)
+        .where(ApplicationEvent.application_id == application_id)
+        .order_by(col(ApplicationEvent.id))
+    )
+    return (await session.exec(query)).all()
+
+
+async def documents_of(session: AsyncSession, application_id: int) -> Sequence[Document]:
+    """Every upload of the application, replaced ones too, oldest first."""
+    query = select(Document).where(Document.application_id == application_id)
+    return (await session.exec(query.order_by(col(Document.id)))).all()
+
+
+async def add_application_event(
+    session: AsyncSession,
+    application_id: int,
+    *,
+    stage: str,
+    now: datetime,
+    actor: str,
+    type: str,
+    note: str | None = None,
+    data: dict[str, object] | None = None,
+) -> ApplicationEvent:
+    event = ApplicationEvent(
+        application_id=application_id,
+        stage=stage,
+        at=now,
+        note=note,
+        actor=actor,
+        type=type,
+        data=data,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
 __all__ = [
     "DueRow",
     "RegisterFilter",
+    "add_application_event",
+    "application_by_ref",
+    "application_events",
+    "application_parties",
+    "applications",
     "cancel_message",
+    "contacts_of",
     "deadlines_of_cases",
+    "documents_of",
     "documents_to_review",
     "due_by",
     "enquiries",
@@ -238,6 +344,7 @@ __all__ = [
     "outbox_row",
     "register",
     "reminders_unsent_by",
+    "sorted_enquiries",
     "stored_file",
     "unrouted_staff_messages",
 ]

@@ -18,10 +18,12 @@ from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.desk import Desk, load_calendar
 from bot.profiles import load_profile
-from bot.services import cases, staff
+from bot.services import applications, cases, contacts, staff
 from bot.services.cases import Complainant
 from handlers.console.app import create_app
+from handlers.email.intake import parser
 from storage.db import session_factory
+from storage.models import InboundEmail
 from storage.unit_of_work import UnitOfWork
 
 # 2026-09-28 10:00 in Shanghai: the Monday before the National Day break.
@@ -78,6 +80,63 @@ async def file_complaint(desk: Desk, **fields: Any) -> str:
     return opened.ref
 
 
+async def store_enquiry(desk: Desk, raw: bytes, key: str) -> int:
+    """A letter as the intake leaves an enquiry: stored, processed, kind `enquiry`."""
+    async with desk.sessions() as s, s.begin():
+        row = InboundEmail(
+            mailbox="INBOX",
+            message_key=key,
+            raw=raw,
+            received_at=desk.clock.now(),
+            status="processed",
+            kind="enquiry",
+        )
+        s.add(row)
+        await s.flush()
+        assert row.id is not None
+        return row.id
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@dataclass(frozen=True)
+class Applicant:
+    ref: str
+    application_id: int
+    organisation_id: int
+    documents: dict[str, int]  # checklist item → document id
+
+
+async def apply_with_documents(
+    desk: Desk, *, chat_id: int = 7001, uploads: int | None = None
+) -> Applicant:
+    """An applicant on Telegram (contact, organisation, application) who uploaded a PDF for the
+    first `uploads` checklist items (all of them by default), through the services."""
+    async with UnitOfWork(desk.sessions) as uow:
+        contact, _ = await contacts.telegram_contact(
+            uow,
+            user_id=chat_id,
+            chat_id=chat_id,
+            name="陈经理",
+            locale="zh_CN",
+            now=desk.clock.now(),
+        )
+        contact, org = await contacts.name_organisation(
+            uow, contact.id, "武汉示例制造有限公司", desk.clock.now()
+        )
+        app, _ = await applications.open_application(desk, uow, contact, org, "SA")
+        items = [i.id for i in desk.profile.checklist("SA")][:uploads]
+        docs = {}
+        for n, item in enumerate(items):
+            doc = await applications.receive_document(
+                desk, uow, app, org, item, PDF + str(n).encode(), f"{item}.pdf", "application/pdf"
+            )
+            docs[item] = doc.id or 0
+        assert app.id is not None and org.id is not None
+        return Applicant(app.ref, app.id, org.id, docs)
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "no CSRF token in the page"
@@ -116,6 +175,6 @@ async def console(engine: AsyncEngine, database_url: str, data_dir: Path) -> Asy
         desk, "王芳", "wang@desk.example.test", "admin", telegram_user_id=901
     )
     staff_id = await add_staff(desk, "张伟", "zhang@desk.example.test")
-    transport = httpx.ASGITransport(app=create_app(desk))
+    transport = httpx.ASGITransport(app=create_app(desk, parse=parser(desk)))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Console(desk, client, admin_id, staff_id)

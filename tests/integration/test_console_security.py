@@ -12,16 +12,18 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.services import cases, staff
 from handlers.console.app import create_app
-from storage.models import CaseEvent, OutboxMessage
+from storage.models import CaseEvent, Document, InboundEmail, Organisation, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 from tests.integration.console_kit import (
     PASSWORD,
     Console,
+    apply_with_documents,
     console,
     console_settings,
     file_complaint,
     make_desk,
     sign_in,
+    store_enquiry,
 )
 
 __all__ = ["console"]  # the fixture, imported for pytest
@@ -39,6 +41,17 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("POST", f"/cases/{ref}/assign"),
         ("POST", f"/cases/{ref}/reply"),
         ("POST", f"/cases/{ref}/milestone"),
+        ("POST", f"/cases/{ref}/decide"),
+        ("GET", "/enquiries"),
+        ("GET", "/enquiries/1"),
+        ("POST", "/enquiries/1/answer"),
+        ("GET", "/applications"),
+        ("GET", "/applications/AP-2026-0001"),
+        ("GET", "/applications/AP-2026-0001/files/1"),
+        ("POST", "/applications/AP-2026-0001/documents/1/review"),
+        ("POST", "/applications/AP-2026-0001/move"),
+        ("POST", "/applications/AP-2026-0001/issue"),
+        ("GET", "/documents/1"),
         ("GET", "/outbox"),
         ("POST", "/outbox/1/retry"),
         ("POST", "/outbox/1/cancel"),
@@ -54,6 +67,12 @@ async def test_every_page_but_login_and_healthz_refuses_anonymous(console: Conso
     # Every route is tried here (the file route by its pattern): a new page cannot be missed.
     assert paths - {"/healthz", "/login", "/lang", "/static"} <= {
         p.split("?")[0]
+        .replace("AP-2026-0001", "{ref}")
+        .replace("documents/1/", "documents/{doc_id:int}/")
+        .replace("/documents/1", "/documents/{doc_id:int}")
+        .replace("/applications/{ref}/files/1", "/applications/{ref}/files/{doc_id:int}")
+        .replace("/enquiries/1/answer", "/enquiries/{inbound_id:int}/{action}")
+        .replace("/enquiries/1", "/enquiries/{inbound_id:int}")
         .replace("/1/", "/{message_id:int}/")
         .replace("files/1", "files/{file_id:int}")
         for p in tried
@@ -202,3 +221,48 @@ async def test_a_file_is_reached_only_through_its_own_case(console: Console) -> 
         await console.client.get(f"/cases/{other}/files/{kept.stored_file_id}")
     ).status_code == 404
     assert (await console.client.get(f"/cases/{mine}/files/999")).status_code == 404
+
+
+async def test_the_new_forms_need_their_csrf_token_and_escape_what_users_wrote(
+    console: Console,
+) -> None:
+    evil = "<script>alert(1)</script>"
+    ref = await file_complaint(console.desk)
+    applicant = await apply_with_documents(console.desk, uploads=1)
+    async with console.desk.sessions() as s, s.begin():
+        org = await s.get(Organisation, applicant.organisation_id)
+        assert org is not None
+        org.name = evil
+        s.add(org)
+    raw = (
+        f"From: x <x@example.test>\r\nSubject: {evil}\r\nMessage-ID: <e1@example.test>\r\n"
+        f"\r\n{evil}\r\n"
+    ).encode()
+    inbound_id = await store_enquiry(console.desk, raw, "<e1@example.test>")
+    await console.signed_in()
+    doc = applicant.documents["application_form"]
+    for path, data in (
+        (f"/cases/{ref}/decide", {"decision": "refuse", "grounds": "formalities", "reason": "x"}),
+        (f"/enquiries/{inbound_id}/no_answer", {"reason": "x"}),
+        (f"/applications/{applicant.ref}/documents/{doc}/review", {"decision": "accept"}),
+        (f"/applications/{applicant.ref}/move", {"target": "accepted"}),
+        (f"/applications/{applicant.ref}/issue", {"number": "N-1"}),
+    ):
+        assert (await console.client.post(path, data=data)).status_code == 403, path
+    async with console.desk.sessions() as s:
+        types = (await s.exec(select(CaseEvent.type))).all()
+        letter = await s.get(InboundEmail, inbound_id)
+        document = await s.get(Document, doc)
+    assert "refused" not in types
+    assert letter is not None and letter.sorted_at is None
+    assert document is not None and document.status == "received"
+    for path in (
+        "/applications",
+        f"/applications/{applicant.ref}",
+        "/enquiries",
+        f"/enquiries/{inbound_id}",
+        "/",
+    ):
+        html = (await console.client.get(path)).text
+        assert "<script>alert" not in html, path
+    assert "&lt;script&gt;" in (await console.client.get(f"/enquiries/{inbound_id}")).text

@@ -139,7 +139,9 @@ async def test_a_new_complaint_alerts_every_robot_and_email_at_once(
     robot = rows["feishu"].payload
     assert set(robot) == {"title", "text", "link", "act_hint"}
     assert ref in robot["title"] and "<b>" not in robot["title"]
-    assert robot["link"] == CONSOLE and robot["act_hint"] == "请在控制台或 Telegram 员工群处理"
+    # The link is the case's page in the console (issue 11 §9), not only its home page.
+    assert robot["link"] == f"{CONSOLE}cases/{ref}"
+    assert robot["act_hint"] == "请在控制台或 Telegram 员工群处理"
 
     outbox = _outbox(desk)
     try:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:13:35.145481
+Create Date: 2026-12-01 22:31:50.550196
 
 """
 
@@ -255,6 +255,9 @@ def upgrade() -> None:
         sa.Column("stage", sa.String(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("actor", sa.String(), nullable=True),
+        sa.Column("type", sa.String(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["application_id"],
             ["application.id"],
@@ -370,6 +373,10 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(), nullable=True),
         sa.Column("problems", sa.JSON(), nullable=True),
+        sa.Column("sorted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sorted_by", sa.String(), nullable=True),
+        sa.Column("sorted_as", sa.String(), nullable=True),
+        sa.Column("sorted_note", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"], ["case_file.id"], name=op.f("fk_inbound_email_case_id_case_file")
         ),
