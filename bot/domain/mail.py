@@ -113,3 +113,29 @@ def too_large_problem(size: int, limit: int) -> str:
 def too_large(problems: list[str] | None) -> str | None:
     """The too-large problem among a stored letter's problems, if it has one."""
     return next((p for p in problems or [] if p.startswith(TOO_LARGE)), None)
+
+
+# A letter seen again (the very same bytes, another UID): its row has this status, no bytes.
+DUPLICATE = "duplicate"
+# RFC 5322 lines are at most 998 characters: a longer Message-ID cannot go into our headers.
+THREADING_ID_MAX = 900
+
+Disposition = Literal[
+    "case", "reply", "enquiry", "automatic", "bounce", "quarantined", "duplicate", "pending"
+]
+_CASE_KINDS = ("appeal", "complaint", "dispute")
+
+
+def disposition(status: str, kind: str | None) -> Disposition:
+    """What the intake made of a stored letter, as `certdesk email log` shows it."""
+    if status == DUPLICATE:
+        return "duplicate"
+    if status == "quarantined":
+        return "quarantined"
+    if status == "stored":
+        return "pending"  # stored, not yet acted upon (a crash or a deferred letter)
+    if kind in _CASE_KINDS:
+        return "case"
+    if kind in ("reply", "enquiry", "automatic", "bounce"):
+        return kind  # type: ignore[return-value]
+    return "enquiry"

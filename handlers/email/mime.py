@@ -98,6 +98,8 @@ class Walk:
     """What the walk found: the texts shown, the files, the problems, a bounce report's parts."""
 
     max_attachment_bytes: int
+    max_attachments: int = 25
+    skipped: int = 0  # files past max_attachments: counted, neither decoded nor kept
     texts: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -110,11 +112,13 @@ class Walk:
 
 
 _MAX_DEPTH = 30
+# Files kept of one letter: a letter of 10,000 files must not cost 10,000 writes and fsyncs.
+MAX_ATTACHMENTS = 25
 
 
-def walk(msg: Message, max_attachment_bytes: int) -> Walk:
+def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATTACHMENTS) -> Walk:
     """Visit every part of `msg`; never raises for a malformed part."""
-    acc = Walk(max_attachment_bytes=max_attachment_bytes)
+    acc = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
     for defect in msg.defects:
         acc.problem(f"defect: {type(defect).__name__}")
     _walk(msg, acc, _Where())
@@ -123,6 +127,10 @@ def walk(msg: Message, max_attachment_bytes: int) -> Walk:
         for p in acc.problems
     ):
         acc.problem("truncated_multipart")
+    if acc.skipped:
+        acc.problem(
+            f"too_many_attachments: {acc.skipped} more not kept (at most {acc.max_attachments})"
+        )
     return acc
 
 
@@ -257,6 +265,9 @@ def _decode_part(data: bytes, charset: str | None, acc: Walk, path: str) -> str:
 def _add_attachment(
     part: Message, acc: Walk, path: str, mime: str, filename: str | None, disposition: str
 ) -> None:
+    if len(acc.attachments) >= acc.max_attachments:
+        acc.skipped += 1
+        return
     if mime == "message/rfc822":
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else None

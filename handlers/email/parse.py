@@ -19,6 +19,7 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -28,10 +29,11 @@ from bot.domain.letters import (
     case_ref_in_subject,
     classify_text,
     normalise_message_id,
+    own_mail_reasons,
 )
 from bot.domain.mail import Attachment, Bounce, Kind, ParsedMail
 from handlers.email.decode import FOLD, decode_header_text, raw_to_str
-from handlers.email.mime import Walk, raw_header, raw_headers, walk
+from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
 
 __all__ = ["Attachment", "Bounce", "ParsedMail", "header_block", "message_key", "parse_message"]
 
@@ -46,18 +48,31 @@ def header_block(raw: bytes) -> bytes:
     return raw[:end]
 
 
-def message_key(raw: bytes) -> tuple[str | None, str]:
-    """(Message-ID as sent or None, the dedupe key: the Message-ID or a hash of the headers).
+def message_key(raw: bytes, size: int | None = None) -> tuple[str | None, str]:
+    """(its Message-ID, cleaned, or None; the key of the very same letter).
 
-    Only the header is read, so the key of a letter fetched whole and of its header alone (a
-    letter too large to fetch) is the same.
+    Only the very same letter is a duplicate, so the key is a hash of its raw bytes: a reused
+    Message-ID, or two letters without one and with the same headers, are two letters. For a
+    letter too large to fetch whole (`raw` its header alone, `size` its RFC822.SIZE) it is a
+    hash of the header and the size. Either way the key is bounded, whatever the letter holds.
     """
     head = header_block(raw)
     found = _MESSAGE_ID_HEADER.search(head)
-    if found:
-        message_id = found.group(1).decode("ascii", "replace")
-        return message_id, message_id
-    return None, "sha256:" + hashlib.sha256(head).hexdigest()
+    message_id = clean_message_id(found.group(1)) if found else None
+    if size is None:
+        return message_id, "sha256:" + hashlib.sha256(raw).hexdigest()
+    return message_id, f"head:{size}:" + hashlib.sha256(head).hexdigest()
+
+
+def clean_message_id(value: str | bytes) -> str | None:
+    """A Message-ID fit to store and compare: valid UTF-8, no NUL or other control characters.
+
+    8-bit bytes (raw, or smuggled as surrogates by the stdlib parser) are read as UTF-8 with
+    replacement: PostgreSQL refuses NUL and invalid UTF-8, JSON output must be valid UTF-8.
+    """
+    data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    text = _CONTROL.sub("", data.decode("utf-8", "replace")).strip()
+    return text or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,7 +87,8 @@ def _message_ids(value: str | None) -> list[str]:
     text = FOLD.sub(" ", value)
     found = _MESSAGE_ID.findall(text)
     # Some clients drop the angle brackets.
-    return found or [f"<{t}>" for t in text.split() if "@" in t]
+    ids = found or [f"<{t}>" for t in text.split() if "@" in t]
+    return [cleaned for value in ids if (cleaned := clean_message_id(value))]
 
 
 def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str]:
@@ -144,18 +160,32 @@ def parse_message(
     case_ref_prefix: str = "TS",
     known_refs_by_message_id: dict[str, str] | None = None,
     max_attachment_bytes: int = 20_000_000,
+    max_attachments: int = MAX_ATTACHMENTS,
+    own_domain: str | None = None,
+    own_addresses: Sequence[str] = (),
 ) -> ParsedMail:
-    """Parse and classify one received message; never raises for a malformed message."""
+    """Parse and classify one received message; never raises for a malformed message.
+
+    `own_domain` (MAIL_DOMAIN) and `own_addresses` (MAIL_FROM) recognise our own mail come back
+    without its loop header: it is automatic, never answered.
+    """
     try:
-        return _parse(raw, case_ref_prefix, known_refs_by_message_id, max_attachment_bytes)
+        parsed = _parse(
+            raw, case_ref_prefix, known_refs_by_message_id, max_attachment_bytes, max_attachments
+        )
     except Exception as exc:  # e.g. RecursionError on absurd nesting: record, do not crash
         return _unparseable(raw, exc)
+    own = own_mail_reasons(parsed.message_id, parsed.from_addr, own_domain, own_addresses)
+    if own:
+        parsed.automatic_reasons = list(dict.fromkeys([*parsed.automatic_reasons, *own]))
+        parsed.automatic = True
+    return parsed
 
 
 def _unparseable(raw: bytes, exc: Exception) -> ParsedMail:
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     found = re.search(rb"^Message-ID:[ \t]*(<[^<>\s]+>)", head, re.IGNORECASE | re.MULTILINE)
-    message_id = found.group(1).decode("ascii", "replace") if found else None
+    message_id = clean_message_id(found.group(1)) if found else None
     return ParsedMail(
         message_id=message_id,
         from_addr=None,
@@ -183,9 +213,10 @@ def _parse(
     case_ref_prefix: str,
     known_refs_by_message_id: dict[str, str] | None,
     max_attachment_bytes: int,
+    max_attachments: int,
 ) -> ParsedMail:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
-    acc = walk(msg, max_attachment_bytes)
+    acc = walk(msg, max_attachment_bytes, max_attachments)
     subject_raw = raw_header(msg, "subject") or ""
     subject, subject_problems = decode_header_text(subject_raw)
     for problem in subject_problems:

@@ -70,10 +70,11 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
     s = desk.settings
     oversized = too_large(row.problems)
     parsed = await parse(row.raw)
+    row.from_addr, row.subject = parsed.from_addr, parsed.subject[:SUBJECT_MAX] or None
     if oversized is not None:  # only its header is stored: nothing to act upon
         await quarantine(desk, uow, row, parsed, oversized)
         return _outcome(row, "quarantined")
-    row.problems = parsed.problems or None
+    row.problems = [*_kept(row.problems), *parsed.problems] or None
     broken = parsed.unprocessable()
     if broken:
         await quarantine(desk, uow, row, parsed, broken)
@@ -96,6 +97,14 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
         return _outcome(row, "enquiries")
     ref = await open_from_letter(desk, uow, row, parsed, kind)
     return Outcome(row.status, "cases", ref)
+
+
+SUBJECT_MAX = 1000  # what the log keeps of a subject
+
+
+def _kept(problems: list[str] | None) -> list[str]:
+    """Problems the intake recorded before parsing (a refused first store), kept on the row."""
+    return [p for p in problems or [] if p.startswith("store_failed")]
 
 
 def _outcome(row: InboundEmail, done: Done) -> Outcome:

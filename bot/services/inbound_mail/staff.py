@@ -86,3 +86,38 @@ async def mailbox_up(desk: Desk, uow: UnitOfWork, mailbox: str, since: datetime)
     """The mailbox is back after the outage staff were told of at `since`."""
     text = th("email.staff_imap_up", desk.settings.default_locale, mailbox=mailbox)
     await to_staff(desk, uow, f"imap:{mailbox}:up:{since.isoformat()}", text)
+
+
+async def letter_not_stored(
+    desk: Desk, uow: UnitOfWork, mailbox: str, uidvalidity: int, uid: int, reason: str
+) -> None:
+    """A letter the database refused even alone: it stays in the mailbox; once per letter."""
+    text = th(
+        "email.staff_letter_not_stored",
+        desk.settings.default_locale,
+        mailbox=mailbox,
+        uid=uid,
+        reason=reason,
+    )
+    await to_staff(desk, uow, f"imap:{mailbox}:{uidvalidity}:{uid}:not-stored", text)
+
+
+async def intake_failing(
+    desk: Desk, uow: UnitOfWork, mailbox: str, failures: int, reason: str, since: datetime
+) -> None:
+    """The intake failed `failures` times in a row for another cause than the mailbox."""
+    text = th(
+        "email.staff_intake_failing",
+        desk.settings.default_locale,
+        mailbox=mailbox,
+        count=failures,
+        reason=reason,
+    )
+    await to_staff(desk, uow, f"imap:{mailbox}:failing:{since.isoformat()}", text)
+
+
+async def letter_deferred(desk: Desk, uow: UnitOfWork, row: InboundEmail, reason: str) -> None:
+    """A letter whose files cannot be written now: kept, retried on the next passes."""
+    loc = desk.settings.default_locale
+    text = th("email.staff_letter_deferred", loc, id=row.id, reason=reason)
+    await to_staff(desk, uow, f"inbound:{row.id}:deferred", text)

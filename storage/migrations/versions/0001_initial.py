@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 14:33:59.764169
+Create Date: 2026-12-01 21:45:37.591624
 
 """
 
@@ -335,16 +335,24 @@ def upgrade() -> None:
         sa.Column("mailbox", sa.String(), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
         sa.Column("uid", sa.BigInteger(), nullable=True),
-        sa.Column("message_id", sa.String(), nullable=True),
-        sa.Column("message_key", sa.String(), nullable=False),
+        sa.Column("message_id", sa.Text(), nullable=True),
+        sa.Column("message_key", sa.String(length=100), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(), nullable=True),
         sa.Column("problems", sa.JSON(), nullable=True),
+        sa.Column("duplicate_of", sa.Integer(), nullable=True),
+        sa.Column("from_addr", sa.Text(), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"], ["case_file.id"], name=op.f("fk_inbound_email_case_id_case_file")
+        ),
+        sa.ForeignKeyConstraint(
+            ["duplicate_of"],
+            ["inbound_email.id"],
+            name=op.f("fk_inbound_email_duplicate_of_inbound_email"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_email")),
         sa.UniqueConstraint(
