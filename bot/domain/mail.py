@@ -74,6 +74,19 @@ class ParsedMail:
     raw_sha256: str
 
     @property
+    def thread_id(self) -> str | None:
+        """The Message-ID to answer and thread by: None when too long for a header line."""
+        mid = self.message_id
+        return mid if mid and len(mid) <= THREADING_ID_MAX else None
+
+    def thread_references(self) -> list[str]:
+        """References for an answer: theirs and their Message-ID, none too long for a header."""
+        refs = [r for r in self.references if len(r) <= THREADING_ID_MAX]
+        if self.thread_id and self.thread_id not in refs:
+            refs.append(self.thread_id)
+        return refs
+
+    @property
     def sender(self) -> str | None:
         """Where an answer goes: Reply-To when given, else From."""
         return self.reply_to or self.from_addr

@@ -31,7 +31,7 @@ from bot.domain.letters import (
     normalise_message_id,
     own_mail_reasons,
 )
-from bot.domain.mail import Attachment, Bounce, Kind, ParsedMail
+from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail
 from handlers.email.decode import FOLD, decode_header_text, raw_to_str
 from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
 
@@ -95,7 +95,7 @@ def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str
     if value is None:
         return None, ""
     text, eight_bit = raw_to_str(FOLD.sub(" ", value))
-    name, addr = parseaddr(text)
+    name, addr = parseaddr(_printable(text))
     decoded, problems = decode_header_text(name)
     for problem in problems:
         acc.problem(f"{problem}: {header}")
@@ -224,12 +224,14 @@ def _parse(
     from_addr, from_name = _address(raw_header(msg, "from"), acc, "From")
     reply_to, _ = _address(raw_header(msg, "reply-to"), acc, "Reply-To")
     to_raw = " , ".join(raw_to_str(v)[0] for v in raw_headers(msg, "to"))
-    to = [a.lower() for _, a in getaddresses([to_raw]) if a]
+    to = [a.lower() for _, a in getaddresses([_printable(to_raw)]) if a]
 
     ids = _message_ids(raw_header(msg, "message-id"))
     message_id = ids[0] if ids else None
     if message_id is None:
         acc.problem("no_message_id")
+    elif len(message_id) > THREADING_ID_MAX:  # kept, but never put in a header of ours
+        acc.problem(f"message_id_too_long: {len(message_id)} characters")
     in_reply_to = _message_ids(raw_header(msg, "in-reply-to"))
     references = _message_ids(raw_header(msg, "references"))
 

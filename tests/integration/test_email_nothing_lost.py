@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DataError
 from sqlmodel import col, select
 
 from bot.desk import Desk
@@ -18,9 +19,10 @@ from bot.main.cli import main
 from bot.services.inbound_mail import letter_log
 from handlers.email import intake
 from storage.models import Case
+from storage.repo import inbound_email as inbound_repo
 from storage.unit_of_work import UnitOfWork
-from tests.fixtures.mail import Mailbox
-from tests.fixtures.mail_corpus import base_headers, message
+from tests.fixtures.mail import Mailbox, SmtpSink
+from tests.fixtures.mail_corpus import base_headers, ew, message
 from tests.integration import test_email_intake as base
 from tests.integration.test_email_intake import folder_count, letter
 
@@ -129,3 +131,62 @@ def test_email_log_command_prints_one_row_per_letter(
     assert main(["email", "log"]) == 0
     text = capsys.readouterr().out
     assert "duplicate" in text and "3 letters" in text
+
+
+def with_message_id(value: bytes, body: str, sender: str = "zhang.wei@qq.com") -> bytes:
+    headers = [*base_headers(ew("投诉", "utf-8"), sender=sender, message_id=None)]
+    headers += [("Message-ID", value), ("Content-Type", "text/plain; charset=utf-8")]
+    return message(headers, body.encode())
+
+
+async def test_huge_and_broken_message_ids_never_stop_the_intake(
+    desk: Desk, mailbox: Mailbox, smtp_server: SmtpSink, deliver: Callable[[], asyncio.Future[int]]
+) -> None:
+    huge = b"<" + b"x" * 3000 + b"@qq.com>"  # over PostgreSQL's btree limit of ~2.7 KB
+    mailbox.append(with_message_id(huge, "我要投诉一，审核员迟到。"))
+    mailbox.append(with_message_id(b"<nul\x00id@qq.com>", "我要投诉二。", "a@qq.com"))
+    mailbox.append(with_message_id(b"<high\x80\xffid@qq.com>", "我要投诉三。", "b@qq.com"))
+    mailbox.append(letter("投诉", "我要投诉四。", sender="c@qq.com", message_id="<ok@qq.com>"))
+    stats = await intake.run_once(desk)
+    assert stats.cases == 4 and stats.quarantined == 0 and stats.not_stored == 0
+    assert folder_count(mailbox, "INBOX") == 0 and folder_count(mailbox, "Processed") == 4
+    rows = await log(desk)
+    assert [r["disposition"] for r in rows] == ["case"] * 4
+    ids = [r["message_id"] for r in rows]
+    assert ids[0] == huge.decode() and "\x00" not in ids[1] and "\ufffd" in ids[2]
+    assert any("message_id_too_long" in p for p in rows[0]["problems"])
+    # Everyone is acknowledged; the huge id is not put into a header line of ours.
+    assert await deliver() == 4
+    sent = await smtp_server.wait_for(4)
+    assert all(max(len(line) for line in m.content.split(b"\r\n")) <= 998 for m in sent)
+    assert not any("连接" in text for text in await base.staff_texts(desk))
+
+
+async def test_a_letter_the_database_refuses_is_retried_alone_and_staff_told_why(
+    desk: Desk, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the database refuses the first insert of one letter, or every insert.
+    real = inbound_repo.store_raw
+    refused: dict[str, int] = {"<once@qq.com>": 1, "<never@qq.com>": 99}
+
+    async def store_raw(session: Any, **values: Any) -> Any:
+        mid = values["message_id"]
+        if refused.get(mid, 0) > 0 or (mid is None and refused["<never@qq.com>"] > 50):
+            if mid is not None:
+                refused[mid] -= 1
+            if mid is not None or b"never" in values["raw"]:
+                orig = Exception("value too long for type character varying(3)")
+                raise DataError("INSERT …", {"secret": "张伟"}, orig)
+        return await real(session, **values)
+
+    monkeypatch.setattr(inbound_repo, "store_raw", store_raw)
+    for name in ("before", "once", "never", "after"):
+        mailbox.append(letter("投诉", f"我要投诉{name}。", message_id=f"<{name}@qq.com>"))
+    stats = await intake.run_once(desk)
+    assert stats.cases == 3 and stats.not_stored == 1
+    assert folder_count(mailbox, "INBOX") == 1 and folder_count(mailbox, "Processed") == 3
+    rows = {r["message_id"]: r for r in await log(desk)}
+    assert set(rows) == {"<before@qq.com>", "<after@qq.com>", None}  # once: stored bare
+    assert any(p.startswith("store_failed") for p in rows[None]["problems"])
+    (alert,) = [t for t in await base.staff_texts(desk) if "UID" in t]
+    assert "value too long" in alert and "张伟" not in alert and "连接" not in alert

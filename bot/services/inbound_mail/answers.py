@@ -46,7 +46,7 @@ async def open_from_letter(
         subject=parsed.subject or None,
         description=parsed.text,
         attachments=await files(desk, uow, parsed),
-        source_message_id=parsed.message_id,
+        source_message_id=parsed.thread_id,
         acknowledge_by_email=allowed,
     )
     if not allowed:
@@ -68,7 +68,7 @@ async def join_reply(
         f"complainant:email:{parsed.from_addr or sender}",
         parsed.text,
         await files(desk, uow, parsed),
-        source_message_id=parsed.message_id,
+        source_message_id=parsed.thread_id,
     )
     if await may_answer(desk, uow, sender):
         await _acknowledge_reply(desk, uow, row, parsed, case, sender)
@@ -89,9 +89,7 @@ async def _acknowledge_reply(
     loc, tag = case.locale, subject_tag(case.ref)
     text = t("email.reply_ack_body", loc, ref=case.ref, tag=tag)
     message_id = new_message_id(desk, case.ref)
-    references = [*parsed.references]
-    if parsed.message_id and parsed.message_id not in references:
-        references.append(parsed.message_id)
+    references = parsed.thread_references()
     out = await enqueue(
         session,
         channel=Channel.EMAIL,
@@ -101,7 +99,7 @@ async def _acknowledge_reply(
             "text": text,
             "html": text_to_html(text),
             "locale": loc,
-            "in_reply_to": parsed.message_id,
+            "in_reply_to": parsed.thread_id,
             "references": references,
             "auto_reply": True,
             "case_ref": case.ref,
