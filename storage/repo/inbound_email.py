@@ -147,6 +147,20 @@ async def log_rows(
     return [(row, ref) for row, ref in (await session.exec(query)).all()]
 
 
+async def senders_of_case(session: AsyncSession, case_id: int) -> list[str]:
+    """The From addresses of the letters that opened the case or joined it as the complainant's."""
+    query = (
+        select(InboundEmail.from_addr)
+        .where(
+            InboundEmail.case_id == case_id,
+            col(InboundEmail.kind).in_(["appeal", "complaint", "dispute", "reply"]),
+            col(InboundEmail.from_addr).is_not(None),
+        )
+        .distinct()
+    )
+    return [a for a in (await session.exec(query)).all() if a]
+
+
 async def lock(session: AsyncSession, inbound_id: int) -> InboundEmail:
     """The row, locked until commit (PostgreSQL), so two workers never act on one letter."""
     query = select(InboundEmail).where(InboundEmail.id == inbound_id).with_for_update()

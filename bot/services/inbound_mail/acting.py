@@ -23,6 +23,7 @@ from bot.domain.letters import case_ref_in_subject, classify_text
 from bot.domain.mail import ParsedMail, too_large
 from bot.services.inbound_mail.answers import bounce, enquiry, join_reply, open_from_letter
 from bot.services.inbound_mail.staff import quarantine
+from bot.services.inbound_mail.strangers import about_case, from_case_address
 from storage.models import Case, InboundEmail, InboundStatus
 from storage.repo import cases as cases_repo
 from storage.repo import inbound_email as repo
@@ -83,14 +84,20 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
         await bounce(desk, uow, row, parsed)
         return _outcome(row, "bounces")
     case = await case_answered(uow.session, parsed, s.case_ref_prefix)
+    # Only a letter from an address the case knows is the complainant's; a copied tag or
+    # Message-ID from anyone else lets nobody into someone else's case.
+    own = case is not None and await from_case_address(uow, case, parsed)
     if parsed.automatic:
         # Recorded (and linked to its case), never answered: no loops with robots.
         row.kind, row.status = "automatic", InboundStatus.IGNORED.value
-        row.case_id = case.id if case else None
+        row.case_id = case.id if case and own else None
         return _outcome(row, "automatic")
-    if case is not None:
+    if case is not None and own:
         await join_reply(desk, uow, row, parsed, case)
         return _outcome(row, "replies")
+    if case is not None:
+        await about_case(desk, uow, row, parsed, case)
+        return _outcome(row, "enquiries")
     kind = classify_text(parsed.subject, parsed.text) if parsed.kind == "reply" else parsed.kind
     if kind == "enquiry":
         await enquiry(desk, uow, row, parsed)

@@ -121,3 +121,15 @@ async def letter_deferred(desk: Desk, uow: UnitOfWork, row: InboundEmail, reason
     loc = desk.settings.default_locale
     text = th("email.staff_letter_deferred", loc, id=row.id, reason=reason)
     await to_staff(desk, uow, f"inbound:{row.id}:deferred", text)
+
+
+async def limit_noted_plain(desk: Desk, uow: UnitOfWork, row: InboundEmail, sender: str) -> None:
+    """As `limit_noted`, for a letter that belongs to no case."""
+    loc = desk.settings.default_locale
+    text = th(
+        "email.staff_auto_reply_limit_plain",
+        loc,
+        sender=sender,
+        limit=desk.settings.auto_replies_per_sender_per_hour,
+    )
+    await to_staff(desk, uow, f"inbound:{row.id}:limit", text)
