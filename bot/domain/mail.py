@@ -101,6 +101,12 @@ class ParsedMail:
         return None
 
     def to_json(self) -> dict[str, Any]:
+        """Always valid UTF-8 once encoded: no lone surrogates (8-bit bytes the stdlib parser
+        smuggles through) survive, whichever field they hide in."""
+        cleaned: dict[str, Any] = valid_text(self._json())
+        return cleaned
+
+    def _json(self) -> dict[str, Any]:
         return {
             "message_id": self.message_id,
             "from": self.from_addr,
@@ -113,6 +119,27 @@ class ParsedMail:
             "attachments": [a.to_json() for a in self.attachments],
             "problems": self.problems,
         }
+
+
+def valid_text(value: Any) -> Any:
+    """`value` with every string made encodable as UTF-8 (a lone surrogate becomes U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            data = value.encode("utf-8", "surrogateescape" if _escaped(value) else "replace")
+            return data.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {key: valid_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [valid_text(item) for item in value]
+    return value
+
+
+def _escaped(value: str) -> bool:
+    """Only surrogateescape's range (U+DC80–U+DCFF) among the surrogates: bytes to read back."""
+    return all(not "\ud800" <= c <= "\udfff" or "\udc80" <= c <= "\udcff" for c in value)
 
 
 # The problem recorded for a letter too large to fetch whole (only its header is stored).

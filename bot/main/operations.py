@@ -51,6 +51,8 @@ def cmd_email_parse(args: argparse.Namespace) -> int:
     options = {
         "case_ref_prefix": settings.case_ref_prefix,
         "max_attachment_bytes": settings.max_upload_bytes,
+        "own_domain": settings.mail_domain,  # our own mail come back is automatic
+        "own_addresses": (settings.mail_from,),
     }
     parsed = parse_message(raw, **options)  # type: ignore[arg-type]
     # Without the database, a reply is recognised by the reference in our own Message-IDs.

@@ -237,17 +237,53 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
     data = part.get_payload(decode=True)
     for defect in part.defects:
         acc.problem(f"defect: {type(defect).__name__}")
-    if any(isinstance(d, errors.InvalidBase64LengthDefect) for d in part.defects):
-        # The stdlib then returns the base64 text itself; a cut-off file is worth more decoded.
-        data = _lenient_base64(part)
+    if any(isinstance(d, _BASE64_DEFECTS) for d in part.defects):
+        # The stdlib returns the base64 text itself for a bad length, and a line of junk in the
+        # middle (a signature, a client's note) shifts every byte after it: decode leniently.
+        payload = part.get_payload(decode=False)
+        if isinstance(payload, str):
+            data = lenient_base64(payload.encode("utf-8", "surrogateescape"))
     return data if isinstance(data, bytes) else b""
 
 
-def _lenient_base64(part: Message) -> bytes:
-    payload = part.get_payload(decode=False)
-    text = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b""
-    clean = re.sub(rb"[^A-Za-z0-9+/]", b"", text)
-    return base64.b64decode(clean[: len(clean) // 4 * 4])
+_BASE64_DEFECTS = (
+    errors.InvalidBase64LengthDefect,
+    errors.InvalidBase64CharactersDefect,
+    errors.InvalidBase64PaddingDefect,
+)
+_B64_FOREIGN_ASCII = re.compile(rb"[\x21-\x2a\x2c-\x2e\x3a-\x3c\x3e-\x40\x5b-\x60\x7b-\x7e ]")
+
+
+def lenient_base64(encoded: bytes) -> bytes:
+    """Decode base64 that a client or a relay damaged, keeping every line that can be kept.
+
+    A line with ASCII that base64 never uses (spaces inside, punctuation: "-- ", "Sent from my
+    phone") is text, not data: it is dropped. Stray 8-bit bytes or controls inside a data line
+    are removed. A short line in the middle that would shift the rest is dropped; padding ends
+    a run; a cut-off end is decoded as far as it goes.
+    """
+    lines = []
+    for raw_line in encoded.splitlines():
+        line = raw_line.strip()
+        if not line or _B64_FOREIGN_ASCII.search(line):
+            continue
+        line = bytes(b for b in line if b < 0x80 and (chr(b).isalnum() or b in b"+/="))
+        if line:
+            lines.append(line)
+    kept = bytearray()
+    for n, line in enumerate(lines):
+        last = n == len(lines) - 1
+        if not last and len(line) % 4 and (len(kept) % 4 == 0) and b"=" not in line:
+            continue  # a stray short line among full ones
+        kept.extend(line)
+    out = bytearray()
+    for run in re.split(rb"=+", bytes(kept)):
+        whole = run[: len(run) // 4 * 4]
+        rest = run[len(whole) :]
+        out.extend(base64.b64decode(whole))
+        if len(rest) >= 2:  # a padded (or cut-off) end: 2 or 3 characters give 1 or 2 bytes
+            out.extend(base64.b64decode(rest + b"=" * (-len(rest) % 4)))
+    return bytes(out)
 
 
 def _meta_charset(data: bytes) -> str | None:
