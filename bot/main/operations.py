@@ -77,8 +77,11 @@ def cmd_email_parse(args: argparse.Namespace) -> int:
 async def cmd_email_fetch(args: argparse.Namespace) -> int:
     import signal
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.main.desk import open_desk
     from bot.main.logs import setup_logging
+    from bot.main.mail_ops import storage_problem
     from handlers.email import intake
     from storage.db import NotMigrated
 
@@ -91,6 +94,8 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
         desk = await open_desk(settings)
     except NotMigrated as exc:
         raise CliError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:  # a full disk, say: one line, not a traceback
+        raise CliError(storage_problem(exc, settings)) from None
     try:
         if args.once:
             stats = await intake.run_once(desk)
@@ -101,7 +106,9 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
         await intake.run(desk, stop)
         return 0
     except intake.IntakeError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc) + storage_problem(None, settings)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(storage_problem(exc, settings)) from None
     finally:
         await desk.close()
 

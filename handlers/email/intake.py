@@ -73,6 +73,7 @@ class IntakeStats:
     not_stored: int = 0  # refused by the database: left in the folder, staff told
     moved: int = 0
     refs: list[str] = field(default_factory=list)
+    tried: dict[int, str] = field(default_factory=dict, repr=False)  # acted upon: status
 
     @property
     def handled(self) -> int:
@@ -262,14 +263,14 @@ async def _act_many(
     One unit of work per ACT_BATCH letters (one commit instead of one per letter); the service
     locks each letter and acts on it in a savepoint of its own.
     """
-    result: dict[int, str] = {}
-    for start in range(0, len(inbound_ids), ACT_BATCH):
+    todo = [i for i in inbound_ids if i not in stats.tried]  # a deferred letter: once a pass
+    for start in range(0, len(todo), ACT_BATCH):
         async with UnitOfWork(desk.sessions) as uow:
-            for inbound_id in inbound_ids[start : start + ACT_BATCH]:
+            for inbound_id in todo[start : start + ACT_BATCH]:
                 outcome = await inbound_mail.act(desk, uow, inbound_id, parse)
                 stats.count(outcome)
-                result[inbound_id] = outcome.status
-    return result
+                stats.tried[inbound_id] = outcome.status
+    return {inbound_id: stats.tried[inbound_id] for inbound_id in inbound_ids}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,8 +21,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.desk import Desk
 from bot.domain.letters import case_ref_in_subject, classify_text
 from bot.domain.mail import ParsedMail, too_large
-from bot.services.inbound_mail.answers import bounce, enquiry, join_reply, open_from_letter
-from bot.services.inbound_mail.staff import quarantine
+from bot.services.inbound_mail.answers import (
+    FileNotSaved,
+    bounce,
+    enquiry,
+    join_reply,
+    open_from_letter,
+)
+from bot.services.inbound_mail.staff import letter_deferred, quarantine
 from bot.services.inbound_mail.strangers import about_case, from_case_address
 from storage.models import Case, InboundEmail, InboundStatus
 from storage.repo import cases as cases_repo
@@ -35,7 +41,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError, OSError, TimeoutError)
 
 Parse = Callable[[bytes], Awaitable[ParsedMail]]
-Done = Literal["cases", "replies", "enquiries", "automatic", "bounces", "quarantined"]
+Done = Literal["cases", "replies", "enquiries", "automatic", "bounces", "quarantined", "deferred"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,12 @@ async def act(desk: Desk, uow: UnitOfWork, inbound_id: int, parse: Parse) -> Out
             if row.status != InboundStatus.STORED:
                 return Outcome(row.status)
             return await act_on(desk, uow, row, parse)
+    except FileNotSaved as exc:  # kept as stored: tried again on the next pass
+        log.warning("inbound e-mail %s: a file could not be written: %s", inbound_id, exc)
+        async with session.begin_nested():
+            row = await repo.lock(session, inbound_id)
+            await letter_deferred(desk, uow, row, str(exc))
+        return Outcome(InboundStatus.STORED.value, "deferred")
     except TRANSIENT:
         raise
     except Exception as exc:  # a letter that breaks the intake must not stop the next one

@@ -156,6 +156,11 @@ async def bounce(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: ParsedM
     row.case_id = case.id if case else None
 
 
+class FileNotSaved(Exception):
+    """A file of the letter could not be written (a full disk, a read-only data folder): the
+    letter is acted upon later, when it can be whole, and the letters after it go on."""
+
+
 async def files(desk: Desk, uow: UnitOfWork, parsed: ParsedMail) -> list[Attachment]:
     """The letter's acceptable attachments, stored like uploads."""
     kept = []
@@ -166,6 +171,8 @@ async def files(desk: Desk, uow: UnitOfWork, parsed: ParsedMail) -> list[Attachm
             kept.append(await keep_attachment(desk, uow.session, item.data, item.filename))
         except CaseRefused:
             continue
+        except OSError as exc:
+            raise FileNotSaved(exc.strerror or type(exc).__name__) from exc
     return kept
 
 
