@@ -6,6 +6,7 @@ It lives here, below the services, so the use case "act on a stored letter"
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -148,6 +149,12 @@ TOO_LARGE = "too_large"
 
 def too_large_problem(size: int, limit: int) -> str:
     return f"{TOO_LARGE}: {size} bytes, over the limit of {limit}; only its header was kept"
+
+
+def too_large_sizes(problem: str) -> tuple[int, int] | None:
+    """(size, limit) of a too_large problem, None for any other problem."""
+    match = re.match(rf"{TOO_LARGE}: (\d+) bytes, over the limit of (\d+)", problem)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def too_large(problems: list[str] | None) -> str | None:

@@ -124,3 +124,16 @@ def test_email_parse_json_is_valid_utf8_whatever_the_headers_hold(
     out = capsysbinary.readouterr().out
     data = json.loads(out.decode("utf-8"))  # strict: invalid UTF-8 raises
     assert data["bounce"] is not None and data["message_id"].startswith("<b")
+
+
+def test_too_large_has_a_catalog_text_in_both_languages() -> None:
+    from bot.domain.mail import too_large_problem
+    from bot.services.inbound_mail.staff import reason_text
+    from messages.render import catalog
+
+    assert set(catalog()["email.problem_too_large"]) >= {"zh_CN", "en"}
+    problem = too_large_problem(512_000, 400_000)
+    zh, en = reason_text(problem, "zh_CN"), reason_text(problem, "en")
+    assert "邮件过大" in zh and "512,000" in zh and "400,000" in zh and "[too_large]" in zh
+    assert "too large" in en and "512,000" in en
+    assert reason_text("intake_error: RuntimeError", "zh_CN").startswith("处理该邮件时出错")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.desk import Desk
-from bot.domain.mail import ParsedMail
+from bot.domain.mail import TOO_LARGE, ParsedMail, too_large_sizes
 from bot.outbox.to_staff import queue_for_staff
 from messages.render import t, th
 from storage.models import Case, InboundEmail, InboundStatus
@@ -44,13 +44,31 @@ async def quarantine(
         folder=desk.settings.imap_quarantine_folder,
         id=row.id,
         sender=sender_label(parsed, loc),
-        reason=reason,
+        reason=reason_text(reason, loc),
     )
     await to_staff(desk, uow, f"inbound:{row.id}:quarantine", text)
     row.status = InboundStatus.QUARANTINED.value
     if reason not in (row.problems or []):
         row.problems = [*(row.problems or []), reason]
     uow.session.add(row)
+
+
+def reason_text(reason: str, loc: str) -> str:
+    """Why a letter was quarantined, in the staff's language, its problem code kept."""
+    sizes = too_large_sizes(reason)
+    if sizes is not None:
+        size, limit = sizes
+        text = t("email.problem_too_large", loc, size=f"{size:,}", limit=f"{limit:,}")
+        return f"{text} [{TOO_LARGE}]"
+    code, _, detail = reason.partition(":")
+    key = {
+        "unparseable": "email.problem_unparseable",
+        "intake_error": "email.problem_intake_error",
+        "no sender address": "email.problem_no_sender",
+    }.get(code)
+    if key is None:
+        return reason
+    return f"{t(key, loc, detail=detail.strip() or '—')} [{reason}]"
 
 
 async def limit_noted(
