@@ -31,7 +31,7 @@ from bot.domain.letters import (
     normalise_message_id,
     own_mail_reasons,
 )
-from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail
+from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail, valid_text
 from handlers.email.decode import FOLD, decode_header_text, raw_to_str
 from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
 
@@ -101,7 +101,20 @@ def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str
         acc.problem(f"{problem}: {header}")
     if eight_bit:
         acc.problem(f"header_8bit: {header}")
-    return (addr.strip().lower() or None), decoded
+    address = addr.strip().lower() or None
+    if address is not None and (len(address) > MAX_ADDRESS or "@" not in address):
+        acc.problem(f"bad_address: {header}")  # never an address to answer, nor a key
+        address = None
+    return address, decoded
+
+
+# RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address at most 254 characters.
+MAX_ADDRESS = 254
+
+
+def _clean_address(value: str) -> str | None:
+    text = _printable(valid_text(value)).strip().lower()
+    return text if text and len(text) <= MAX_ADDRESS else None
 
 
 def _date(value: str | None) -> datetime | None:
@@ -119,7 +132,8 @@ def _bounce(msg: Message, acc: Walk, from_addr: str | None) -> Bounce | None:
     failed = [r for b in acc.dsn_blocks if _dsn_failed(b) and (r := _dsn_recipient(b))]
     x_failed = raw_header(msg, "x-failed-recipients")
     if x_failed:
-        failed += [a.lower() for _, a in getaddresses([x_failed]) if a and a.lower() not in failed]
+        found = [_clean_address(a) for _, a in getaddresses([x_failed]) if a]
+        failed += [a for a in found if a and a not in failed]
     local = (from_addr or "").partition("@")[0]
     sender_is_daemon = local in ("mailer-daemon", "postmaster")
     if acc.dsn_blocks and not failed:
@@ -146,8 +160,7 @@ def _dsn_recipient(block: Message) -> str | None:
     raw = raw_header(block, "final-recipient") or raw_header(block, "original-recipient")
     if not raw:
         return None
-    address = raw.split(";", 1)[-1].strip().strip("<>").lower()
-    return address or None
+    return _clean_address(raw.split(";", 1)[-1].strip().strip("<>"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from bot.desk import Desk
 from handlers.email import intake
-from storage.models import Case, CaseEvent, InboundEmail
+from storage.models import Case, CaseEvent, InboundEmail, OutboxMessage
 from tests.fixtures.mail import Mailbox, SmtpSink
 from tests.fixtures.mail_corpus import base_headers, ew, message
 from tests.integration import test_email_intake as base
@@ -107,3 +107,19 @@ async def test_the_complainants_own_address_joins_in_any_letter_case(
     stats = await intake.run_once(desk)
     assert stats.replies == 1 and stats.enquiries == 0
     assert len(await information_events(desk, case)) == 1
+
+
+async def test_a_forged_bounce_for_another_address_does_not_fail_our_message(
+    desk: Desk, mailbox: Mailbox, smtp_server: SmtpSink, deliver: Callable[[], asyncio.Future[int]]
+) -> None:
+    case, ack_id = await open_victims_case(desk, mailbox, smtp_server, deliver)
+    mailbox.append(base.dsn(ack_id, "evil@163.com"))
+    stats = await intake.run_once(desk)
+    assert stats.bounces == 1
+    async with desk.sessions() as s:
+        sent = (
+            await s.exec(select(OutboxMessage).where(OutboxMessage.email_message_id == ack_id))
+        ).one()
+        row = (await s.exec(select(InboundEmail).where(InboundEmail.kind == "bounce"))).one()
+    assert sent.status == "sent" and row.case_id is None
+    assert await deliver() == 0

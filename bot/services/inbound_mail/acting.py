@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
@@ -70,11 +70,16 @@ async def act(desk: Desk, uow: UnitOfWork, inbound_id: int, parse: Parse) -> Out
         raise
     except Exception as exc:  # a letter that breaks the intake must not stop the next one
         log.exception("inbound e-mail %s could not be processed", inbound_id)
-        reason = f"intake_error: {type(exc).__name__}"
+        # What failed, for staff: the database's own words (never the statement), or the bug.
+        detail = repo.db_reason(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__
+        reason = f"intake_error: {detail}"
         async with session.begin_nested():
             row = await repo.lock(session, inbound_id)  # the lock went with the savepoint
             await session.refresh(row)
-            await quarantine(desk, uow, row, None, reason)
+            parsed = await _parsed_or_none(row, parse)
+            if parsed is not None:  # for the log: who wrote it, about what
+                row.from_addr, row.subject = parsed.from_addr, parsed.subject[:SUBJECT_MAX] or None
+            await quarantine(desk, uow, row, parsed, reason)
         return Outcome(InboundStatus.QUARANTINED.value, "quarantined")
 
 
@@ -119,6 +124,13 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
 
 
 SUBJECT_MAX = 1000  # what the log keeps of a subject
+
+
+async def _parsed_or_none(row: InboundEmail, parse: Parse) -> ParsedMail | None:
+    try:
+        return await parse(row.raw)
+    except Exception:  # parse_message never raises; a stand-in parser might
+        return None
 
 
 def _kept(problems: list[str] | None) -> list[str]:

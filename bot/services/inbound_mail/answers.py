@@ -137,8 +137,12 @@ async def bounce(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: ParsedM
     session = uow.session
     original = cases_repo.normalise_message_id(parsed.bounce.original_message_id)
     out = await repo.outbox_by_message_id(session, original) if original else None
-    case = await session.get(Case, out.case_id) if out and out.case_id else None
     addresses = parsed.bounce.failed_recipients or ([out.recipient] if out else [])
+    if out is not None and out.recipient.lower() not in {a.lower() for a in addresses}:
+        # A report of a failure to someone else is no news of this message: anyone can
+        # write a "bounce" quoting our Message-ID; only the recipient's own failure counts.
+        out = None
+    case = await session.get(Case, out.case_id) if out and out.case_id else None
     if out is not None:
         # The message the bounce returns did not reach its reader: that is a failed delivery.
         out.status = "failed"
