@@ -112,7 +112,7 @@ async def test_the_complainants_own_address_joins_in_any_letter_case(
 async def test_a_forged_bounce_for_another_address_does_not_fail_our_message(
     desk: Desk, mailbox: Mailbox, smtp_server: SmtpSink, deliver: Callable[[], asyncio.Future[int]]
 ) -> None:
-    case, ack_id = await open_victims_case(desk, mailbox, smtp_server, deliver)
+    _, ack_id = await open_victims_case(desk, mailbox, smtp_server, deliver)
     mailbox.append(base.dsn(ack_id, "evil@163.com"))
     stats = await intake.run_once(desk)
     assert stats.bounces == 1
