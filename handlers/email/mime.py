@@ -251,21 +251,26 @@ _BASE64_DEFECTS = (
     errors.InvalidBase64CharactersDefect,
     errors.InvalidBase64PaddingDefect,
 )
-_B64_FOREIGN_ASCII = re.compile(rb"[\x21-\x2a\x2c-\x2e\x3a-\x3c\x3e-\x40\x5b-\x60\x7b-\x7e ]")
+_B64_FOREIGN_ASCII = re.compile(rb"[\x21-\x2a\x2c-\x2e\x3a-\x3c\x3e-\x40\x5b-\x60\x7b-\x7e]")
 
 
 def lenient_base64(encoded: bytes) -> bytes:
     """Decode base64 that a client or a relay damaged, keeping every line that can be kept.
 
-    A line with ASCII that base64 never uses (spaces inside, punctuation: "-- ", "Sent from my
-    phone") is text, not data: it is dropped. Stray 8-bit bytes or controls inside a data line
-    are removed. A short line in the middle that would shift the rest is dropped; padding ends
-    a run; a cut-off end is decoded as far as it goes.
+    A line of short words, or mostly of ASCII that base64 never uses ("-- ", "Sent from my
+    phone", a scanner's note), is text, not data: it is dropped. Stray
+    characters inside a data line (8-bit bytes, controls, a few "!") are removed. A short
+    line in the middle that would shift the rest is dropped; padding ends a run; a cut-off
+    end is decoded as far as it goes.
     """
     lines = []
     for raw_line in encoded.splitlines():
-        line = raw_line.strip()
-        if not line or _B64_FOREIGN_ASCII.search(line):
+        words = raw_line.split()
+        if not words or any(len(word) < 4 for word in words):
+            continue  # blank, or words of text ("Sent from my phone", "-- ")
+        line = b"".join(words)
+        foreign = len(_B64_FOREIGN_ASCII.findall(line))
+        if foreign * 4 > len(line):
             continue
         line = bytes(b for b in line if b < 0x80 and (chr(b).isalnum() or b in b"+/="))
         if line:

@@ -137,3 +137,21 @@ def test_too_large_has_a_catalog_text_in_both_languages() -> None:
     assert "邮件过大" in zh and "512,000" in zh and "400,000" in zh and "[too_large]" in zh
     assert "too large" in en and "512,000" in en
     assert reason_text("intake_error: RuntimeError", "zh_CN").startswith("处理该邮件时出错")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda lines: [lines[0][:20] + b"!!!" + lines[0][20:], *lines[1:]],
+        lambda lines: [lines[0][:20] + b"\xff\xfe" + lines[0][20:], *lines[1:]],
+        lambda lines: [lines[0][:20] + b" " + lines[0][20:], *lines[1:]],
+        lambda lines: [lines[0], b"------=_NextPart_000_0012", *lines[1:]],
+        lambda lines: [lines[0], b"Best regards", *lines[1:]],
+        lambda lines: [lines[0], b"Sent from my iPhone", *lines[1:]],
+    ],
+)
+def test_lenient_base64_inside_and_between_lines(damage: object) -> None:
+    data = (COMPLAINT * 6).encode()
+    lines = base64.encodebytes(data).split(b"\n")
+    assert callable(damage)
+    assert lenient_base64(b"\r\n".join(damage(lines))) == data
