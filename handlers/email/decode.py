@@ -93,7 +93,8 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         # latin-1), but only where the bytes look like a multi-byte text: accented letters of
         # European text stand alone between ASCII letters.
         better = _strict_fit(data)
-        if better is not None and (better[1] == "utf-8" or _looks_multibyte(data)):
+        plausible = _latin1_plausible(data) and not _looks_multibyte(data)
+        if better is not None and (better[1] == "utf-8" or not plausible):
             return better[0], f"charset_mismatch: declared {label}, decoded as {better[1]}"
     try:
         text = data.decode(codec)
@@ -162,12 +163,25 @@ _COUNTING = "certdesk-count-replaced"
 codecs.register_error(_COUNTING, _count_damage)
 
 
-def _looks_multibyte(data: bytes) -> bool:
+def _looks_multibyte(data: bytes, least: int = 4) -> bool:
     """Non-ASCII bytes in runs, as in GBK or Big5, not alone, as in latin-1 European text."""
     runs = [len(run) for run in re.findall(rb"[\x80-\xff]+", data)]
-    if sum(runs) < 4:
+    if sum(runs) < least:
         return False
     return sum(1 for n in runs if n == 1) <= 0.25 * len(runs)
+
+
+_WESTERN_MARKS = set("€‚„…‘’“”•–—«»°©®±·¡¿\xa0")
+
+
+def _latin1_plausible(data: bytes) -> bool:
+    """Whether the 8-bit bytes read as Windows-1252 are letters (é, ß, ñ) or its usual marks;
+    Chinese bytes read so are mostly symbols and controls."""
+    wide = [c for c in data.decode("cp1252", "replace") if ord(c) > 0x7F]
+    if not wide:
+        return True
+    fitting = sum(1 for c in wide if c.isalpha() or c in _WESTERN_MARKS)
+    return fitting >= 0.9 * len(wide)
 
 
 def _strict_fit(data: bytes) -> tuple[str, str] | None:
@@ -176,6 +190,8 @@ def _strict_fit(data: bytes) -> tuple[str, str] | None:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if not _looks_multibyte(data, least=2) and _latin1_plausible(data):
+        return None  # accented letters alone between ASCII ones: European, not Chinese
     scored = []
     for codec in ("gb18030", "big5hkscs"):
         try:
@@ -199,8 +215,8 @@ def _detect(data: bytes) -> tuple[str, str]:
     text, bad = replaced(data, "utf-8")
     if nearly_all(data, bad):
         return text, "utf-8"
-    if not _looks_multibyte(data):
-        # Accented letters alone between ASCII ones: Western European, as Windows writes it.
+    if _latin1_plausible(data):
+        # Accented letters between ASCII ones: Western European, as Windows writes it.
         return data.decode("cp1252", "replace"), "cp1252"
     best = detect_charset(data).best()
     if best is not None:

@@ -155,3 +155,24 @@ def test_lenient_base64_inside_and_between_lines(damage: object) -> None:
     lines = base64.encodebytes(data).split(b"\n")
     assert callable(damage)
     assert lenient_base64(b"\r\n".join(damage(lines))) == data
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "label"),
+    [
+        ("Café à Paris, réclamation déposée, Hélène", "latin-1", "us-ascii"),
+        ("Café à Paris, réclamation déposée", "latin-1", "utf-8"),
+        ("Réclamations, vérifiée", "latin-1", None),
+        ("Größe", "latin-1", None),
+        ("Grüße aus München, Straße", "latin-1", "iso-8859-1"),
+        ("张伟", "gbk", None),
+        ("審核結論申訴", "big5", None),
+        ("審核結論申訴", "big5", "iso-8859-1"),
+        ("我要投诉审核员", "gbk", "iso-8859-1"),
+        ("审核员迟到两个小时，态度恶劣。", "utf-8", "gb2312"),
+    ],
+)
+def test_the_right_charset_whatever_the_label_says(
+    text: str, encoding: str, label: str | None
+) -> None:
+    assert decode_bytes(text.encode(encoding), label)[0] == text
