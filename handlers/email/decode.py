@@ -100,7 +100,8 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         text = data.decode(codec)
     except UnicodeDecodeError:
         text, bad = replaced(data, codec)
-        if nearly_all(data, bad):
+        utf8 = codec != "utf-8" and _strict_utf8(data)
+        if nearly_all(data, bad) and not utf8:  # UTF-8 whole beats the label with damage
             return text, f"charset_damaged: declared {label}, {bad} bytes replaced"
         text, found = _detect(data)
         return text, f"charset_mismatch: declared {label}, decoded as {found}"
@@ -169,6 +170,14 @@ def _looks_multibyte(data: bytes, least: int = 4) -> bool:
     if sum(runs) < least:
         return False
     return sum(1 for n in runs if n == 1) <= 0.25 * len(runs)
+
+
+def _strict_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _WESTERN_MARKS = set("€‚„…‘’“”•–—«»°©®±·¡¿\xa0")
