@@ -185,3 +185,24 @@ def test_email_fetch_once_on_a_full_sqlite_disk_is_one_line(
         assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
         assert "full" in captured.err and captured.err.startswith("certdesk: ")
         assert folder_count(mailbox, "INBOX") == 1  # nothing lost: the letter waits
+
+
+async def test_a_huge_display_name_and_subject_keep_the_staff_message_short(
+    desk: Desk, mailbox: Mailbox
+) -> None:
+    name = ew("王" * 5000, "utf-8")
+    raw = message(
+        [
+            ("From", f"{name} <long@qq.com>"),
+            ("To", INBOX_ADDRESS),
+            ("Subject", ew("请问" * 3000, "utf-8")),
+            ("Message-ID", "<long@qq.com>"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ],
+        "请问如何查询证书？".encode(),
+    )
+    mailbox.append(raw)
+    stats = await intake.run_once(desk)
+    assert stats.enquiries == 1
+    (text,) = await base.staff_texts(desk)
+    assert len(text) < 4096 and "long@qq.com" in text and "…" in text

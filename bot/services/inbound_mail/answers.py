@@ -3,6 +3,8 @@ staff, or a bounce of something we sent. Each one sets the stored row's kind and
 
 from __future__ import annotations
 
+import errno
+
 from bot.delivery.compose import text_to_html
 from bot.desk import Desk
 from bot.domain.letters import letter_locale
@@ -17,7 +19,7 @@ from bot.services.cases import (
     new_message_id,
     open_case,
 )
-from bot.services.inbound_mail.staff import cut, limit_noted, sender_label, to_staff
+from bot.services.inbound_mail.staff import SUBJECT_SHOWN, cut, limit_noted, sender_label, to_staff
 from messages.render import t, th
 from storage.models import Case, Channel, InboundEmail, InboundStatus
 from storage.repo import cases as cases_repo
@@ -124,7 +126,7 @@ async def enquiry(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: Parsed
         loc,
         id=row.id,
         sender=sender_label(parsed, loc),
-        subject=parsed.subject,
+        subject=cut(parsed.subject, SUBJECT_SHOWN),
         text=cut(parsed.text),
     )
     await to_staff(desk, uow, f"inbound:{row.id}:triage", text)
@@ -176,7 +178,9 @@ async def files(desk: Desk, uow: UnitOfWork, parsed: ParsedMail) -> list[Attachm
         except CaseRefused:
             continue
         except OSError as exc:
-            raise FileNotSaved(exc.strerror or type(exc).__name__) from exc
+            code = errno.errorcode.get(exc.errno or 0)
+            why = exc.strerror or type(exc).__name__
+            raise FileNotSaved(f"{why} ({code})" if code else why) from exc
     return kept
 
 

@@ -21,8 +21,13 @@ async def to_staff(
 def sender_label(parsed: ParsedMail | None, loc: str) -> str:
     if parsed is None or parsed.sender is None:
         return t("email.unknown_sender", loc)
-    name = f"{parsed.from_name} " if parsed.from_name else ""
+    # A display name of thousands of characters must not push a staff message over 4,096.
+    name = f"{cut(parsed.from_name, NAME_MAX)} " if parsed.from_name else ""
     return f"{name}<{parsed.from_addr or parsed.reply_to}>"
+
+
+NAME_MAX = 100  # characters of a display name in a staff message (cut with "…")
+SUBJECT_SHOWN = 300  # characters of a subject in a staff message
 
 
 def cut(text: str, limit: int = 500) -> str:

@@ -13,7 +13,13 @@ from bot.desk import Desk
 from bot.domain.letters import letter_locale
 from bot.domain.mail import ParsedMail
 from bot.services.inbound_mail.answers import may_answer
-from bot.services.inbound_mail.staff import cut, limit_noted_plain, sender_label, to_staff
+from bot.services.inbound_mail.staff import (
+    SUBJECT_SHOWN,
+    cut,
+    limit_noted_plain,
+    sender_label,
+    to_staff,
+)
 from messages.render import t, th
 from storage.models import Case, Channel, Contact, InboundEmail, InboundStatus
 from storage.repo import inbound_email as repo
@@ -54,7 +60,7 @@ async def about_case(
         ref=case.ref,
         sender=sender_label(parsed, loc),
         known=case.complainant_email or "—",
-        subject=parsed.subject,
+        subject=cut(parsed.subject, SUBJECT_SHOWN),
         text=cut(parsed.text),
     )
     await to_staff(desk, uow, f"inbound:{row.id}:other-sender", text, case)
