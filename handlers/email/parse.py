@@ -5,12 +5,17 @@ here the letter's own headers are read, bounces recognised and the letter classi
 in a message makes parsing fail: what went wrong is listed in `problems`.
 
 Each problem is "code" or "code: detail"; the codes:
-  no_message_id, header_8bit, header_bad_encoded_word, charset_guessed (no/unknown label),
-  charset_mismatch (label lied; a detector chose), defect (a stdlib MIME defect, by class),
-  truncated_multipart, attachment_too_large, attachment_type_unrecognised (not a format
-  bot.domain.files.sniff_type accepts), case_ref_conflict (subject tag and threading disagree),
+  no_message_id, message_id_too_long (kept, never put in our headers), header_8bit,
+  header_bad_encoded_word, bad_address (an address no one can have: not answered),
+  charset_guessed (no/unknown label), charset_mismatch (label lied; a detector chose),
+  charset_damaged (the label held but for a few stray bytes, replaced), defect (a stdlib MIME
+  defect, by class), truncated_multipart, attachment_too_large, attachment_type_unrecognised
+  (not a format bot.domain.files.sniff_type accepts), too_many_attachments (files past the
+  cap, neither decoded nor kept), case_ref_conflict (subject tag and threading disagree),
   part_unreadable, too_deeply_nested, unparseable (nothing but the raw bytes could be kept);
-  and, set by the intake before parsing, too_large (only the header was fetched and stored).
+  and, set by the intake: too_large (only the header was fetched and stored), store_failed
+  (the database refused the letter once; stored bare), other_sender (about a case, from an
+  address the case does not know), intake_error (acting on it failed; quarantined).
 """
 
 from __future__ import annotations
@@ -228,7 +233,9 @@ def _parse(
     max_attachment_bytes: int,
     max_attachments: int,
 ) -> ParsedMail:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    # compat32: every header is read raw here anyway (mime.raw_header), and the default
+    # policy's header objects cost seconds on a letter of thousands of parts.
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     acc = walk(msg, max_attachment_bytes, max_attachments)
     subject_raw = raw_header(msg, "subject") or ""
     subject, subject_problems = decode_header_text(subject_raw)
