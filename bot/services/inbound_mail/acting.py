@@ -72,15 +72,31 @@ async def act(desk: Desk, uow: UnitOfWork, inbound_id: int, parse: Parse) -> Out
         log.exception("inbound e-mail %s could not be processed", inbound_id)
         # What failed, for staff: the database's own words (never the statement), or the bug.
         detail = repo.db_reason(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__
-        reason = f"intake_error: {detail}"
-        async with session.begin_nested():
-            row = await repo.lock(session, inbound_id)  # the lock went with the savepoint
-            await session.refresh(row)
-            parsed = await _parsed_or_none(row, parse)
-            if parsed is not None:  # for the log: who wrote it, about what
-                row.from_addr, row.subject = parsed.from_addr, parsed.subject[:SUBJECT_MAX] or None
-            await quarantine(desk, uow, row, parsed, reason)
-        return Outcome(InboundStatus.QUARANTINED.value, "quarantined")
+        return await _quarantine_broken(desk, uow, inbound_id, parse, f"intake_error: {detail}")
+
+
+async def _quarantine_broken(
+    desk: Desk, uow: UnitOfWork, inbound_id: int, parse: Parse, reason: str
+) -> Outcome:
+    """Quarantine a letter acting upon failed: with who wrote it and about what, else bare;
+    should even that fail, it stays stored (tried on the next pass) and the others go on."""
+    session = uow.session
+    for detailed in (True, False):
+        try:
+            async with session.begin_nested():
+                row = await repo.lock(session, inbound_id)  # the lock went with the savepoint
+                await session.refresh(row)
+                parsed = await _parsed_or_none(row, parse) if detailed else None
+                if parsed is not None:  # for the log: who wrote it, about what
+                    row.from_addr = parsed.from_addr
+                    row.subject = parsed.subject[:SUBJECT_MAX] or None
+                await quarantine(desk, uow, row, parsed, reason)
+            return Outcome(InboundStatus.QUARANTINED.value, "quarantined")
+        except TRANSIENT:
+            raise
+        except SQLAlchemyError:
+            log.exception("inbound e-mail %s could not be quarantined", inbound_id)
+    return Outcome(InboundStatus.STORED.value, "deferred")
 
 
 async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -> Outcome:
