@@ -190,3 +190,32 @@ async def test_a_letter_the_database_refuses_is_retried_alone_and_staff_told_why
     assert any(p.startswith("store_failed") for p in rows[None]["problems"])
     (alert,) = [t for t in await base.staff_texts(desk) if "UID" in t]
     assert "value too long" in alert and "张伟" not in alert and "连接" not in alert
+
+
+async def test_a_mixed_flood_loses_no_letter_and_takes_only_exact_copies_as_duplicates(
+    desk: Desk, mailbox: Mailbox
+) -> None:
+    desk.settings.auto_replies_per_sender_per_hour = 1000
+    letters: list[bytes] = []
+    for n in range(40):  # one Message-ID, forty senders and bodies
+        letters.append(
+            letter("投诉", f"第{n}封投诉。", sender=f"s{n}@qq.com", message_id="<reused@qq.com>")
+        )
+    headers = [*base_headers("complaint", message_id=None), ("Content-Type", "text/plain")]
+    letters += [message(headers, f"complaint number {n}".encode()) for n in range(40)]
+    letters += [
+        with_message_id(b"<" + b"h" * (3000 + n) + b"@qq.com>", f"投诉{n}") for n in range(5)
+    ]
+    letters += [
+        with_message_id(f"<n{n}\x00\x80@qq.com>".encode("latin-1"), "投诉") for n in range(5)
+    ]
+    copies = letters[::9]  # the very same bytes delivered again
+    for raw in letters + copies:
+        mailbox.append(raw)
+    stats = await intake.run_once(desk)
+    assert stats.duplicates == len(copies) and stats.not_stored == 0
+    assert stats.cases == len(letters) and stats.quarantined == 0
+    rows = await log(desk)
+    assert len(rows) == len(letters) + len(copies)
+    assert sum(r["disposition"] == "duplicate" for r in rows) == len(copies)
+    assert folder_count(mailbox, "INBOX") == 0
