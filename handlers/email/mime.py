@@ -12,6 +12,7 @@ import base64
 import email
 import hashlib
 import mimetypes
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import errors
@@ -234,6 +235,12 @@ def _pick_alternative(children: list[Message], acc: Walk, path: str) -> Message 
 
 
 def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
+    cte = _transfer_encoding(part)
+    if cte is not None:  # written loosely ("base64 ", quoted, with parameters): the stdlib
+        payload = part.get_payload(decode=False)  # would hand back the encoded text
+        raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        acc.problem(f"transfer_encoding_loose: part {path}")
+        return lenient_base64(raw) if cte == "base64" else quopri.decodestring(raw)
     data = part.get_payload(decode=True)
     for defect in part.defects:
         acc.problem(f"defect: {type(defect).__name__}")
@@ -244,6 +251,18 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
         if isinstance(payload, str):
             data = lenient_base64(payload.encode("utf-8", "surrogateescape"))
     return data if isinstance(data, bytes) else b""
+
+
+def _transfer_encoding(part: Message) -> str | None:
+    """base64 or quoted-printable when the header says so in a form the stdlib misses."""
+    raw = raw_header(part, "content-transfer-encoding")
+    if raw is None or part.is_multipart():
+        return None
+    exact = raw.lower()
+    loose = re.split(r"[;\s]", raw.strip().strip("\"'").lower(), maxsplit=1)[0]
+    if loose in ("base64", "quoted-printable") and exact != loose:
+        return loose
+    return None
 
 
 _BASE64_DEFECTS = (

@@ -9,13 +9,15 @@ Each problem is "code" or "code: detail"; the codes:
   header_bad_encoded_word, bad_address (an address no one can have: not answered),
   charset_guessed (no/unknown label), charset_mismatch (label lied; a detector chose),
   charset_damaged (the label held but for a few stray bytes, replaced), defect (a stdlib MIME
-  defect, by class), truncated_multipart, attachment_too_large, attachment_type_unrecognised
-  (not a format bot.domain.files.sniff_type accepts), too_many_attachments (files past the
-  cap, neither decoded nor kept), case_ref_conflict (subject tag and threading disagree),
-  part_unreadable, too_deeply_nested, unparseable (nothing but the raw bytes could be kept);
-  and, set by the intake: too_large (only the header was fetched and stored), store_failed
-  (the database refused the letter once; stored bare), other_sender (about a case, from an
-  address the case does not know), intake_error (acting on it failed; quarantined).
+  defect, by class), transfer_encoding_loose (a Content-Transfer-Encoding the stdlib would
+  not decode: "base64 ", quoted), truncated_multipart, attachment_too_large,
+  attachment_type_unrecognised (not a format bot.domain.files.sniff_type accepts),
+  too_many_attachments (files past the cap, neither decoded nor kept), case_ref_conflict
+  (subject tag and threading disagree), part_unreadable, too_deeply_nested, unparseable
+  (nothing but the raw bytes could be kept); and, set by the intake: too_large (only the
+  header was fetched and stored), store_failed (the database refused the letter once; stored
+  bare), other_sender (about a case, from an address the case does not know), intake_error
+  (acting on it failed; quarantined).
 """
 
 from __future__ import annotations
