@@ -105,6 +105,8 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
     oversized = too_large(row.problems)
     parsed = await parse(row.raw)
     row.from_addr, row.subject = parsed.from_addr, parsed.subject[:SUBJECT_MAX] or None
+    if row.message_id is None:  # one without angle brackets, or stored bare: the log shows it
+        row.message_id = parsed.message_id
     if oversized is not None:  # only its header is stored: nothing to act upon
         await quarantine(desk, uow, row, parsed, oversized)
         return _outcome(row, "quarantined")
