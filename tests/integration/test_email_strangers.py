@@ -123,3 +123,26 @@ async def test_a_forged_bounce_for_another_address_does_not_fail_our_message(
         row = (await s.exec(select(InboundEmail).where(InboundEmail.kind == "bounce"))).one()
     assert sent.status == "sent" and row.case_id is None
     assert await deliver() == 0
+
+
+async def test_a_known_sender_with_another_cases_tag_joins_the_thread_they_answer(
+    desk: Desk, mailbox: Mailbox, smtp_server: SmtpSink, deliver: Callable[[], asyncio.Future[int]]
+) -> None:
+    case, ack_id = await open_victims_case(desk, mailbox, smtp_server, deliver)
+    mailbox.append(letter("投诉", "另一件事。", sender="other@163.com", message_id="<o@163.com>"))
+    await intake.run_once(desk)
+    async with desk.sessions() as s:
+        other = (await s.exec(select(Case).where(Case.id != case.id))).one()
+    # The complainant answers their own thread, naming the other case in the subject.
+    mailbox.append(
+        letter(
+            f"Re: 与 [{other.ref}] 有关",
+            "补充。",
+            message_id="<mine@qq.com>",
+            extra=[("In-Reply-To", ack_id)],
+        )
+    )
+    stats = await intake.run_once(desk)
+    assert stats.replies == 1
+    assert len(await information_events(desk, case)) == 1
+    assert await information_events(desk, other) == []

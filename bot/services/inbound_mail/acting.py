@@ -118,10 +118,14 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
     if parsed.bounce is not None:
         await bounce(desk, uow, row, parsed)
         return _outcome(row, "bounces")
-    case = await case_answered(uow.session, parsed, s.case_ref_prefix)
     # Only a letter from an address the case knows is the complainant's; a copied tag or
     # Message-ID from anyone else lets nobody into someone else's case.
-    own = case is not None and await from_case_address(uow, case, parsed)
+    candidates = await cases_answered(uow.session, parsed, s.case_ref_prefix)
+    case, own = (candidates[0], False) if candidates else (None, False)
+    for candidate in candidates:  # the tag first, then the thread: the first that knows them
+        if await from_case_address(uow, candidate, parsed):
+            case, own = candidate, True
+            break
     if parsed.automatic:
         # Recorded (and linked to its case), never answered: no loops with robots.
         row.kind, row.status = "automatic", InboundStatus.IGNORED.value
@@ -160,15 +164,21 @@ def _outcome(row: InboundEmail, done: Done) -> Outcome:
     return Outcome(row.status, done)
 
 
-async def case_answered(session: AsyncSession, parsed: ParsedMail, prefix: str) -> Case | None:
-    """The known case a letter belongs to: the subject tag first, then the threading headers."""
+THREAD_LOOKUPS = 20  # threading ids looked up, newest first: a letter of 10,000 is no DoS
+
+
+async def cases_answered(session: AsyncSession, parsed: ParsedMail, prefix: str) -> list[Case]:
+    """The known cases a letter points at: the subject tag's first, then the threading
+    headers' (newest first), each once."""
+    found: dict[int, Case] = {}
     tagged = case_ref_in_subject(parsed.subject, prefix)
     if tagged:
         case = await cases_repo.find_case_by_ref(session, tagged)
-        if case is not None:
-            return case
-    for message_id in [*reversed(parsed.in_reply_to), *reversed(parsed.references)]:
+        if case is not None and case.id is not None:
+            found[case.id] = case
+    threading = [*reversed(parsed.in_reply_to), *reversed(parsed.references)]
+    for message_id in list(dict.fromkeys(threading))[:THREAD_LOOKUPS]:
         case = await cases_repo.find_case_by_message_id(session, message_id)
-        if case is not None:
-            return case
-    return None
+        if case is not None and case.id is not None:
+            found.setdefault(case.id, case)
+    return list(found.values())
