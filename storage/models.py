@@ -347,7 +347,13 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class InboundEmail(SQLModel, table=True):
-    """Every e-mail received, raw bytes included, stored before it is acted upon."""
+    """Every e-mail received, raw bytes included, stored before it is acted upon.
+
+    Only the very same letter is a duplicate: `message_key` is a hash of its raw bytes (or, for
+    a letter too large to fetch, of its header and size), bounded whatever the letter holds.
+    Seeing the same letter again under another UID adds a row of status `duplicate` (no bytes,
+    `duplicate_of` the first), so `certdesk email log` lists every letter the intake has seen.
+    """
 
     __tablename__ = "inbound_email"
     __table_args__ = (sa.UniqueConstraint("mailbox", "uidvalidity", "uid"),)
@@ -356,8 +362,8 @@ class InboundEmail(SQLModel, table=True):
     mailbox: str
     uidvalidity: int | None = _bigint(default=None)
     uid: int | None = _bigint(default=None)
-    message_id: str | None = None
-    message_key: str = Field(unique=True)  # Message-ID, or a hash of headers without one
+    message_id: str | None = Field(default=None, sa_type=sa.Text)  # cleaned; never a key
+    message_key: str = Field(sa_type=sa.String(100), unique=True)
     raw: bytes = Field(sa_type=sa.LargeBinary)
     received_at: datetime = _instant(default_factory=utcnow)
     status: str = Field(default=InboundStatus.STORED.value, index=True)
@@ -369,6 +375,9 @@ class InboundEmail(SQLModel, table=True):
     sorted_by: str | None = None  # staff:<e-mail>
     sorted_as: str | None = None  # case | attached | answered | no_answer
     sorted_note: str | None = Field(default=None, sa_type=sa.Text)
+    duplicate_of: int | None = Field(default=None, foreign_key="inbound_email.id")
+    from_addr: str | None = Field(default=None, sa_type=sa.Text)  # as parsed, for the log
+    subject: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class TelegramUpdate(SQLModel, table=True):

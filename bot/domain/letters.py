@@ -154,6 +154,26 @@ def automatic_reasons(
     return list(dict.fromkeys(reasons))
 
 
+def own_mail_reasons(
+    message_id: str | None,
+    from_addr: str | None,
+    own_domain: str | None,
+    own_addresses: Iterable[str],
+) -> list[str]:
+    """Why a letter is our own mail come back (a relay may strip X-Certdesk-Loop): a Message-ID
+    on MAIL_DOMAIN (we make every one of ours there) or From our own MAIL_FROM."""
+    reasons = []
+    domain = (own_domain or "").strip().lower()
+    if domain and message_id:
+        right = normalise_message_id(message_id).rpartition("@")[2].lower()
+        if right == domain:
+            reasons.append(f"our own Message-ID (@{domain})")
+    ours = {a.strip().lower() for a in own_addresses if a and a.strip()}
+    if from_addr and from_addr.strip().lower() in ours:
+        reasons.append(f"sender: our own address {from_addr}")
+    return reasons
+
+
 # ---------------------------------------------------------------------------------------------
 # The language to answer in
 

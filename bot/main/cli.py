@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("fetch", cmd_email_fetch, "receive letters from the configured IMAP inbox", mail)
     p.add_argument("--once", action="store_true", help="one pass, then exit (default: run on)")
+    from bot.main.mail_ops import cmd_email_log
+
+    p = add("log", cmd_email_log, "every letter the intake has seen and what became of it", mail)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=positive_int, help="only the first N letters")
 
     rem = sub.add_parser("reminders", help="certificate reminders").add_subparsers(
         dest="reminders_command", required=True, parser_class=_Parser

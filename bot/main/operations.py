@@ -24,6 +24,8 @@ def cmd_email_parse(args: argparse.Namespace) -> int:
     options = {
         "case_ref_prefix": settings.case_ref_prefix,
         "max_attachment_bytes": settings.max_upload_bytes,
+        "own_domain": settings.mail_domain,  # our own mail come back is automatic
+        "own_addresses": (settings.mail_from,),
     }
     parsed = parse_message(raw, **options)  # type: ignore[arg-type]
     # Without the database, a reply is recognised by the reference in our own Message-IDs.
@@ -48,8 +50,11 @@ def cmd_email_parse(args: argparse.Namespace) -> int:
 async def cmd_email_fetch(args: argparse.Namespace) -> int:
     import signal
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.main.desk import open_desk
     from bot.main.logs import setup_logging
+    from bot.main.mail_ops import storage_problem
     from handlers.email import intake
     from storage.db import NotMigrated
 
@@ -62,6 +67,8 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
         desk = await open_desk(settings)
     except NotMigrated as exc:
         raise CliError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:  # a full disk, say: one line, not a traceback
+        raise CliError(storage_problem(exc, settings)) from None
     try:
         if args.once:
             stats = await intake.run_once(desk)
@@ -72,7 +79,9 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
         await intake.run(desk, stop)
         return 0
     except intake.IntakeError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc) + storage_problem(None, settings)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(storage_problem(exc, settings)) from None
     finally:
         await desk.close()
 

@@ -12,6 +12,7 @@ import binascii
 import codecs
 import quopri
 import re
+import threading
 import urllib.parse
 
 from charset_normalizer import from_bytes as detect_charset
@@ -65,23 +66,43 @@ def codec_for(label: str | None) -> str | None:
         return None
 
 
+# Charsets written in 7-bit bytes: ASCII-looking data is not ASCII text under these labels.
+_SEVEN_BIT = {"iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_3", "iso2022_jp_ext",
+              "iso2022_kr", "utf-7", "hz"}  # fmt: skip
+_ISO2022_ESCAPE = re.compile(rb"\x1b(?:\$[@AB]|\$\([CDQ]|\([BIJ])")
+# "Nearly everything decodes": damage in at most this many places per non-ASCII byte.
+DAMAGE_TOLERATED = 0.05
+
+
 def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
-    """Decode `data` declared as `label`; return (text, problem or None)."""
-    if data.isascii():
-        return data.decode("ascii"), None
+    """Decode `data` declared as `label`; return (text, problem or None).
+
+    The declared charset is preferred: when it decodes all but a few stray bytes (a byte lost
+    or changed on the way), those are replaced, the problem says so, and no other charset is
+    tried (one bad byte must not turn UTF-8 Chinese into GB18030 mojibake).
+    """
     codec = codec_for(label)
-    if codec is None:
+    if data.isascii():
+        return _seven_bit(data, codec, label)
+    if codec is None or codec in _SEVEN_BIT:
         text, found = _detect(data)
         what = f"unknown charset {label!r}" if label else "no charset"
         return text, f"charset_guessed: {what}, decoded as {found}"
     if codec in _SINGLE_BYTE:
-        # A single-byte label never fails, so look for a better fit first (GBK labelled latin-1).
-        text, found = _detect(data)
-        if found in ("utf-8", "gb18030", "big5hkscs", "cp950"):
-            return text, f"charset_mismatch: declared {label}, decoded as {found}"
+        # A single-byte label never fails, so look for a better fit first (GBK labelled
+        # latin-1), but only where the bytes look like a multi-byte text: accented letters of
+        # European text stand alone between ASCII letters.
+        better = _strict_fit(data)
+        plausible = _latin1_plausible(data) and not _looks_multibyte(data)
+        if better is not None and (better[1] == "utf-8" or not plausible):
+            return better[0], f"charset_mismatch: declared {label}, decoded as {better[1]}"
     try:
         text = data.decode(codec)
     except UnicodeDecodeError:
+        text, bad = replaced(data, codec)
+        utf8 = codec != "utf-8" and _strict_utf8(data)
+        if nearly_all(data, bad) and not utf8:  # UTF-8 whole beats the label with damage
+            return text, f"charset_damaged: declared {label}, {bad} bytes replaced"
         text, found = _detect(data)
         return text, f"charset_mismatch: declared {label}, decoded as {found}"
     if codec in _CHINESE_CODECS and _chinese_score(text, codec) < 0.5:
@@ -93,13 +114,93 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
     return text, None
 
 
-def _detect(data: bytes) -> tuple[str, str]:
-    """Best-effort decoding of bytes whose charset is unknown or wrong: (text, codec used)."""
+def _seven_bit(data: bytes, codec: str | None, label: str | None) -> tuple[str, str | None]:
+    """ASCII bytes: ASCII text, unless the label (or ISO-2022 escapes) says a 7-bit charset."""
+    if codec not in _SEVEN_BIT:
+        if not _ISO2022_ESCAPE.search(data):
+            return data.decode("ascii"), None
+        codec = "iso2022_jp_2"  # escapes without the label: Japanese (or Korean) mail
+    assert codec is not None
+    for candidate in dict.fromkeys([codec, "iso2022_jp_2", "iso2022_jp_ext"]):
+        if candidate == codec or codec.startswith("iso2022_jp"):
+            try:
+                text = data.decode(candidate)
+            except UnicodeDecodeError:
+                continue
+            if candidate == codec and codec_for(label) == codec:
+                return text, None
+            what = f"declared {label}" if label else "no charset"
+            return text, f"charset_guessed: {what}, decoded as {candidate}"
+    text, bad = replaced(data, codec)
+    return text, f"charset_damaged: declared {label}, {bad} bytes replaced"
+
+
+def replaced(data: bytes, codec: str) -> tuple[str, int]:
+    """`data` decoded with U+FFFD for what does not decode; how many bytes were replaced."""
+    _damage.bytes, _damage.runs, _damage.end = 0, 0, -1
+    text = data.decode(codec, _COUNTING)
+    return text, _damage.bytes
+
+
+def nearly_all(data: bytes, bad: int) -> bool:
+    """Whether the damage of the last `replaced` is a few stray bytes in a decodable text."""
+    non_ascii = sum(1 for b in data if b > 0x7F)
+    runs = _damage.runs
+    return bad <= 0.25 * non_ascii and runs <= max(1, DAMAGE_TOLERATED * non_ascii)
+
+
+def _count_damage(exc: UnicodeError) -> tuple[str, int]:
+    assert isinstance(exc, UnicodeDecodeError)
+    _damage.bytes += exc.end - exc.start
+    if exc.start != _damage.end:  # adjacent bad bytes are one place of damage
+        _damage.runs += 1
+    _damage.end = exc.end
+    return "\ufffd", exc.end
+
+
+# Parsing runs in worker threads: each counts its own replacements.
+_damage = threading.local()
+_COUNTING = "certdesk-count-replaced"
+codecs.register_error(_COUNTING, _count_damage)
+
+
+def _looks_multibyte(data: bytes, least: int = 4) -> bool:
+    """Non-ASCII bytes in runs, as in GBK or Big5, not alone, as in latin-1 European text."""
+    runs = [len(run) for run in re.findall(rb"[\x80-\xff]+", data)]
+    if sum(runs) < least:
+        return False
+    return sum(1 for n in runs if n == 1) <= 0.25 * len(runs)
+
+
+def _strict_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_WESTERN_MARKS = set("€‚„…‘’“”•–—«»°©®±·¡¿\xa0")
+
+
+def _latin1_plausible(data: bytes) -> bool:
+    """Whether the 8-bit bytes read as Windows-1252 are letters (é, ß, ñ) or its usual marks;
+    Chinese bytes read so are mostly symbols and controls."""
+    wide = [c for c in data.decode("cp1252", "replace") if ord(c) > 0x7F]
+    if not wide:
+        return True
+    fitting = sum(1 for c in wide if c.isalpha() or c in _WESTERN_MARKS)
+    return fitting >= 0.9 * len(wide)
+
+
+def _strict_fit(data: bytes) -> tuple[str, str] | None:
+    """A charset that decodes all of `data` convincingly: UTF-8, else GB18030 or Big5."""
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    # charset-normalizer guesses badly on a few Chinese words; score the two Chinese codecs first.
+    if not _looks_multibyte(data, least=2) and _latin1_plausible(data):
+        return None  # accented letters alone between ASCII ones: European, not Chinese
     scored = []
     for codec in ("gb18030", "big5hkscs"):
         try:
@@ -111,6 +212,21 @@ def _detect(data: bytes) -> tuple[str, str]:
         score, _, codec, text = max(scored)
         if score >= 0.6:
             return text, codec
+    return None
+
+
+def _detect(data: bytes) -> tuple[str, str]:
+    """Best-effort decoding of bytes whose charset is unknown or wrong: (text, codec used)."""
+    fit = _strict_fit(data)
+    if fit is not None:
+        return fit
+    # Nearly all UTF-8 but a stray byte (or a character cut at the end): UTF-8 it is.
+    text, bad = replaced(data, "utf-8")
+    if nearly_all(data, bad):
+        return text, "utf-8"
+    if _latin1_plausible(data):
+        # Accented letters between ASCII ones: Western European, as Windows writes it.
+        return data.decode("cp1252", "replace"), "cp1252"
     best = detect_charset(data).best()
     if best is not None:
         found = codec_for(best.encoding) or best.encoding

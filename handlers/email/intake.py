@@ -3,15 +3,19 @@
 For every message, in this order, so a crash at any point loses nothing and repeats nothing:
 1. FETCH its `RFC822.SIZE`, then `BODY.PEEK[]` (the letter stays unread on the server) — or,
    for a letter over the size limit, only `BODY.PEEK[HEADER]`;
-2. store the raw bytes with (mailbox, UIDVALIDITY, UID) and its Message-ID — or a hash of its
-   headers when it has none — and COMMIT; both keys are unique, so a letter seen again after a
-   restart (or delivered twice) is recognised and not stored again;
+2. store the raw bytes with (mailbox, UIDVALIDITY, UID) and a hash of those bytes, each letter
+   in a savepoint of its own, and COMMIT; both keys are unique, so a letter seen again after a
+   restart is recognised by its UID, and the very same letter delivered twice by its bytes
+   (recorded as a duplicate); a reused Message-ID is no reason to drop a letter. One the
+   database refuses stays in the folder, staff told, and the others go on;
 3. act in one transaction (bot.services.inbound_mail): open the case or add to the case it
    answers, queue the answers and the staff alerts (outbox), mark the row processed — and
    COMMIT; a letter kept only by its header is quarantined there, staff told;
 4. only then flag `\\Seen` and MOVE the message to IMAP_PROCESSED_FOLDER (or to
    IMAP_QUARANTINE_FOLDER when it could not be processed).
 A restart finds the stored rows by UID: a stored row is acted upon, a processed one only moved.
+A letter whose files cannot be written (a full disk) stays stored and in the folder, staff are
+told the cause, and it is tried again on the next pass; the letters after it go through.
 
 imapclient is blocking: every IMAP call runs in a thread (`asyncio.to_thread`), and so does
 parsing a letter. The long-running `run()` uses IDLE when the server offers it, polls every
@@ -30,11 +34,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from imapclient.exceptions import IMAPClientError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.desk import Desk
-from bot.domain.mail import ParsedMail
+from bot.domain.mail import DUPLICATE, ParsedMail
 from bot.services import inbound_mail
-from bot.services.inbound_mail import TRANSIENT, Outcome, Parse, RawLetter
+from bot.services.inbound_mail import TRANSIENT, Outcome, Parse, RawLetter, Stored, db_reason
 from handlers.email.imap import ImapMailbox, IntakeError, reason
 from handlers.email.parse import message_key, parse_message
 from storage.models import InboundStatus
@@ -64,8 +69,11 @@ class IntakeStats:
     bounces: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    deferred: int = 0  # stored, not acted upon yet (a file could not be written): next pass
+    not_stored: int = 0  # refused by the database: left in the folder, staff told
     moved: int = 0
     refs: list[str] = field(default_factory=list)
+    tried: dict[int, str] = field(default_factory=dict, repr=False)  # acted upon: status
 
     @property
     def handled(self) -> int:
@@ -93,6 +101,8 @@ class IntakeStats:
             "bounces": self.bounces,
             "quarantined": self.quarantined,
             "duplicates": self.duplicates,
+            "deferred": self.deferred,
+            "not_stored": self.not_stored,
             "moved": self.moved,
         }
 
@@ -111,6 +121,8 @@ def parser(desk: Desk) -> Parse:
             raw,
             case_ref_prefix=s.case_ref_prefix,
             max_attachment_bytes=s.max_upload_bytes,
+            own_domain=s.mail_domain,
+            own_addresses=(s.mail_from,),
         )
 
     return parse
@@ -129,6 +141,8 @@ async def run_once(desk: Desk) -> IntakeStats:
         raise IntakeError(f"cannot open {box.name}: {reason(exc)}") from None
     try:
         return await process_mailbox(desk, box)
+    except SQLAlchemyError as exc:  # the mailbox is fine: say what failed, in one line
+        raise IntakeError(f"the database refused the letters: {db_reason(exc)}") from None
     finally:
         await asyncio.to_thread(box.close)
 
@@ -189,20 +203,20 @@ async def _part(
     """Store, act upon and file a few letters: each step committed before the next begins."""
     missing = [uid for uid in uids if uid not in known]
     letters = await _fetch(desk, box, [uid for uid in missing if uid in sizes], sizes)
-    stored: dict[int, int] = {}
+    stored = Stored()
     if letters:
         async with UnitOfWork(desk.sessions) as uow:
             stored = await inbound_mail.store(desk, uow, box.name, box.uidvalidity, letters)
     status = {uid: row_status for uid, (_, row_status) in known.items()}
     destination: dict[str, list[int]] = {}
-    fetched = {letter.uid for letter in letters}
     for uid in missing:
-        if uid in stored:
+        if uid in stored.new:
             status[uid] = InboundStatus.STORED
-        elif uid in fetched:  # the same letter is already stored (another UID): file it away
+        elif uid in stored.duplicates:  # the very same letter, stored before: file it away
             stats.duplicates += 1
-            destination.setdefault(box.processed_folder, []).append(uid)
-    pending = dict(stored) | {
+            status[uid] = DUPLICATE
+    stats.not_stored += len(stored.failed)  # left in the folder; staff were told
+    pending = dict(stored.new) | {
         uid: row_id
         for uid, (row_id, row_status) in known.items()
         if uid in uids and row_status == InboundStatus.STORED
@@ -211,7 +225,7 @@ async def _part(
     for uid, row_id in pending.items():
         status[uid] = done[row_id]
     for uid in uids:
-        if uid in status:
+        if uid in status and status[uid] != InboundStatus.STORED:  # stored: tried again later
             quarantined = status[uid] == InboundStatus.QUARANTINED
             folder = box.quarantine_folder if quarantined else box.processed_folder
             destination.setdefault(folder, []).append(uid)
@@ -236,7 +250,8 @@ async def _fetch(
             log.warning(
                 "inbound e-mail UID %s has %s bytes: only its header is kept", uid, sizes[uid]
             )
-            letters.append(RawLetter(uid, head, *message_key(head), size=sizes[uid], limit=limit))
+            keys = message_key(head, sizes[uid])
+            letters.append(RawLetter(uid, head, *keys, size=sizes[uid], limit=limit))
     return letters
 
 
@@ -248,14 +263,14 @@ async def _act_many(
     One unit of work per ACT_BATCH letters (one commit instead of one per letter); the service
     locks each letter and acts on it in a savepoint of its own.
     """
-    result: dict[int, str] = {}
-    for start in range(0, len(inbound_ids), ACT_BATCH):
+    todo = [i for i in inbound_ids if i not in stats.tried]  # a deferred letter: once a pass
+    for start in range(0, len(todo), ACT_BATCH):
         async with UnitOfWork(desk.sessions) as uow:
-            for inbound_id in inbound_ids[start : start + ACT_BATCH]:
+            for inbound_id in todo[start : start + ACT_BATCH]:
                 outcome = await inbound_mail.act(desk, uow, inbound_id, parse)
                 stats.count(outcome)
-                result[inbound_id] = outcome.status
-    return result
+                stats.tried[inbound_id] = outcome.status
+    return {inbound_id: stats.tried[inbound_id] for inbound_id in inbound_ids}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +304,11 @@ async def run(desk: Desk, stop_event: asyncio.Event, *, backoff_first: float = 2
                     await process_mailbox(desk, box)
         except Exception as exc:  # the worker outlives any failure; staff hear of lasting ones
             health.failures += 1
-            if isinstance(exc, (IntakeError, IMAPClientError, *TRANSIENT)):
+            if isinstance(exc, SQLAlchemyError):
+                log.warning(
+                    "e-mail intake failed (%s in a row): %s", health.failures, db_reason(exc)
+                )
+            elif isinstance(exc, (IntakeError, IMAPClientError, *TRANSIENT)):
                 log.warning("e-mail intake failed (%s in a row): %s", health.failures, reason(exc))
             else:
                 log.exception("e-mail intake failed (%s in a row)", health.failures)
@@ -324,9 +343,18 @@ async def _maybe_alert(desk: Desk, box: ImapMailbox, health: _Health, exc: BaseE
     now = desk.clock.now()
     try:
         async with UnitOfWork(desk.sessions) as uow:
-            await inbound_mail.mailbox_down(desk, uow, box.name, health.failures, reason(exc), now)
-    except TRANSIENT:
-        log.warning("could not queue the mailbox-down alert")
+            # Staff hear what failed: the mailbox, or (it answered) the database or a bug.
+            if isinstance(exc, SQLAlchemyError):
+                why = db_reason(exc)
+                await inbound_mail.intake_failing(desk, uow, box.name, health.failures, why, now)
+            elif isinstance(exc, (IntakeError, IMAPClientError, OSError, TimeoutError)):
+                why = reason(exc)
+                await inbound_mail.mailbox_down(desk, uow, box.name, health.failures, why, now)
+            else:
+                why = f"{type(exc).__name__}: {reason(exc)}"
+                await inbound_mail.intake_failing(desk, uow, box.name, health.failures, why, now)
+    except (SQLAlchemyError, OSError):
+        log.warning("could not queue the intake alert")
         return
     health.alerted_at = now
 

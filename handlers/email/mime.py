@@ -12,6 +12,7 @@ import base64
 import email
 import hashlib
 import mimetypes
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import errors
@@ -98,6 +99,8 @@ class Walk:
     """What the walk found: the texts shown, the files, the problems, a bounce report's parts."""
 
     max_attachment_bytes: int
+    max_attachments: int = 25
+    skipped: int = 0  # files past max_attachments: counted, neither decoded nor kept
     texts: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -110,11 +113,13 @@ class Walk:
 
 
 _MAX_DEPTH = 30
+# Files kept of one letter: a letter of 10,000 files must not cost 10,000 writes and fsyncs.
+MAX_ATTACHMENTS = 25
 
 
-def walk(msg: Message, max_attachment_bytes: int) -> Walk:
+def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATTACHMENTS) -> Walk:
     """Visit every part of `msg`; never raises for a malformed part."""
-    acc = Walk(max_attachment_bytes=max_attachment_bytes)
+    acc = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
     for defect in msg.defects:
         acc.problem(f"defect: {type(defect).__name__}")
     _walk(msg, acc, _Where())
@@ -123,6 +128,10 @@ def walk(msg: Message, max_attachment_bytes: int) -> Walk:
         for p in acc.problems
     ):
         acc.problem("truncated_multipart")
+    if acc.skipped:
+        acc.problem(
+            f"too_many_attachments: {acc.skipped} more not kept (at most {acc.max_attachments})"
+        )
     return acc
 
 
@@ -226,20 +235,79 @@ def _pick_alternative(children: list[Message], acc: Walk, path: str) -> Message 
 
 
 def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
+    cte = _transfer_encoding(part)
+    if cte is not None:  # written loosely ("base64 ", quoted, with parameters): the stdlib
+        payload = part.get_payload(decode=False)  # would hand back the encoded text
+        raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        acc.problem(f"transfer_encoding_loose: part {path}")
+        return lenient_base64(raw) if cte == "base64" else quopri.decodestring(raw)
     data = part.get_payload(decode=True)
     for defect in part.defects:
         acc.problem(f"defect: {type(defect).__name__}")
-    if any(isinstance(d, errors.InvalidBase64LengthDefect) for d in part.defects):
-        # The stdlib then returns the base64 text itself; a cut-off file is worth more decoded.
-        data = _lenient_base64(part)
+    if any(isinstance(d, _BASE64_DEFECTS) for d in part.defects):
+        # The stdlib returns the base64 text itself for a bad length, and a line of junk in the
+        # middle (a signature, a client's note) shifts every byte after it: decode leniently.
+        payload = part.get_payload(decode=False)
+        if isinstance(payload, str):
+            data = lenient_base64(payload.encode("utf-8", "surrogateescape"))
     return data if isinstance(data, bytes) else b""
 
 
-def _lenient_base64(part: Message) -> bytes:
-    payload = part.get_payload(decode=False)
-    text = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b""
-    clean = re.sub(rb"[^A-Za-z0-9+/]", b"", text)
-    return base64.b64decode(clean[: len(clean) // 4 * 4])
+def _transfer_encoding(part: Message) -> str | None:
+    """base64 or quoted-printable when the header says so in a form the stdlib misses."""
+    raw = raw_header(part, "content-transfer-encoding")
+    if raw is None or part.is_multipart():
+        return None
+    exact = raw.lower()
+    loose = re.split(r"[;\s]", raw.strip().strip("\"'").lower(), maxsplit=1)[0]
+    if loose in ("base64", "quoted-printable") and exact != loose:
+        return loose
+    return None
+
+
+_BASE64_DEFECTS = (
+    errors.InvalidBase64LengthDefect,
+    errors.InvalidBase64CharactersDefect,
+    errors.InvalidBase64PaddingDefect,
+)
+_B64_FOREIGN_ASCII = re.compile(rb"[\x21-\x2a\x2c-\x2e\x3a-\x3c\x3e-\x40\x5b-\x60\x7b-\x7e]")
+
+
+def lenient_base64(encoded: bytes) -> bytes:
+    """Decode base64 that a client or a relay damaged, keeping every line that can be kept.
+
+    A line of short words, or mostly of ASCII that base64 never uses ("-- ", "Sent from my
+    phone", a scanner's note), is text, not data: it is dropped. Stray
+    characters inside a data line (8-bit bytes, controls, a few "!") are removed. A short
+    line in the middle that would shift the rest is dropped; padding ends a run; a cut-off
+    end is decoded as far as it goes.
+    """
+    lines = []
+    for raw_line in encoded.splitlines():
+        words = raw_line.split()
+        if not words or any(len(word) < 4 for word in words):
+            continue  # blank, or words of text ("Sent from my phone", "-- ")
+        line = b"".join(words)
+        foreign = len(_B64_FOREIGN_ASCII.findall(line))
+        if foreign * 4 > len(line):
+            continue
+        line = bytes(b for b in line if b < 0x80 and (chr(b).isalnum() or b in b"+/="))
+        if line:
+            lines.append(line)
+    kept = bytearray()
+    for n, line in enumerate(lines):
+        last = n == len(lines) - 1
+        if not last and len(line) % 4 and (len(kept) % 4 == 0) and b"=" not in line:
+            continue  # a stray short line among full ones
+        kept.extend(line)
+    out = bytearray()
+    for run in re.split(rb"=+", bytes(kept)):
+        whole = run[: len(run) // 4 * 4]
+        rest = run[len(whole) :]
+        out.extend(base64.b64decode(whole))
+        if len(rest) >= 2:  # a padded (or cut-off) end: 2 or 3 characters give 1 or 2 bytes
+            out.extend(base64.b64decode(rest + b"=" * (-len(rest) % 4)))
+    return bytes(out)
 
 
 def _meta_charset(data: bytes) -> str | None:
@@ -257,6 +325,9 @@ def _decode_part(data: bytes, charset: str | None, acc: Walk, path: str) -> str:
 def _add_attachment(
     part: Message, acc: Walk, path: str, mime: str, filename: str | None, disposition: str
 ) -> None:
+    if len(acc.attachments) >= acc.max_attachments:
+        acc.skipped += 1
+        return
     if mime == "message/rfc822":
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else None

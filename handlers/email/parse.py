@@ -5,12 +5,19 @@ here the letter's own headers are read, bounces recognised and the letter classi
 in a message makes parsing fail: what went wrong is listed in `problems`.
 
 Each problem is "code" or "code: detail"; the codes:
-  no_message_id, header_8bit, header_bad_encoded_word, charset_guessed (no/unknown label),
-  charset_mismatch (label lied; a detector chose), defect (a stdlib MIME defect, by class),
-  truncated_multipart, attachment_too_large, attachment_type_unrecognised (not a format
-  bot.domain.files.sniff_type accepts), case_ref_conflict (subject tag and threading disagree),
-  part_unreadable, too_deeply_nested, unparseable (nothing but the raw bytes could be kept);
-  and, set by the intake before parsing, too_large (only the header was fetched and stored).
+  no_message_id, message_id_too_long (kept, never put in our headers), header_8bit,
+  header_bad_encoded_word, bad_address (an address no one can have: not answered),
+  charset_guessed (no/unknown label), charset_mismatch (label lied; a detector chose),
+  charset_damaged (the label held but for a few stray bytes, replaced), defect (a stdlib MIME
+  defect, by class), transfer_encoding_loose (a Content-Transfer-Encoding the stdlib would
+  not decode: "base64 ", quoted), truncated_multipart, attachment_too_large,
+  attachment_type_unrecognised (not a format bot.domain.files.sniff_type accepts),
+  too_many_attachments (files past the cap, neither decoded nor kept), case_ref_conflict
+  (subject tag and threading disagree), part_unreadable, too_deeply_nested, unparseable
+  (nothing but the raw bytes could be kept); and, set by the intake: too_large (only the
+  header was fetched and stored), store_failed (the database refused the letter once; stored
+  bare), other_sender (about a case, from an address the case does not know), intake_error
+  (acting on it failed; quarantined).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -28,10 +36,11 @@ from bot.domain.letters import (
     case_ref_in_subject,
     classify_text,
     normalise_message_id,
+    own_mail_reasons,
 )
-from bot.domain.mail import Attachment, Bounce, Kind, ParsedMail
+from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail, valid_text
 from handlers.email.decode import FOLD, decode_header_text, raw_to_str
-from handlers.email.mime import Walk, raw_header, raw_headers, walk
+from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
 
 __all__ = ["Attachment", "Bounce", "ParsedMail", "header_block", "message_key", "parse_message"]
 
@@ -46,18 +55,31 @@ def header_block(raw: bytes) -> bytes:
     return raw[:end]
 
 
-def message_key(raw: bytes) -> tuple[str | None, str]:
-    """(Message-ID as sent or None, the dedupe key: the Message-ID or a hash of the headers).
+def message_key(raw: bytes, size: int | None = None) -> tuple[str | None, str]:
+    """(its Message-ID, cleaned, or None; the key of the very same letter).
 
-    Only the header is read, so the key of a letter fetched whole and of its header alone (a
-    letter too large to fetch) is the same.
+    Only the very same letter is a duplicate, so the key is a hash of its raw bytes: a reused
+    Message-ID, or two letters without one and with the same headers, are two letters. For a
+    letter too large to fetch whole (`raw` its header alone, `size` its RFC822.SIZE) it is a
+    hash of the header and the size. Either way the key is bounded, whatever the letter holds.
     """
     head = header_block(raw)
     found = _MESSAGE_ID_HEADER.search(head)
-    if found:
-        message_id = found.group(1).decode("ascii", "replace")
-        return message_id, message_id
-    return None, "sha256:" + hashlib.sha256(head).hexdigest()
+    message_id = clean_message_id(found.group(1)) if found else None
+    if size is None:
+        return message_id, "sha256:" + hashlib.sha256(raw).hexdigest()
+    return message_id, f"head:{size}:" + hashlib.sha256(head).hexdigest()
+
+
+def clean_message_id(value: str | bytes) -> str | None:
+    """A Message-ID fit to store and compare: valid UTF-8, no NUL or other control characters.
+
+    8-bit bytes (raw, or smuggled as surrogates by the stdlib parser) are read as UTF-8 with
+    replacement: PostgreSQL refuses NUL and invalid UTF-8, JSON output must be valid UTF-8.
+    """
+    data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    text = _CONTROL.sub("", data.decode("utf-8", "replace")).strip()
+    return text or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,20 +94,34 @@ def _message_ids(value: str | None) -> list[str]:
     text = FOLD.sub(" ", value)
     found = _MESSAGE_ID.findall(text)
     # Some clients drop the angle brackets.
-    return found or [f"<{t}>" for t in text.split() if "@" in t]
+    ids = found or [f"<{t}>" for t in text.split() if "@" in t]
+    return [cleaned for value in ids if (cleaned := clean_message_id(value))]
 
 
 def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str]:
     if value is None:
         return None, ""
     text, eight_bit = raw_to_str(FOLD.sub(" ", value))
-    name, addr = parseaddr(text)
+    name, addr = parseaddr(_printable(text))
     decoded, problems = decode_header_text(name)
     for problem in problems:
         acc.problem(f"{problem}: {header}")
     if eight_bit:
         acc.problem(f"header_8bit: {header}")
-    return (addr.strip().lower() or None), decoded
+    address = addr.strip().lower() or None
+    if address is not None and (len(address) > MAX_ADDRESS or "@" not in address):
+        acc.problem(f"bad_address: {header}")  # never an address to answer, nor a key
+        address = None
+    return address, decoded
+
+
+# RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address at most 254 characters.
+MAX_ADDRESS = 254
+
+
+def _clean_address(value: str) -> str | None:
+    text = _printable(valid_text(value)).strip().lower()
+    return text if text and len(text) <= MAX_ADDRESS else None
 
 
 def _date(value: str | None) -> datetime | None:
@@ -103,7 +139,8 @@ def _bounce(msg: Message, acc: Walk, from_addr: str | None) -> Bounce | None:
     failed = [r for b in acc.dsn_blocks if _dsn_failed(b) and (r := _dsn_recipient(b))]
     x_failed = raw_header(msg, "x-failed-recipients")
     if x_failed:
-        failed += [a.lower() for _, a in getaddresses([x_failed]) if a and a.lower() not in failed]
+        found = [_clean_address(a) for _, a in getaddresses([x_failed]) if a]
+        failed += [a for a in found if a and a not in failed]
     local = (from_addr or "").partition("@")[0]
     sender_is_daemon = local in ("mailer-daemon", "postmaster")
     if acc.dsn_blocks and not failed:
@@ -130,8 +167,7 @@ def _dsn_recipient(block: Message) -> str | None:
     raw = raw_header(block, "final-recipient") or raw_header(block, "original-recipient")
     if not raw:
         return None
-    address = raw.split(";", 1)[-1].strip().strip("<>").lower()
-    return address or None
+    return _clean_address(raw.split(";", 1)[-1].strip().strip("<>"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,18 +180,32 @@ def parse_message(
     case_ref_prefix: str = "TS",
     known_refs_by_message_id: dict[str, str] | None = None,
     max_attachment_bytes: int = 20_000_000,
+    max_attachments: int = MAX_ATTACHMENTS,
+    own_domain: str | None = None,
+    own_addresses: Sequence[str] = (),
 ) -> ParsedMail:
-    """Parse and classify one received message; never raises for a malformed message."""
+    """Parse and classify one received message; never raises for a malformed message.
+
+    `own_domain` (MAIL_DOMAIN) and `own_addresses` (MAIL_FROM) recognise our own mail come back
+    without its loop header: it is automatic, never answered.
+    """
     try:
-        return _parse(raw, case_ref_prefix, known_refs_by_message_id, max_attachment_bytes)
+        parsed = _parse(
+            raw, case_ref_prefix, known_refs_by_message_id, max_attachment_bytes, max_attachments
+        )
     except Exception as exc:  # e.g. RecursionError on absurd nesting: record, do not crash
         return _unparseable(raw, exc)
+    own = own_mail_reasons(parsed.message_id, parsed.from_addr, own_domain, own_addresses)
+    if own:
+        parsed.automatic_reasons = list(dict.fromkeys([*parsed.automatic_reasons, *own]))
+        parsed.automatic = True
+    return parsed
 
 
 def _unparseable(raw: bytes, exc: Exception) -> ParsedMail:
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     found = re.search(rb"^Message-ID:[ \t]*(<[^<>\s]+>)", head, re.IGNORECASE | re.MULTILINE)
-    message_id = found.group(1).decode("ascii", "replace") if found else None
+    message_id = clean_message_id(found.group(1)) if found else None
     return ParsedMail(
         message_id=message_id,
         from_addr=None,
@@ -183,9 +233,12 @@ def _parse(
     case_ref_prefix: str,
     known_refs_by_message_id: dict[str, str] | None,
     max_attachment_bytes: int,
+    max_attachments: int,
 ) -> ParsedMail:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    acc = walk(msg, max_attachment_bytes)
+    # compat32: every header is read raw here anyway (mime.raw_header), and the default
+    # policy's header objects cost seconds on a letter of thousands of parts.
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    acc = walk(msg, max_attachment_bytes, max_attachments)
     subject_raw = raw_header(msg, "subject") or ""
     subject, subject_problems = decode_header_text(subject_raw)
     for problem in subject_problems:
@@ -193,12 +246,14 @@ def _parse(
     from_addr, from_name = _address(raw_header(msg, "from"), acc, "From")
     reply_to, _ = _address(raw_header(msg, "reply-to"), acc, "Reply-To")
     to_raw = " , ".join(raw_to_str(v)[0] for v in raw_headers(msg, "to"))
-    to = [a.lower() for _, a in getaddresses([to_raw]) if a]
+    to = [a.lower() for _, a in getaddresses([_printable(to_raw)]) if a]
 
     ids = _message_ids(raw_header(msg, "message-id"))
     message_id = ids[0] if ids else None
     if message_id is None:
         acc.problem("no_message_id")
+    elif len(message_id) > THREADING_ID_MAX:  # kept, but never put in a header of ours
+        acc.problem(f"message_id_too_long: {len(message_id)} characters")
     in_reply_to = _message_ids(raw_header(msg, "in-reply-to"))
     references = _message_ids(raw_header(msg, "references"))
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import defer
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import InboundEmail, InboundStatus, OutboxMessage
+from bot.domain.mail import DUPLICATE
+from storage.models import Case, InboundEmail, InboundStatus, OutboxMessage
 from storage.sql import dialect_name
 
 
@@ -51,7 +55,7 @@ async def store_raw(
     raw: bytes,
     now: datetime,
 ) -> InboundEmail | None:
-    """Insert the raw message; None when this UID or this Message-ID/hash is already stored.
+    """Insert the raw message; None when this UID or these very bytes are already stored.
 
     INSERT … ON CONFLICT DO NOTHING: a second intake process (or a restart racing a move) can
     neither store a letter twice nor fail on the unique keys.
@@ -76,6 +80,85 @@ async def store_raw(
     if inserted is None:
         return None
     return await session.get(InboundEmail, inserted[0])
+
+
+async def store_duplicate(
+    session: AsyncSession,
+    *,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    message_id: str | None,
+    message_key: str,
+    now: datetime,
+) -> bool:
+    """Record the very same letter seen again under this UID (True), unless the UID is stored.
+
+    The row keeps no bytes; it points at the first one and shows what became of it.
+    """
+    original = await by_key(session, message_key)
+    if original is None:
+        return False  # not the bytes: this UID was stored by another worker a moment ago
+    sighting = hashlib.sha256(f"{mailbox}\0{uidvalidity}\0{uid}".encode()).hexdigest()
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    stmt = (
+        insert(InboundEmail)
+        .values(
+            mailbox=mailbox,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            message_id=message_id,
+            message_key=f"dup:{sighting}",
+            raw=b"",
+            received_at=now,
+            status=DUPLICATE,
+            duplicate_of=original.id,
+            case_id=original.case_id,
+            from_addr=original.from_addr,
+            subject=original.subject,
+        )
+        .on_conflict_do_nothing()
+        .returning(col(InboundEmail.id))
+    )
+    return (await session.exec(stmt)).first() is not None
+
+
+def db_reason(exc: SQLAlchemyError) -> str:
+    """What the database said, in one short line: its error class and first line, never the
+    statement or its parameters (they hold the letter)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(orig).strip().splitlines() if isinstance(exc, DBAPIError) else []
+    first = lines[0] if lines else ""
+    return f"{type(orig).__name__}: {first}"[:300] if first else type(orig).__name__
+
+
+async def log_rows(
+    session: AsyncSession, limit: int | None = None
+) -> list[tuple[InboundEmail, str | None]]:
+    """Every letter seen, oldest first, with the reference of its case (raw bytes not loaded)."""
+    query = (
+        select(InboundEmail, Case.ref)
+        .outerjoin(Case, col(Case.id) == col(InboundEmail.case_id))
+        .options(defer(InboundEmail.raw))  # type: ignore[arg-type]
+        .order_by(col(InboundEmail.id))
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [(row, ref) for row, ref in (await session.exec(query)).all()]
+
+
+async def senders_of_case(session: AsyncSession, case_id: int) -> list[str]:
+    """The From addresses of the letters that opened the case or joined it as the complainant's."""
+    query = (
+        select(InboundEmail.from_addr)
+        .where(
+            InboundEmail.case_id == case_id,
+            col(InboundEmail.kind).in_(["appeal", "complaint", "dispute", "reply"]),
+            col(InboundEmail.from_addr).is_not(None),
+        )
+        .distinct()
+    )
+    return [a for a in (await session.exec(query)).all() if a]
 
 
 async def lock(session: AsyncSession, inbound_id: int) -> InboundEmail:

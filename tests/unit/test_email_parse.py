@@ -50,7 +50,7 @@ def test_corpus_message(sample: Sample) -> None:
     parsed = parse_message(sample.raw, **sample.options)
     result = parsed.to_json()
     assert set(result) == JSON_KEYS
-    json.dumps(result, ensure_ascii=False)  # what the CLI prints must serialise
+    json.dumps(result, ensure_ascii=False).encode("utf-8")  # what the CLI prints: valid UTF-8
     for key, expected in sample.expect.items():
         assert result[key] == expected, (key, result)
     for fragment in sample.text_has:

@@ -5,21 +5,29 @@ mailbox's health. Every function takes the caller's unit of work and opens no se
 - store.py: raw letters stored before anything is done with them; ids of what is stored;
 - acting.py: acting on one stored letter, locked, in a savepoint;
 - answers.py: what a letter becomes (case, reply, enquiry, bounce);
-- staff.py: what staff are told (quarantine, answer limits, mailbox down and up).
+- staff.py: what staff are told (quarantine, answer limits, mailbox down and up);
+- log.py: every letter the intake has seen and what became of it (`certdesk email log`).
 """
 
 from bot.services.inbound_mail.acting import TRANSIENT, Done, Outcome, Parse, act
-from bot.services.inbound_mail.staff import mailbox_down, mailbox_up
-from bot.services.inbound_mail.store import RawLetter, known, pending, store
+from bot.services.inbound_mail.log import LogEntry, letter_log
+from bot.services.inbound_mail.staff import intake_failing, mailbox_down, mailbox_up
+from bot.services.inbound_mail.store import RawLetter, Stored, known, pending, store
+from storage.repo.inbound_email import db_reason
 
 __all__ = [
     "TRANSIENT",
     "Done",
+    "LogEntry",
     "Outcome",
     "Parse",
     "RawLetter",
+    "Stored",
     "act",
+    "db_reason",
+    "intake_failing",
     "known",
+    "letter_log",
     "mailbox_down",
     "mailbox_up",
     "pending",

@@ -3,6 +3,8 @@ staff, or a bounce of something we sent. Each one sets the stored row's kind and
 
 from __future__ import annotations
 
+import errno
+
 from bot.delivery.compose import text_to_html
 from bot.desk import Desk
 from bot.domain.letters import letter_locale
@@ -17,7 +19,7 @@ from bot.services.cases import (
     new_message_id,
     open_case,
 )
-from bot.services.inbound_mail.staff import cut, limit_noted, sender_label, to_staff
+from bot.services.inbound_mail.staff import SUBJECT_SHOWN, cut, limit_noted, sender_label, to_staff
 from messages.render import t, th
 from storage.models import Case, Channel, InboundEmail, InboundStatus
 from storage.repo import cases as cases_repo
@@ -46,7 +48,7 @@ async def open_from_letter(
         subject=parsed.subject or None,
         description=parsed.text,
         attachments=await files(desk, uow, parsed),
-        source_message_id=parsed.message_id,
+        source_message_id=parsed.thread_id,
         acknowledge_by_email=allowed,
     )
     if not allowed:
@@ -68,7 +70,7 @@ async def join_reply(
         f"complainant:email:{parsed.from_addr or sender}",
         parsed.text,
         await files(desk, uow, parsed),
-        source_message_id=parsed.message_id,
+        source_message_id=parsed.thread_id,
     )
     if await may_answer(desk, uow, sender):
         await _acknowledge_reply(desk, uow, row, parsed, case, sender)
@@ -89,9 +91,7 @@ async def _acknowledge_reply(
     loc, tag = case.locale, subject_tag(case.ref)
     text = t("email.reply_ack_body", loc, ref=case.ref, tag=tag)
     message_id = new_message_id(desk, case.ref)
-    references = [*parsed.references]
-    if parsed.message_id and parsed.message_id not in references:
-        references.append(parsed.message_id)
+    references = parsed.thread_references()
     out = await enqueue(
         session,
         channel=Channel.EMAIL,
@@ -101,7 +101,7 @@ async def _acknowledge_reply(
             "text": text,
             "html": text_to_html(text),
             "locale": loc,
-            "in_reply_to": parsed.message_id,
+            "in_reply_to": parsed.thread_id,
             "references": references,
             "auto_reply": True,
             "case_ref": case.ref,
@@ -126,7 +126,7 @@ async def enquiry(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: Parsed
         loc,
         id=row.id,
         sender=sender_label(parsed, loc),
-        subject=parsed.subject,
+        subject=cut(parsed.subject, SUBJECT_SHOWN),
         text=cut(parsed.text),
     )
     await to_staff(desk, uow, f"inbound:{row.id}:triage", text)
@@ -139,8 +139,12 @@ async def bounce(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: ParsedM
     session = uow.session
     original = cases_repo.normalise_message_id(parsed.bounce.original_message_id)
     out = await repo.outbox_by_message_id(session, original) if original else None
-    case = await session.get(Case, out.case_id) if out and out.case_id else None
     addresses = parsed.bounce.failed_recipients or ([out.recipient] if out else [])
+    if out is not None and out.recipient.lower() not in {a.lower() for a in addresses}:
+        # A report of a failure to someone else is no news of this message: anyone can
+        # write a "bounce" quoting our Message-ID; only the recipient's own failure counts.
+        out = None
+    case = await session.get(Case, out.case_id) if out and out.case_id else None
     if out is not None:
         # The message the bounce returns did not reach its reader: that is a failed delivery.
         out.status = "failed"
@@ -158,6 +162,11 @@ async def bounce(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: ParsedM
     row.case_id = case.id if case else None
 
 
+class FileNotSaved(Exception):
+    """A file of the letter could not be written (a full disk, a read-only data folder): the
+    letter is acted upon later, when it can be whole, and the letters after it go on."""
+
+
 async def files(desk: Desk, uow: UnitOfWork, parsed: ParsedMail) -> list[Attachment]:
     """The letter's acceptable attachments, stored like uploads."""
     kept = []
@@ -168,6 +177,10 @@ async def files(desk: Desk, uow: UnitOfWork, parsed: ParsedMail) -> list[Attachm
             kept.append(await keep_attachment(desk, uow.session, item.data, item.filename))
         except CaseRefused:
             continue
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0)
+            why = exc.strerror or type(exc).__name__
+            raise FileNotSaved(f"{why} ({code})" if code else why) from exc
     return kept
 
 

@@ -1,14 +1,25 @@
-"""Receiving letters: store the raw bytes first, so nothing received is lost or taken twice."""
+"""Receiving letters: store the raw bytes first, so nothing received is lost or taken twice.
+
+Each letter is stored in a savepoint of its own: one that the database refuses (whatever it
+holds) is tried again alone, stripped to its bytes and keys; only when even that fails is it
+left in the mailbox, and staff are told what failed. Its neighbours are stored either way.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.desk import Desk
 from bot.domain.mail import too_large_problem
+from bot.services.inbound_mail.staff import letter_not_stored
 from storage.repo import inbound_email as repo
 from storage.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -18,9 +29,18 @@ class RawLetter:
     uid: int
     raw: bytes  # the whole letter, or only its header when `size` is over the limit
     message_id: str | None
-    key: str  # the Message-ID, or a hash of the header without one
+    key: str  # a hash of the raw bytes (of the header and size for a letter too large)
     size: int | None = None  # its RFC822.SIZE, given when only the header was fetched
     limit: int | None = None  # the size limit it is over
+
+
+@dataclass
+class Stored:
+    """What storing a few letters did, by UID."""
+
+    new: dict[int, int] = field(default_factory=dict)  # row id of each letter stored now
+    duplicates: set[int] = field(default_factory=set)  # the very same letter, stored before
+    failed: dict[int, str] = field(default_factory=dict)  # not stored, and why
 
 
 async def known(
@@ -37,16 +57,44 @@ async def pending(uow: UnitOfWork, limit: int = 10_000) -> list[int]:
 
 async def store(
     desk: Desk, uow: UnitOfWork, mailbox: str, uidvalidity: int, letters: Sequence[RawLetter]
-) -> dict[int, int]:
-    """Store the letters; return the new rows' ids by UID.
+) -> Stored:
+    """Store the letters, each in a savepoint of its own.
 
-    A letter whose UID or Message-ID/hash is already stored gets no row (it is a duplicate).
+    A letter whose bytes are already stored (under another UID) is recorded as a duplicate.
     One kept only by its header carries the too_large problem: acting upon it quarantines it.
     """
-    stored: dict[int, int] = {}
+    result = Stored()
     for letter in sorted(letters, key=lambda item: item.uid):
+        try:
+            await _store_one(desk, uow, mailbox, uidvalidity, letter, result)
+        except SQLAlchemyError as exc:
+            first = repo.db_reason(exc)
+            log.warning("inbound e-mail UID %s could not be stored: %s", letter.uid, first)
+            try:  # again alone, with nothing of the letter but its bytes and keys
+                bare = RawLetter(
+                    letter.uid, letter.raw, None, letter.key, letter.size, letter.limit
+                )
+                await _store_one(desk, uow, mailbox, uidvalidity, bare, result, problem=first)
+            except SQLAlchemyError as again:
+                result.failed[letter.uid] = repo.db_reason(again)
+    for uid, why in result.failed.items():
+        await letter_not_stored(desk, uow, mailbox, uidvalidity, uid, why)
+    return result
+
+
+async def _store_one(
+    desk: Desk,
+    uow: UnitOfWork,
+    mailbox: str,
+    uidvalidity: int,
+    letter: RawLetter,
+    result: Stored,
+    problem: str | None = None,
+) -> None:
+    session = uow.session
+    async with session.begin_nested():
         row = await repo.store_raw(
-            uow.session,
+            session,
             mailbox=mailbox,
             uidvalidity=uidvalidity,
             uid=letter.uid,
@@ -55,10 +103,25 @@ async def store(
             raw=letter.raw,
             now=desk.clock.now(),
         )
-        if row is None or row.id is None:
-            continue
+        if row is None:
+            # Its UID is stored (another worker took it just now), or its bytes are.
+            if await repo.store_duplicate(
+                session,
+                mailbox=mailbox,
+                uidvalidity=uidvalidity,
+                uid=letter.uid,
+                message_id=letter.message_id,
+                message_key=letter.key,
+                now=desk.clock.now(),
+            ):
+                result.duplicates.add(letter.uid)
+            return
+        assert row.id is not None
+        problems = [f"store_failed: {problem}"] if problem else []
         if letter.size is not None and letter.limit is not None:
-            row.problems = [too_large_problem(letter.size, letter.limit)]
-            uow.session.add(row)
-        stored[letter.uid] = row.id
-    return stored
+            problems.append(too_large_problem(letter.size, letter.limit))
+        if problems:
+            row.problems = problems
+            session.add(row)
+            await session.flush()
+        result.new[letter.uid] = row.id

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:31:50.550196
+Create Date: 2026-12-01 22:32:04.134946
 
 """
 
@@ -365,8 +365,8 @@ def upgrade() -> None:
         sa.Column("mailbox", sa.String(), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
         sa.Column("uid", sa.BigInteger(), nullable=True),
-        sa.Column("message_id", sa.String(), nullable=True),
-        sa.Column("message_key", sa.String(), nullable=False),
+        sa.Column("message_id", sa.Text(), nullable=True),
+        sa.Column("message_key", sa.String(length=100), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(), nullable=False),
@@ -377,8 +377,16 @@ def upgrade() -> None:
         sa.Column("sorted_by", sa.String(), nullable=True),
         sa.Column("sorted_as", sa.String(), nullable=True),
         sa.Column("sorted_note", sa.Text(), nullable=True),
+        sa.Column("duplicate_of", sa.Integer(), nullable=True),
+        sa.Column("from_addr", sa.Text(), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"], ["case_file.id"], name=op.f("fk_inbound_email_case_id_case_file")
+        ),
+        sa.ForeignKeyConstraint(
+            ["duplicate_of"],
+            ["inbound_email.id"],
+            name=op.f("fk_inbound_email_duplicate_of_inbound_email"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_email")),
         sa.UniqueConstraint(
