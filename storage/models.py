@@ -366,6 +366,7 @@ class InboundEmail(SQLModel, table=True):
     message_key: str = Field(sa_type=sa.String(100), unique=True)
     raw: bytes = Field(sa_type=sa.LargeBinary)
     received_at: datetime = _instant(default_factory=utcnow)
+    internal_date: datetime | None = _instant(nullable=True, default=None)  # IMAP INTERNALDATE
     status: str = Field(default=InboundStatus.STORED.value, index=True)
     case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
     kind: str | None = None

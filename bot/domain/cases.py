@@ -165,6 +165,24 @@ def complaint_about(concerns: str | None) -> str | None:
     return concerns if concerns in COMPLAINT_ABOUT else None
 
 
+# A letter's INTERNALDATE further back than this is not taken as its receipt (a mailbox moved
+# between servers, or a server clock set wrong): the day the intake saw it counts instead.
+MAX_INBOX_WAIT_DAYS = 30
+
+
+def letter_receipt_day(internal_date: datetime | None, now: datetime) -> date:
+    """The day a letter was received: the day it reached the inbox (IMAP INTERNALDATE) in
+    Shanghai, even when the intake takes it up later (an outage, a weekend); the processing day
+    when the server gave no date, or one ahead of our clock or implausibly far back."""
+    today = now.astimezone(SHANGHAI).date()
+    if internal_date is None or internal_date.tzinfo is None:
+        return today
+    day = receipt_day(internal_date)
+    if day > today or (today - day).days > MAX_INBOX_WAIT_DAYS:
+        return today
+    return day
+
+
 def receipt_day(at: datetime) -> date:
     """The day a letter reached the inbox (its IMAP INTERNALDATE), as a Shanghai calendar day."""
     if at.tzinfo is None:
@@ -288,6 +306,7 @@ __all__ = [
     "is_final",
     "is_followup_window",
     "is_incomplete",
+    "letter_receipt_day",
     "milestones_for",
     "out_of_time",
     "parse_contact",

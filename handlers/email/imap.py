@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import Sequence
+from datetime import datetime
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -51,6 +52,7 @@ class ImapMailbox:
             ssl_context=context,
             timeout=IMAP_TIMEOUT_SECONDS,
         )
+        client.normalise_times = False  # INTERNALDATE with its own offset, not machine-local
         try:
             client.login(self.user, self.password)
             for folder in (self.processed_folder, self.quarantine_folder):
@@ -81,10 +83,19 @@ class ImapMailbox:
 
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each letter still there, so none is fetched before its size is known."""
-        data = self._client().fetch(list(uids), ["RFC822.SIZE"])
-        return {
-            uid: int(item[b"RFC822.SIZE"]) for uid, item in data.items() if b"RFC822.SIZE" in item
-        }
+        return {uid: size for uid, (size, _) in self.sizes_and_dates(uids).items()}
+
+    def sizes_and_dates(self, uids: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
+        """RFC822.SIZE and INTERNALDATE (when the server received it, with its offset) of each
+        letter still there: the size decides whether it is fetched, the date is its receipt."""
+        data = self._client().fetch(list(uids), ["RFC822.SIZE", "INTERNALDATE"])
+        out: dict[int, tuple[int, datetime | None]] = {}
+        for uid, item in data.items():
+            if b"RFC822.SIZE" in item:
+                when = item.get(b"INTERNALDATE")
+                aware = when if isinstance(when, datetime) and when.tzinfo is not None else None
+                out[uid] = (int(item[b"RFC822.SIZE"]), aware)
+        return out
 
     def fetch(self, uids: Sequence[int]) -> dict[int, bytes]:
         """The whole letters (BODY.PEEK[]: they stay unread on the server)."""

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from imapclient.exceptions import IMAPClientError
@@ -171,9 +171,11 @@ async def _chunk(
     async with UnitOfWork(desk.sessions) as uow:
         known = await inbound_mail.known(uow, box.name, box.uidvalidity, uids)
     missing = [uid for uid in uids if uid not in known]
-    sizes = await asyncio.to_thread(box.sizes, missing) if missing else {}
+    found = await asyncio.to_thread(box.sizes_and_dates, missing) if missing else {}
+    sizes = {uid: size for uid, (size, _) in found.items()}
+    dates = {uid: when for uid, (_, when) in found.items()}
     for part in _parts(uids, sizes):
-        await _part(desk, box, part, known, sizes, parse, stats)
+        await _part(desk, box, part, known, sizes, dates, parse, stats)
 
 
 def _parts(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
@@ -197,12 +199,14 @@ async def _part(
     uids: list[int],
     known: dict[int, tuple[int, str]],
     sizes: dict[int, int],
+    dates: dict[int, datetime | None],
     parse: Parse,
     stats: IntakeStats,
 ) -> None:
     """Store, act upon and file a few letters: each step committed before the next begins."""
     missing = [uid for uid in uids if uid not in known]
     letters = await _fetch(desk, box, [uid for uid in missing if uid in sizes], sizes)
+    letters = [replace(letter, internal_date=dates.get(letter.uid)) for letter in letters]
     stored = Stored()
     if letters:
         async with UnitOfWork(desk.sessions) as uow:

@@ -54,6 +54,7 @@ async def store_raw(
     message_key: str,
     raw: bytes,
     now: datetime,
+    internal_date: datetime | None = None,
 ) -> InboundEmail | None:
     """Insert the raw message; None when this UID or these very bytes are already stored.
 
@@ -71,6 +72,7 @@ async def store_raw(
             message_key=message_key,
             raw=raw,
             received_at=now,
+            internal_date=internal_date,
             status=InboundStatus.STORED.value,
         )
         .on_conflict_do_nothing()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from bot.clock import FrozenClock
+from bot.clock import SHANGHAI, FrozenClock
 from bot.config import load_settings
 from bot.delivery.smtp import SmtpSender
 from bot.desk import Desk, load_calendar
@@ -27,7 +27,7 @@ from bot.services.inbound_mail import acting
 from handlers.email import intake
 from handlers.email.parse import parse_message
 from storage.db import session_factory
-from storage.models import Case, CaseEvent, InboundEmail, OutboxMessage, StoredFile
+from storage.models import Case, CaseEvent, Deadline, InboundEmail, OutboxMessage, StoredFile
 from tests.fixtures.mail import Mailbox, ReceivedMail, SmtpSink, free_port
 from tests.fixtures.mail_corpus import (
     b64,
@@ -661,3 +661,23 @@ def test_email_fetch_once_runs_one_intake_pass(
     monkeypatch.setenv("IMAP_PORT", str(free_port()))  # nothing listens: one line, exit 2
     assert main(["email", "fetch", "--once"]) == 2
     assert capsys.readouterr().err.startswith("certdesk: cannot open")
+
+
+async def test_a_letter_is_received_the_day_it_reached_the_inbox_not_the_day_it_is_read(
+    desk: Desk, mailbox: Mailbox
+) -> None:
+    """It reached the inbox on Friday evening (INTERNALDATE, Shanghai); the intake reads it on
+    Monday: the case and its deadlines count from Friday."""
+    friday = datetime(2026, 9, 25, 18, 30, tzinfo=SHANGHAI)
+    monday = desk.clock.now().astimezone(SHANGHAI).date()
+    assert (monday - friday.date()).days == 3
+    raw = letter("投诉：审核员迟到", "审核员迟到两小时。", message_id="<friday@qq.com>")
+    with mailbox.client() as client:
+        client.append("INBOX", raw, msg_time=friday)
+    assert (await intake.run_once(desk)).cases == 1
+    async with desk.sessions() as s:
+        assert len((await s.exec(select(Case))).all()) == 1
+        (received,) = (await s.exec(select(CaseEvent).where(CaseEvent.type == "received"))).all()
+        starts = {d.start_on for d in (await s.exec(select(Deadline))).all()}
+    assert received.data["received_on"] == "2026-09-25"
+    assert starts == {friday.date()}

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.clock import SHANGHAI
 from bot.domain import cases as rules
 from bot.domain.calendar import WorkCalendar
-from bot.domain.cases import CaseRefused, Complainant
+from bot.domain.cases import CaseRefused, Complainant, letter_receipt_day
 from bot.domain.deadlines import ComputedDeadline, case_deadlines
 from bot.domain.policy import Profile
 from bot.profiles import load_profile
@@ -250,3 +251,26 @@ def test_parse_date(typed: str, expected: date | None) -> None:
 )
 def test_parse_contact(typed: str, expected: tuple[str | None, str | None] | None) -> None:
     assert rules.parse_contact(typed) == expected
+
+
+# --- a letter's receipt day -------------------------------------------------------------------
+
+_MONDAY_10 = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@pytest.mark.parametrize(
+    ("internal_date", "day"),
+    [
+        (datetime(2026, 9, 25, 18, 30, tzinfo=SHANGHAI), date(2026, 9, 25)),  # read on Monday
+        # 23:30 UTC on Sunday is Monday morning in Shanghai
+        (datetime(2026, 9, 27, 16, 30, tzinfo=UTC), date(2026, 9, 28)),
+        (datetime(2026, 9, 27, 15, 59, tzinfo=UTC), date(2026, 9, 27)),
+        (datetime(2026, 9, 29, 9, 0, tzinfo=SHANGHAI), date(2026, 9, 28)),  # ahead of our clock
+        (datetime(2026, 6, 1, 9, 0, tzinfo=SHANGHAI), date(2026, 9, 28)),  # implausibly old
+        (None, date(2026, 9, 28)),
+    ],
+)
+def test_a_letter_is_received_the_day_it_reached_the_inbox_in_shanghai(
+    internal_date: datetime | None, day: date
+) -> None:
+    assert letter_receipt_day(internal_date, _MONDAY_10) == day

@@ -7,6 +7,7 @@ import errno
 
 from bot.delivery.compose import text_to_html
 from bot.desk import Desk
+from bot.domain.cases import letter_receipt_day
 from bot.domain.letters import letter_locale
 from bot.domain.mail import ParsedMail
 from bot.domain.refs import subject_tag
@@ -50,6 +51,7 @@ async def open_from_letter(
         attachments=await files(desk, uow, parsed),
         source_message_id=parsed.thread_id,
         acknowledge_by_email=allowed,
+        received_on=letter_receipt_day(row.internal_date, desk.clock.now()),
     )
     if not allowed:
         await limit_noted(desk, uow, row, sender, opened.case)

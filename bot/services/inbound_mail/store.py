@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,6 +33,7 @@ class RawLetter:
     key: str  # a hash of the raw bytes (of the header and size for a letter too large)
     size: int | None = None  # its RFC822.SIZE, given when only the header was fetched
     limit: int | None = None  # the size limit it is over
+    internal_date: datetime | None = None  # when the server received it (IMAP INTERNALDATE)
 
 
 @dataclass
@@ -72,7 +74,13 @@ async def store(
             log.warning("inbound e-mail UID %s could not be stored: %s", letter.uid, first)
             try:  # again alone, with nothing of the letter but its bytes and keys
                 bare = RawLetter(
-                    letter.uid, letter.raw, None, letter.key, letter.size, letter.limit
+                    letter.uid,
+                    letter.raw,
+                    None,
+                    letter.key,
+                    letter.size,
+                    letter.limit,
+                    letter.internal_date,
                 )
                 await _store_one(desk, uow, mailbox, uidvalidity, bare, result, problem=first)
             except SQLAlchemyError as again:
@@ -102,6 +110,7 @@ async def _store_one(
             message_key=letter.key,
             raw=letter.raw,
             now=desk.clock.now(),
+            internal_date=letter.internal_date,
         )
         if row is None:
             # Its UID is stored (another worker took it just now), or its bytes are.

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:32:04.134946
+Create Date: 2026-12-01 22:33:39.709353
 
 """
 
@@ -369,6 +369,7 @@ def upgrade() -> None:
         sa.Column("message_key", sa.String(length=100), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("internal_date", sa.DateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(), nullable=True),
