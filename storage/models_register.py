@@ -55,4 +55,3 @@ class ChangeReport(SQLModel, table=True):
     reported_at: datetime = _instant()
     telegram_chat_id: int | None = _bigint(default=None)
     telegram_message_id: int | None = _bigint(default=None)
-

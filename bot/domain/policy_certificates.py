@@ -41,7 +41,8 @@ class ChangeReportPolicy(Strict):
 
     timing: Literal["promptly", "at_once"]
     clause: str = Field(min_length=1)
-    periods: dict[str, str] = {}  # change kind -> rule id (applies_to = "change_report")
+    # change kind -> rule id (a rule with applies_to = "change_report")
+    periods: dict[str, str] = Field(default_factory=dict)
     routine_rule: str | None = None  # the routine report after a surveillance notice (BQC)
 
     @field_validator("periods")

@@ -98,7 +98,7 @@ def test_a_change_period_naming_no_change_rule_is_refused(tmp_path: Path) -> Non
     text = (PROFILE_DIR / "bqc.toml").read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace('name = "change.name_address"', 'name = "nc.minor"'), "utf-8")
-    with pytest.raises(ProfileError, match="change_report.periods.name"):
+    with pytest.raises(ProfileError, match=r"change_report\.periods\.name"):
         load_profile(str(bad))
 
 
