@@ -37,7 +37,9 @@ HEADER = (
 )
 # First surveillance 12 months after the stage-2 end: Friday 2026-11-20; the 30-day reminder
 # goes on Wednesday 2026-10-21 (the 90- and 60-day ones fell before the import).
-ROW = "GGBZ-701,武汉示例有限公司,GB/T 39604-2020,2025-12-01,2028-11-30,2025-11-20,,,,{uscc},{mail}\n"
+ROW = (
+    "GGBZ-701,武汉示例有限公司,GB/T 39604-2020,2025-12-01,2028-11-30,2025-11-20,,,,{uscc},{mail}\n"
+)
 USCC = "91110000600037341L"
 
 
@@ -133,7 +135,8 @@ async def test_linked_contact_gets_the_reminder_on_telegram_and_by_email(
         people = (await s.exec(select(Contact).where(Contact.organisation_id == org.id))).all()
         sent = (await s.exec(select(Reminder).where(Reminder.sent_at != None))).all()  # noqa: E711
     assert sorted((c.email or "", c.telegram_user_id or 0) for c in people) == [
-        ("", 711), ("zhang@example.test", 0)
+        ("", 711),
+        ("zhang@example.test", 0),
     ]
     assert [r.lead_days for r in sent] == [30]
 
@@ -183,7 +186,9 @@ async def test_linked_contact_reports_a_change_stored_with_ref_and_reporter(
     async with w.desk.sessions() as s:
         (report,) = (await s.exec(select(ChangeReport))).all()
     assert (report.kind, report.reporter_telegram_user_id, report.reporter_name) == (
-        "accident", 721, "李娜"
+        "accident",
+        721,
+        "李娜",
     )
     assert report.ref in received and report.certificate_numbers == ["GGBZ-701"]
     (alert,) = [r.text for r in emulator.delivered(STAFF_CHAT) if report.ref in r.text]

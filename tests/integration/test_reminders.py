@@ -159,7 +159,8 @@ async def test_suspension_end_and_restoration_after_expiry(
 def test_cli_plan_prints_the_upcoming_reminders(tmp_path: Path) -> None:
     env = {"DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "bot"]
-    subprocess.run([*run, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run([*run, "db", "upgrade"], env={**env, "PYTHONPATH": str(ROOT)}, check=True,
+                   capture_output=True, cwd=tmp_path)  # fmt: skip
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "certdesk.db")
@@ -223,7 +224,7 @@ async def test_certified_contact_reports_an_accident_and_staff_get_it_urgent(
         assert "只有获证组织的联系人" in (await stranger.next_reply()).text
         await user.send("/change")
         ask = await user.next_reply()
-        assert "变更类型" in ask.text and "重大事故" in ask.buttons
+        assert "变更或情况" in ask.text and "重大事故" in ask.buttons
         await user.press("重大事故")
         rule = await user.next_reply()
         assert "及时通报" in rule.text and "§5.7.6" in rule.text  # GGBZ's word, with its source
