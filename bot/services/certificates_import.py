@@ -121,6 +121,8 @@ def _row(cells: dict[str, str], profile: Profile) -> dict[str, Any]:
             values[column] = date.fromisoformat(text) if text else None
         except ValueError:
             raise ValueError(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
+    if values["expires_on"] <= values["decided_on"]:
+        raise ValueError("expires_on is not after decided_on")
     problem = validity_problem(
         values["decided_on"], values["expires_on"], profile.certificate.validity_months
     )
