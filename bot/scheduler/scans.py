@@ -329,9 +329,9 @@ class Scans:
             session, cert.organisation_id, self.desk.settings.default_locale
         )
         if not found:
-            what = th("reminders.no_recipient_what", self.staff_locale,
-                      what=t(f"reminders.what_{item.topic}", self.staff_locale),
-                      due=item.due_on.isoformat())  # fmt: skip
+            what = t("reminders.no_recipient_what", self.staff_locale,
+                     what=t(f"reminders.what_{item.topic}", self.staff_locale),
+                     due=item.due_on.isoformat())  # fmt: skip
             await alert_no_recipient(self.desk, session, cert, base, what)
             return False
         for r in found:

@@ -20,7 +20,7 @@ from bot.services import contacts
 from bot.services.certificates import CertificateView, find
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
-from messages.render import th
+from messages.render import t, th
 
 NUMBER = "certificates.number"
 MAX_NUMBER = 64
@@ -37,7 +37,7 @@ def render(view: CertificateView, locale: str) -> str:
         else th("certificates.none", locale)
     )
     if view.surveillance_overdue:
-        surveillance = th("certificates.result_overdue", locale, due=surveillance)
+        surveillance = t("certificates.result_overdue", locale, due=surveillance)
     text = th(
         "certificates.result",
         locale,

@@ -16,7 +16,7 @@ from bot.desk import Desk
 from bot.services import certificates, change_reports
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
-from messages.render import th
+from messages.render import t, th
 from storage.models import Organisation
 
 KIND, DETAILS = "changes.kind", "changes.details"
@@ -86,7 +86,7 @@ async def details_typed(update: Update, context: Context) -> int | None:
     )  # fmt: skip
     context.user_data.pop(_KIND_KEY, None)  # type: ignore[union-attr]
     at = filed.report.reported_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    await reply(update, context, "changes.received", kind=th(f"changes.kind_{kind}", locale),
+    await reply(update, context, "changes.received", kind=t(f"changes.kind_{kind}", locale),
                 ref=filed.report.ref, at=at, markup=common.main_menu(locale))  # fmt: skip
     return -1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from bot.main.app import build_application
 from bot.main.desk import open_desk
 from bot.outbox.worker import Outbox
 from bot.scheduler.scans import Scans
+from bot.services import contacts
 from bot.services.certificates import import_csv
 from bot.services.contacts import issue_link_code
 from storage.models import ChangeReport, Contact, Organisation, OutboxMessage, Reminder
@@ -246,3 +247,69 @@ async def test_suspension_is_notified_in_writing_and_its_end_put_to_staff(
     await w.tick(date(2026, 9, 21))
     (review,) = [r.text for r in emulator.delivered(STAFF_CHAT) if "暂停期已满" in r.text]
     assert "GGBZ-702" in review and "2026-09-28" in review and "§7.4(3)" in review
+
+
+# --- link codes: single use, expiring, limited attempts; the lookup ----------------------------
+
+
+async def contact_id(w: World, user_id: int) -> int:
+    async with UnitOfWork(w.desk.sessions) as uow:
+        contact, _ = await contacts.telegram_contact(
+            uow, user_id=user_id, chat_id=user_id, name="x", locale="zh_CN", now=w.clock.now()
+        )
+        return contact.id or 0
+
+
+async def link(w: World, cid: int, code: str) -> contacts.LinkOutcome:
+    async with UnitOfWork(w.desk.sessions) as uow:
+        return await contacts.link_with_code(w.desk, uow, cid, code)
+
+
+async def test_five_wrong_codes_lock_the_contact_for_a_day(world: World, tmp_path: Path) -> None:
+    w = world
+    await w.load(tmp_path, HEADER + ROW.format(uscc=USCC, mail=""))
+    code = await w.code("GGBZ-701")
+    cid = await contact_id(w, 741)
+    outcomes = [await link(w, cid, f"2222-2222-222{n}") for n in range(2, 7)]
+    assert [(o.status, o.attempts_left) for o in outcomes] == [
+        ("wrong", 4),
+        ("wrong", 3),
+        ("wrong", 2),
+        ("wrong", 1),
+        ("locked", 0),
+    ]
+    # Locked: even the right code is not checked (nor used up) until the window passes.
+    assert (await link(w, cid, code)).status == "locked"
+    w.clock.set(w.clock.now() + timedelta(hours=24, minutes=1))
+    linked = await link(w, cid, code)
+    assert (linked.status, linked.holder, linked.numbers) == ("linked", "武汉示例有限公司",
+                                                              ("GGBZ-701",))  # fmt: skip
+    other = await contact_id(w, 742)
+    assert (await link(w, other, code)).status == "wrong"  # single use
+
+
+async def test_a_code_expires_after_thirty_days(world: World, tmp_path: Path) -> None:
+    w = world
+    await w.load(tmp_path, HEADER + ROW.format(uscc=USCC, mail=""))
+    code = await w.code("GGBZ-701")  # issued 2026-10-12 10:00
+    cid = await contact_id(w, 743)
+    w.clock.set(at(date(2026, 11, 11), 10))  # 30 days later, to the minute: gone
+    assert (await link(w, cid, code)).status == "wrong"
+    fresh = await w.code("GGBZ-701")
+    assert (await link(w, cid, fresh)).status == "linked"
+
+
+async def test_lookup_by_number_in_any_case_or_by_holder_marks_overdue(
+    world: World, emulator: Emulator, tmp_path: Path
+) -> None:
+    w = world
+    await w.load(tmp_path, HEADER + ROW.format(uscc=USCC, mail=""))
+    w.clock.set(at(date(2026, 11, 23), 10))  # the surveillance was due Friday 2026-11-20
+    user = emulator.user(751, "周")
+    async with run_app(app_for(w, emulator, "handlers.telegram.certificates")):
+        for typed in ("ggbz-701", "武汉示例有限公司"):
+            await user.send("/certificate")
+            await user.next_reply()
+            await user.send(typed)
+            found = (await user.next_reply()).text
+            assert "证书 GGBZ-701" in found and "2026-11-20（已逾期）" in found
