@@ -106,15 +106,24 @@ class ChangePeriod:
     clause: str
 
 
+ROUTINE = "routine"  # BQC's routine report after a surveillance notice, where a body has one
+
+
 def change_kinds(profile: Profile) -> tuple[str, ...]:
-    return CHANGE_KINDS if profile.change_report is not None else ()
+    """What a contact may report: the seeds' kinds, and the routine report where it exists."""
+    if profile.change_report is None:
+        return CHANGE_KINDS
+    return CHANGE_KINDS + ((ROUTINE,) if profile.change_report.routine_rule else ())
 
 
 def change_period(profile: Profile, kind: str) -> ChangePeriod:
     """The period for reporting `kind`: the profile's rule, else its word and clause."""
     policy = profile.change_report
-    if policy is None or kind not in CHANGE_KINDS:
+    if policy is None or kind not in change_kinds(profile):
         raise ValueError(f"no change report of kind {kind!r} under {profile.body.id}")
+    if kind == ROUTINE and policy.routine_rule is not None:
+        rule = profile.rules[policy.routine_rule]
+        return ChangePeriod(kind, rule, "counted", rule.clause)
     rule_id = policy.periods.get(kind)
     if rule_id is not None:
         rule = profile.rules[rule_id]

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from bot.clock import SHANGHAI
 from bot.desk import Desk
-from bot.domain.certificates import ChangePeriod, change_period
+from bot.domain.certificates import ChangePeriod, change_kinds, change_period
 from bot.domain.policy import Profile
-from bot.domain.policy_certificates import CHANGE_KINDS
 from bot.domain.refs import unique_ref
 from bot.outbox.to_staff import queue_for_staff
 from messages.render import t, th
@@ -29,7 +28,7 @@ class Filed:
 
 
 def kinds(profile: Profile) -> tuple[str, ...]:
-    return CHANGE_KINDS
+    return change_kinds(profile)
 
 
 def period_of(profile: Profile, kind: str) -> ChangePeriod | None:

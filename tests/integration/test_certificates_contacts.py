@@ -216,6 +216,10 @@ async def test_bqc_counts_its_own_reporting_periods(
             ("Major accident", "within 3 days of the change or event"),
             ("Change of name", "within 14 days of the change or event"),
             ("Change of legal representative or top management", "promptly (及时; BQC"),
+            (
+                "Routine report (after a surveillance audit notice)",
+                "within 7 days of receiving the surveillance audit notice",
+            ),
         ):
             await user.send("/change")
             await user.next_reply()

@@ -10,6 +10,7 @@ import pytest
 
 from bot.domain.calendar import WorkCalendar
 from bot.domain.certificates import (
+    change_kinds,
     change_period,
     check_uscc,
     latest_expiry,
@@ -82,6 +83,8 @@ def test_change_periods_are_each_bodys_own() -> None:
     assert legal_rep.rule is None and legal_rep.timing == "promptly"
     routine = routine_rule(BQC)
     assert routine is not None and (routine.count, routine.from_) == (7, "surveillance_notice")
+    assert change_period(BQC, "routine").rule == routine  # one week after a surveillance notice
+    assert change_kinds(BQC)[-1] == "routine" and "routine" not in change_kinds(GGBZ)
     # GGBZ says 及时, SGC 第一时间: no number is invented for either.
     for kind in CHANGE_KINDS:
         assert change_period(GGBZ, kind).rule is None
