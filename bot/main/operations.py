@@ -246,7 +246,7 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
         return 1 if result.refused else 0
     for error in result.refused:
         print(f"{args.file}: {error}", file=sys.stderr)
-    print(f"{result.imported} imported, {result.updated} updated, {len(result.refused)} refused")
+    print(f"{result.imported} imported, {result.updated} updated, {len(result.refused)} bad rows")
     return 1 if result.refused else 0
 
 
