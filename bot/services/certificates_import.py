@@ -6,6 +6,7 @@ China):
     number, holder, standard, decided_on, expires_on                  required
     scope, status, stage2_end_on, last_surveillance_on,               optional
     suspended_on, suspension_months, uscc, contact_emails
+    (suspended_until: accepted from older files beside suspended_on)
 
 Dates are YYYY-MM-DD. `status` is valid (default), suspended, withdrawn or expired; a suspended
 certificate needs `suspended_on` and `suspension_months` (the profile's range). `uscc` is the
@@ -39,8 +40,9 @@ from storage.unit_of_work import UnitOfWork
 
 REQUIRED = ("number", "holder", "standard", "decided_on", "expires_on")
 OPTIONAL = ("scope", "status", "stage2_end_on", "last_surveillance_on", "suspended_on",
-            "suspension_months", "uscc", "contact_emails")  # fmt: skip
-DATES = ("decided_on", "expires_on", "stage2_end_on", "last_surveillance_on", "suspended_on")
+            "suspension_months", "suspended_until", "uscc", "contact_emails")  # fmt: skip
+DATES = ("decided_on", "expires_on", "stage2_end_on", "last_surveillance_on", "suspended_on",
+         "suspended_until")  # fmt: skip
 STATUSES = ("valid", "suspended", "withdrawn", "expired")
 _EMAIL = re.compile(r"[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+")
 SAVE_AS_UTF8 = "the file is neither UTF-8 nor GBK text: save it from Excel as “CSV UTF-8”"
@@ -144,10 +146,17 @@ def _suspension(cells: dict[str, str], values: dict[str, Any], profile: Profile)
     if values["status"] != "suspended":
         values.update(suspended_on=None, suspension_months=None, suspended_until=None)
         return
-    if values["suspended_on"] is None or months is None:
-        raise ValueError("a suspended certificate needs suspended_on and suspension_months")
     policy = profile.suspension
     low, high = (policy.min_months, policy.max_months) if policy else (1, 6)
+    start, until = values["suspended_on"], values["suspended_until"]
+    if months is None and start is not None and until is not None:
+        # The older files' end date: accepted when it is a whole number of months.
+        months = next((m for m in range(1, 13) if suspension_end(start, m) == until), None)
+        if months is None:
+            raise ValueError(f"suspended_until {until} is not a whole number of months after "
+                             f"suspended_on {start}: give suspension_months")  # fmt: skip
+    if start is None or months is None:
+        raise ValueError("a suspended certificate needs suspended_on and suspension_months")
     problem = suspension_problem(months, low, high)
     if problem:
         raise ValueError(problem + (f" ({cite(policy.clause)})" if policy else ""))

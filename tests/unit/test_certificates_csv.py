@@ -84,3 +84,22 @@ def test_suspension_start_and_length_give_its_end_within_one_to_six_months() -> 
         "line 4: a suspension lasts 1 to 6 months, not 0 (GGBZ §7.3.4)",
         "line 5: suspension_months 'two' is not a whole number",
     ]
+
+
+def test_an_older_files_end_date_gives_the_length_when_whole_months() -> None:
+    text = (
+        "number,holder,standard,decided_on,expires_on,status,suspended_on,suspended_until\n"
+        "O-1,甲,S,2025-03-10,2028-03-09,suspended,2026-08-31,2027-02-28\n"
+        "O-2,乙,S,2025-03-10,2028-03-09,suspended,2026-08-31,2027-02-15\n"
+        "O-3,丙,S,2025-03-10,2028-03-09,suspended,,2027-02-28\n"
+        "O-4,丁,S,2025-03-10,2028-03-09,suspended,2026-08-31,2027-08-31\n"
+    )
+    parsed = parse_csv(text, GGBZ)
+    ((_, row),) = parsed.rows
+    assert (row["suspension_months"], row["suspended_until"]) == (6, date(2027, 2, 28))
+    assert [str(e) for e in parsed.errors] == [
+        "line 3: suspended_until 2027-02-15 is not a whole number of months after suspended_on "
+        "2026-08-31: give suspension_months",
+        "line 4: a suspended certificate needs suspended_on and suspension_months",
+        "line 5: a suspension lasts 1 to 6 months, not 12 (GGBZ §7.3.4)",
+    ]
