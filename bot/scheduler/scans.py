@@ -30,10 +30,9 @@ from bot.domain.alerts import (
     pending,
     scan_horizon,
 )
-from bot.domain.deadlines import due_date
 from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
 from bot.outbox.to_staff import queue_for_staff
-from bot.services.certificate_notices import alert_no_recipient
+from bot.services.certificate_notices import alert_no_recipient, withdrawal_review_text
 from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
 from storage.repo import deadlines as deadline_repo
@@ -320,7 +319,7 @@ class Scans:
             loc = self.staff_locale
             a = args(loc)
             if item.topic == "suspension":
-                text = self._withdrawal_review(item, cert, loc)
+                text = withdrawal_review_text(self.desk, item.due_on, item.clause, cert, loc)
             else:
                 text = th("reminders.staff_overdue", loc, **{k: a[k] for k in _STAFF_ARGS})
             await queue_for_staff(self.desk, session, key=f"{base}:staff", text=text)
@@ -356,22 +355,7 @@ class Scans:
             )
         return True
 
-    def _withdrawal_review(self, item: ScheduleItem, cert: Certificate, loc: str) -> str:
-        """The suspension ended unresolved: staff review withdrawal (GGBZ §7.4(3), BQC §17.1(7)),
-        with the profile's period for deciding it when it has one."""
-        desk = self.desk
-        rule = desk.profile.rules.get(WITHDRAWAL_RULE)
-        args = {"number": cert.number, "holder": cert.holder, "until": item.due_on.isoformat(),
-                "clause": item.clause}  # fmt: skip
-        if rule is None:
-            return th("reminders.staff_withdrawal_review", loc, **args)
-        due = due_date(item.due_on, rule.count, rule.unit, desk.calendar,
-                       desk.profile.calendar.roll_to_workday)  # fmt: skip
-        return th("reminders.staff_withdrawal_review_by", loc, decide_by=due.due.isoformat(),
-                  withdrawal_clause=rule.clause, **args)  # fmt: skip
 
-
-WITHDRAWAL_RULE = "withdrawal.decide"
 _STAFF_ARGS = ("number", "holder", "what", "due", "clause")
 
 

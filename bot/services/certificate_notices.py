@@ -4,10 +4,12 @@ alert that replaces them when the organisation has no contact to reach."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
+from bot.domain.deadlines import due_date
 from bot.domain.policy import Profile
 from bot.outbox.to_staff import queue_for_staff
 from messages.render import t, th
@@ -78,4 +80,28 @@ async def queue_suspension_notice(
         await alert_no_recipient(desk, session, cert, key, what)
 
 
-__all__ = ["alert_no_recipient", "notify_organisation", "queue_suspension_notice"]
+WITHDRAWAL_RULE = "withdrawal.decide"
+
+
+def withdrawal_review_text(
+    desk: Desk, until: date, clause: str, cert: Certificate, loc: str
+) -> str:
+    """Staff text: the suspension ended unresolved, review the withdrawal (GGBZ §7.4(3), BQC
+    §17.1(7)), by the profile's deciding period counted from the end when it has one."""
+    rule = desk.profile.rules.get(WITHDRAWAL_RULE)
+    args = {"number": cert.number, "holder": cert.holder, "until": until.isoformat(),
+            "clause": clause}  # fmt: skip
+    if rule is None:
+        return th("reminders.staff_withdrawal_review", loc, **args)
+    due = due_date(until, rule.count, rule.unit, desk.calendar,
+                   desk.profile.calendar.roll_to_workday)  # fmt: skip
+    return th("reminders.staff_withdrawal_review_by", loc, decide_by=due.due.isoformat(),
+              withdrawal_clause=rule.clause, **args)  # fmt: skip
+
+
+__all__ = [
+    "alert_no_recipient",
+    "notify_organisation",
+    "queue_suspension_notice",
+    "withdrawal_review_text",
+]
