@@ -63,6 +63,7 @@ class Organisation(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
+    uscc: str | None = Field(default=None, unique=True)  # 统一社会信用代码, checked on import
     locale: str = "zh_CN"
     eligibility_answers: dict[str, Any] | None = _json()
     eligibility_verdict: dict[str, Any] | None = _json()
@@ -179,7 +180,9 @@ class Certificate(SQLModel, table=True):
     stage2_end_on: date | None = None
     expires_on: date
     last_surveillance_on: date | None = None
-    suspended_until: date | None = None
+    suspended_on: date | None = None  # start and length are published (GGBZ §9.4)
+    suspension_months: int | None = None
+    suspended_until: date | None = None  # suspended_on + suspension_months
     updated_at: datetime = _instant(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
 
 
@@ -190,6 +193,7 @@ class Nonconformity(SQLModel, table=True):
     certificate_id: int = Field(foreign_key="certificate.id", index=True)
     severity: str  # Severity
     raised_on: date
+    audit_type: str | None = None  # initial | surveillance | recertification (GGBZ §5.10.3)
     closed_on: date | None = None
     description: str | None = Field(default=None, sa_type=sa.Text)
 
@@ -317,6 +321,8 @@ class Reminder(SQLModel, table=True):
     lead_days: int
     send_on: date = Field(index=True)
     sent_at: datetime | None = _instant(nullable=True, default=None)
+    # Nobody to send it to: staff were alerted instead; the reminder is not "sent".
+    no_recipient_at: datetime | None = _instant(nullable=True, default=None)
 
 
 # --- messaging ----------------------------------------------------------------------------------
@@ -400,3 +406,9 @@ class ConversationState(SQLModel, table=True):
     name: str
     key: str
     state: Any = _json(nullable=False)
+
+
+# The register's link codes and change reports (after the conventions and helpers above).
+from storage.models_register import ChangeReport as ChangeReport  # noqa: E402
+from storage.models_register import LinkAttempt as LinkAttempt  # noqa: E402
+from storage.models_register import LinkCode as LinkCode  # noqa: E402

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.domain.policy_base import KeyedError, ProfileError, Strict
 from bot.domain.policy_cases import ROUTES, CasePolicy, Contact, Kind, NextStep
+from bot.domain.policy_certificates import ChangeReportPolicy, SuspensionPolicy
 from bot.domain.policy_quote import AuditTime, Fees, Multisite, OtherFee
 
 Unit = Literal["days", "working_days", "months", "years"]
@@ -169,6 +170,8 @@ class Profile(Strict):
     audit_time: AuditTime | None = None
     fees: Fees | None = None
     other_fees: tuple[OtherFee, ...] = ()
+    change_report: ChangeReportPolicy | None = None
+    suspension: SuspensionPolicy | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -204,6 +207,7 @@ class Profile(Strict):
                 if item.schemes is not None and not set(item.schemes) <= schemes:
                     unknown = sorted(set(item.schemes) - schemes)
                     raise KeyedError(f"{section}[{item.id}].schemes", f"unknown scheme {unknown}")
+        _check_change_rules(self)
         for cond in self.eligibility:
             if not set(cond.min_months_by_scheme) <= schemes:
                 unknown = sorted(set(cond.min_months_by_scheme) - schemes)
@@ -264,6 +268,18 @@ def _check_rule(rule_id: str, rule: TimeRule) -> None:
             raise KeyedError(f"{key}.about", f"a non-empty list of {parties}")
     if rule.direction == "before" and target in CASE_KINDS:
         raise KeyedError(f"{key}.direction", "case periods run after their event")
+
+
+def _check_change_rules(profile: Profile) -> None:
+    policy = profile.change_report
+    if policy is None:
+        return
+    named = [(f"periods.{k}", r) for k, r in policy.periods.items()]
+    named += [("routine_rule", policy.routine_rule)] if policy.routine_rule else []
+    for key, rule_id in named:
+        rule = profile.rules.get(rule_id)
+        if rule is None or rule.applies_to != "change_report":
+            raise KeyedError(f"change_report.{key}", f"no change_report rule {rule_id!r}")
 
 
 def _unique(section: str, ids: list[str]) -> None:

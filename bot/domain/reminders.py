@@ -21,6 +21,10 @@ RECERT_APPLY = "recertification.apply"
 RECERT_RESTORE = "recertification.restore"
 SUSPENSION_MAX = "suspension.max"
 NC_RULES = {"minor": "nc.minor", "major": "nc.major"}
+# A major nonconformity's period depends on the audit that found it (GGBZ §5.10.3): the profile's
+# "nc.major_verify.<audit type>" when it has one, else its general "nc.major".
+MAJOR_BY_AUDIT = "nc.major_verify"
+AUDIT_TYPES = ("initial", "surveillance", "recertification")
 
 # lead_days of the reminder row that tells staff an item is overdue (organisation leads are > 0).
 OVERDUE_LEAD = 0
@@ -46,6 +50,7 @@ class OpenNonconformity:
     id: int
     severity: str  # minor | major
     raised_on: date  # the audit end the closure period runs from
+    audit_type: str | None = None  # initial (stage 2) | surveillance | recertification
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,8 @@ def schedule(
         items.append(ScheduleItem(rule.id, "restoration", due, rule.clause, prov))
 
     for nc in open_ncs:
-        rule_id = NC_RULES.get(nc.severity)
-        if rule_id is None or rule_id not in rules:
+        rule_id = nc_rule_id(profile, nc)
+        if rule_id is None:
             continue
         rule = rules[rule_id]
         due, prov = _due(rule, nc.raised_on, cal, profile)
@@ -115,6 +120,16 @@ def schedule(
         items.append(ScheduleItem(rule.id, "suspension", cert.suspended_until, rule.clause))
 
     return sorted(items, key=lambda i: (i.due_on, i.rule_id))
+
+
+def nc_rule_id(profile: Profile, nc: OpenNonconformity) -> str | None:
+    """The profile rule that bounds closing this nonconformity, or None when it has none."""
+    if nc.severity == "major" and nc.audit_type in AUDIT_TYPES:
+        by_audit = f"{MAJOR_BY_AUDIT}.{nc.audit_type}"
+        if by_audit in profile.rules:
+            return by_audit
+    rule_id = NC_RULES.get(nc.severity)
+    return rule_id if rule_id in profile.rules else None
 
 
 def _surveillance(
@@ -187,6 +202,7 @@ __all__ = [
     "PlannedReminder",
     "ScheduleItem",
     "current",
+    "nc_rule_id",
     "plan",
     "schedule",
 ]

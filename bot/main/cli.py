@@ -14,6 +14,8 @@ from bot.main.cli_common import CliError, _Parser, _print_json, _profile, iso_da
 from bot.main.console_cmd import add_commands as add_console_commands
 from bot.main.operations import (
     cmd_certificates_import,
+    cmd_certificates_link_code,
+    cmd_certificates_show,
     cmd_email_fetch,
     cmd_email_parse,
     cmd_outbox_retry,
@@ -216,8 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("import", cmd_certificates_import, "import or update certificates from CSV", certs)
     p.add_argument(
-        "file", help="CSV: number,holder,standard,decided_on,expires_on[,scope,status,…]"
+        "file", help="CSV: number,holder,standard,decided_on,expires_on[,scope,status,uscc,…]"
     )
+    p.add_argument("--profile", help="check against this profile (default: the configured one)")
+    p.add_argument("--json", action="store_true")
+    p = add("show", cmd_certificates_show, "a certificate, by number or holder name", certs)
+    p.add_argument("number", metavar="NO", help="certificate number (any case) or holder name")
+    p.add_argument("--json", action="store_true")
+    p = add("link-code", cmd_certificates_link_code, "a one-time code linking a Telegram "
+            "contact to the certificate's holder", certs)  # fmt: skip
+    p.add_argument("number", metavar="NO", help="certificate number")
+    p.add_argument("--by", default="staff", help="who issues it (kept with the code)")
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True, parser_class=_Parser

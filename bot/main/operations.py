@@ -204,6 +204,7 @@ async def cmd_staff_alert_test(args: argparse.Namespace) -> int:
 async def cmd_certificates_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from bot.main.cli_common import _profile
     from bot.main.desk import open_desk
     from bot.services.certificates import import_csv
     from storage.db import NotMigrated
@@ -212,16 +213,91 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"cannot read {args.file}: no such file")
+    profile = _profile(args.profile) if args.profile else None
     try:
         desk = await open_desk(load_settings())
     except NotMigrated as exc:
         raise CliError(str(exc)) from None
     try:
         async with UnitOfWork(desk.sessions) as uow:
-            result = await import_csv(desk, uow, path)
+            result = await import_csv(desk, uow, path, profile)
     finally:
         await desk.close()
-    for error in result.errors:
+    if args.json:
+        _print_json(result.to_json())
+        return 1 if result.refused else 0
+    for error in result.refused:
         print(f"{args.file}: {error}", file=sys.stderr)
-    print(f"{result.created} imported, {result.updated} updated, {len(result.errors)} bad rows")
-    return 1 if result.errors else 0
+    print(f"{result.imported} imported, {result.updated} updated, {len(result.refused)} bad rows")
+    return 1 if result.refused else 0
+
+
+async def cmd_certificates_show(args: argparse.Namespace) -> int:
+    from bot.main.desk import open_desk
+    from bot.services.certificates import find
+    from storage.db import NotMigrated
+    from storage.unit_of_work import UnitOfWork
+
+    try:
+        desk = await open_desk(load_settings())
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    try:
+        async with UnitOfWork(desk.sessions) as uow:
+            found = await find(desk, uow, args.number, with_contacts=True)
+    finally:
+        await desk.close()
+    if not found:
+        raise CliError(f"no certificate numbered or held by {args.number!r}")
+    if args.json:
+        rows = [v.to_json() for v in found]
+        _print_json(rows[0] if len(rows) == 1 else rows)
+        return 0
+    for v in found:
+        data = v.to_json()
+        due = data["next_surveillance_due"]
+        mark = " (overdue)" if data["surveillance_overdue"] else ""
+        people = ", ".join(
+            c["email"] or f"telegram {c['telegram_user_id']}" for c in data["contacts"]
+        )
+        for label, value in (
+            ("number", v.number), ("holder", v.holder), ("uscc", v.uscc), ("standard", v.standard),
+            ("scope", v.scope), ("status", v.status), ("valid", "yes" if v.valid else "no"),
+            ("decided_on", v.decided_on), ("expires_on", v.expires_on),
+            ("next surveillance due", f"{due}{mark}" if due else "—"),
+            ("suspension", f"{v.suspension_months} months from {v.suspended_on} to "
+                           f"{v.suspended_until}" if v.suspended_until else None),
+            ("contacts", people or "none: reminders go to staff as alerts"),
+        ):  # fmt: skip
+            if value is not None:
+                print(f"{label:22} {value}")
+        print()
+    return 0
+
+
+async def cmd_certificates_link_code(args: argparse.Namespace) -> int:
+    from bot.main.desk import open_desk
+    from bot.services.contacts import issue_link_code
+    from storage.db import NotMigrated
+    from storage.unit_of_work import UnitOfWork
+
+    try:
+        desk = await open_desk(load_settings())
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    try:
+        async with UnitOfWork(desk.sessions) as uow:
+            issued = await issue_link_code(desk, uow, args.number, created_by=args.by)
+            await uow.commit()
+    except LookupError as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    finally:
+        await desk.close()
+    print(issued.code)
+    print(
+        f"for {issued.holder} ({issued.number}); single use, valid until "
+        f"{issued.expires_at:%Y-%m-%d %H:%M} UTC. Give it to the organisation by letter or "
+        f"e-mail; its contact sends /link {issued.code} to the bot.",
+        file=sys.stderr,
+    )
+    return 0

@@ -32,6 +32,7 @@ from bot.domain.alerts import (
 )
 from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
 from bot.outbox.to_staff import queue_for_staff
+from bot.services.certificate_notices import alert_no_recipient, withdrawal_review_text
 from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
 from storage.repo import deadlines as deadline_repo
@@ -282,9 +283,11 @@ class Scans:
                         await reminder_repo.drop(session, reminder.id or 0)
                         dropped += 1
                         continue
-                    await self._queue_reminder(session, reminder, item, cert, today)
-                    await reminder_repo.mark_sent(session, reminder, now)
-                    sent += 1
+                    if await self._queue_reminder(session, reminder, item, cert, today):
+                        await reminder_repo.mark_sent(session, reminder, now)
+                        sent += 1
+                    else:  # nobody to tell: staff were alerted; the reminder is not "sent"
+                        await reminder_repo.mark_no_recipient(session, reminder, now)
             if len(due) < BATCH:
                 break
         return sent, dropped
@@ -296,7 +299,8 @@ class Scans:
         item: ScheduleItem,
         cert: Certificate,
         today: date,
-    ) -> None:
+    ) -> bool:
+        """Queue one reminder; False when the organisation had nobody to receive it."""
         now = self.desk.clock.now()
         base = f"reminder:{reminder.id}"
 
@@ -314,14 +318,22 @@ class Scans:
         if reminder.lead_days == 0:  # overdue: staff, not the organisation
             loc = self.staff_locale
             a = args(loc)
-            text = th("reminders.staff_overdue", loc, **{k: a[k] for k in _STAFF_ARGS})
+            if item.topic == "suspension":
+                text = withdrawal_review_text(self.desk, item.due_on, item.clause, cert, loc)
+            else:
+                text = th("reminders.staff_overdue", loc, **{k: a[k] for k in _STAFF_ARGS})
             await queue_for_staff(self.desk, session, key=f"{base}:staff", text=text)
-            return
-        for r in await reminder_repo.recipients(
-            session,
-            cert.organisation_id,
-            self.desk.settings.default_locale,
-        ):
+            return True
+        found = await reminder_repo.recipients(
+            session, cert.organisation_id, self.desk.settings.default_locale
+        )
+        if not found:
+            what = t("reminders.no_recipient_what", self.staff_locale,
+                     what=t(f"reminders.what_{item.topic}", self.staff_locale),
+                     due=item.due_on.isoformat())  # fmt: skip
+            await alert_no_recipient(self.desk, session, cert, base, what)
+            return False
+        for r in found:
             a = args(r.locale)
             if r.channel == "telegram":
                 payload: dict[str, object] = {"text": th("reminders.reminder", r.locale, **a)}
@@ -341,6 +353,7 @@ class Scans:
                 idempotency_key=f"{base}:{r.channel}:{r.address}",
                 now=now,
             )
+        return True
 
 
 _STAFF_ARGS = ("number", "holder", "what", "due", "clause")

@@ -1,133 +1,34 @@
-"""Certificates: the staff CSV import and the public lookup.
+"""Certificates: the public lookup and the staff view (`certdesk certificates show`).
 
-CSV columns (UTF-8, header row first; a UTF-8 BOM as Excel writes it is fine):
-
-    number, holder, standard, decided_on, expires_on          required
-    scope, status, stage2_end_on, last_surveillance_on,       optional
-    suspended_until
-
-Dates are YYYY-MM-DD. `status` is valid (default), suspended, withdrawn or expired; a suspended
-certificate needs `suspended_until`. A row with a known number updates that certificate.
+The CSV import is bot.services.certificates_import; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from bot.desk import Desk
 from bot.domain.calendar import WorkCalendar
 from bot.domain.policy import Profile
 from bot.domain.reminders import CertificateFacts, OpenNonconformity, schedule
+from bot.services.certificates_import import ImportResult, Parsed, RowError, import_csv, parse_csv
 from storage.models import Certificate
 from storage.repo import certificates as repo
+from storage.repo import organisations as org_repo
 from storage.repo import reminders as reminder_repo
 from storage.unit_of_work import UnitOfWork
 
-REQUIRED = ("number", "holder", "standard", "decided_on", "expires_on")
-OPTIONAL = ("scope", "status", "stage2_end_on", "last_surveillance_on", "suspended_until")
-DATES = ("decided_on", "expires_on", "stage2_end_on", "last_surveillance_on", "suspended_until")
-STATUSES = ("valid", "suspended", "withdrawn", "expired")
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Parsed:
-    rows: list[tuple[int, dict[str, Any]]]  # (line, column values ready for the table)
-    errors: list[RowError]
-
-
-def parse_csv(text: str) -> Parsed:
-    """Good rows with their line numbers, and every bad row with its line and reason."""
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        return Parsed([], [RowError(1, f"missing column(s): {', '.join(missing)}")])
-    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
-    if unknown:
-        return Parsed([], [RowError(1, f"unknown column(s): {', '.join(unknown)}")])
-    reader.fieldnames = header
-    rows: list[tuple[int, dict[str, Any]]] = []
-    errors: list[RowError] = []
-    for record in reader:
-        line = reader.line_num
-        if None in record:
-            errors.append(RowError(line, "more cells than columns"))
-            continue
-        cells = {k: (v or "").strip() for k, v in record.items()}
-        if not any(cells.values()):
-            continue  # a blank line
-        try:
-            rows.append((line, _row(cells)))
-        except ValueError as exc:
-            errors.append(RowError(line, str(exc)))
-    return Parsed(rows, errors)
-
-
-def _row(cells: dict[str, str]) -> dict[str, Any]:
-    for column in REQUIRED:
-        if not cells.get(column):
-            raise ValueError(f"{column} is empty")
-    values: dict[str, Any] = {
-        "number": cells["number"],
-        "holder": cells["holder"],
-        "standard": cells["standard"],
-        "scope": cells.get("scope") or None,
-        "status": (cells.get("status") or "valid").lower(),
-    }
-    if values["status"] not in STATUSES:
-        raise ValueError(f"status {cells['status']!r} is not one of {', '.join(STATUSES)}")
-    for column in DATES:
-        text = cells.get(column) or ""
-        try:
-            values[column] = date.fromisoformat(text) if text else None
-        except ValueError:
-            raise ValueError(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
-    if values["expires_on"] <= values["decided_on"]:
-        raise ValueError("expires_on is not after decided_on")
-    if values["status"] == "suspended" and values["suspended_until"] is None:
-        raise ValueError("a suspended certificate needs suspended_until")
-    return values
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    created: int
-    updated: int
-    errors: list[RowError]
-
-
-async def import_csv(desk: Desk, uow: UnitOfWork, path: Path) -> ImportResult:
-    """Import good rows (in the caller's transaction), report bad ones; re-import updates by
-    number."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return ImportResult(0, 0, [RowError(1, "the file is not UTF-8 text")])
-    parsed = parse_csv(text)
-    created = updated = 0
-    for _line, values in parsed.rows:
-        _, new = await repo.upsert(uow.session, values, desk.clock.now())
-        created += new
-        updated += not new
-    return ImportResult(created, updated, parsed.errors)
-
-
 # --- lookup -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactView:
+    name: str | None
+    email: str | None
+    telegram_user_id: int | None
 
 
 @dataclass(frozen=True)
@@ -140,6 +41,40 @@ class CertificateView:
     expires_on: date
     suspended_until: date | None
     next_surveillance: date | None
+    decided_on: date | None = None
+    surveillance_overdue: bool = False
+    suspended_on: date | None = None
+    suspension_months: int | None = None
+    uscc: str | None = None
+    contacts: list[ContactView] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        """Only a valid certificate is in force: a suspended one is not (GGBZ §7.3.4)."""
+        return self.status == "valid"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "holder": self.holder,
+            "uscc": self.uscc,
+            "standard": self.standard,
+            "scope": self.scope,
+            "status": self.status,
+            "valid": self.valid,
+            "decided_on": self.decided_on,
+            "expires_on": self.expires_on,
+            "next_surveillance_due": self.next_surveillance,
+            "surveillance_overdue": self.surveillance_overdue,
+            "suspension": None
+            if self.suspended_until is None
+            else {
+                "start": self.suspended_on,
+                "months": self.suspension_months,
+                "until": self.suspended_until,
+            },
+            "contacts": [asdict(c) for c in self.contacts],
+        }
 
 
 def effective_status(status: str, expires_on: date, today: date) -> str:
@@ -173,11 +108,30 @@ async def numbers_of(uow: UnitOfWork, org_id: int | None) -> list[str]:
 
 
 async def lookup(desk: Desk, uow: UnitOfWork, number: str) -> CertificateView | None:
-    cert = await repo.by_number(uow.session, normalise_number(number))
-    if cert is None:
-        return None
-    ncs = await repo.open_nonconformities(uow.session, cert.id or 0)
-    return view(desk.profile, cert, desk.calendar, desk.clock.today(), ncs)
+    """The one certificate with this number (any case), or None."""
+    found = await find(desk, uow, number)
+    return (
+        found[0]
+        if len(found) == 1 and found[0].number.lower() == normalise_number(number).lower()
+        else None
+    )
+
+
+async def find(
+    desk: Desk, uow: UnitOfWork, text: str, *, with_contacts: bool = False
+) -> list[CertificateView]:
+    """Certificates by number (case-insensitive), else by holder name."""
+    out: list[CertificateView] = []
+    for cert in await repo.find(uow.session, normalise_number(text)):
+        ncs = await repo.open_nonconformities(uow.session, cert.id or 0)
+        v = view(desk.profile, cert, desk.calendar, desk.clock.today(), ncs)
+        if with_contacts and cert.organisation_id is not None:
+            org = await repo.organisation(uow.session, cert.organisation_id)
+            people = await org_repo.contacts(uow.session, cert.organisation_id)
+            contacts = [ContactView(c.name, c.email, c.telegram_user_id) for c in people]
+            v = replace(v, uscc=org.uscc if org else None, contacts=contacts)
+        out.append(v)
+    return out
 
 
 def view(
@@ -199,7 +153,9 @@ def view(
         last_surveillance_on=cert.last_surveillance_on,
         suspended_until=cert.suspended_until,
     )
-    open_ncs = [OpenNonconformity(n.id, n.severity, n.raised_on) for n in ncs]
+    open_ncs = [OpenNonconformity(n.id, n.severity, n.raised_on, n.audit_type) for n in ncs]
+    surveillance = next_surveillance(profile, facts, open_ncs, cal, today)
+    suspended = status == "suspended"
     return CertificateView(
         number=cert.number,
         holder=cert.holder,
@@ -207,17 +163,23 @@ def view(
         scope=cert.scope,
         status=status,
         expires_on=cert.expires_on,
-        suspended_until=cert.suspended_until if status == "suspended" else None,
-        next_surveillance=next_surveillance(profile, facts, open_ncs, cal, today),
+        suspended_until=cert.suspended_until if suspended else None,
+        next_surveillance=surveillance,
+        decided_on=cert.decided_on,
+        surveillance_overdue=surveillance is not None and surveillance < today,
+        suspended_on=cert.suspended_on if suspended else None,
+        suspension_months=cert.suspension_months if suspended else None,
     )
 
 
 __all__ = [
     "CertificateView",
+    "ContactView",
     "ImportResult",
     "Parsed",
     "RowError",
     "effective_status",
+    "find",
     "import_csv",
     "lookup",
     "parse_csv",

@@ -1,4 +1,5 @@
-"""Certificate lookup by number: holder, standard, scope, status, expiry, next surveillance."""
+"""Certificate lookup by number or holder: holder, standard, scope, status, expiry, next
+surveillance; and /link CODE, by which an organisation's contact links to its certificates."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
+    filters,
 )
 
 from bot.desk import Desk
-from bot.services.certificates import CertificateView, lookup
+from bot.domain.certificates import LINK_MAX_FAILURES
+from bot.outbox.to_staff import queue_for_staff
+from bot.services import contacts
+from bot.services.certificates import CertificateView, find
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
-from messages.render import th
+from messages.render import t, th
 
 NUMBER = "certificates.number"
 MAX_NUMBER = 64
@@ -31,7 +36,9 @@ def render(view: CertificateView, locale: str) -> str:
         if view.next_surveillance
         else th("certificates.none", locale)
     )
-    return th(
+    if view.surveillance_overdue:
+        surveillance = t("certificates.result_overdue", locale, due=surveillance)
+    text = th(
         "certificates.result",
         locale,
         number=view.number,
@@ -42,6 +49,10 @@ def render(view: CertificateView, locale: str) -> str:
         expires=view.expires_on,
         surveillance=surveillance,
     )
+    if view.suspended_until is not None and view.suspended_on is not None:
+        text += "\n" + th("certificates.result_suspension", locale, start=view.suspended_on,
+                          months=view.suspension_months, until=view.suspended_until)  # fmt: skip
+    return text
 
 
 @stay
@@ -58,14 +69,44 @@ async def number_typed(update: Update, context: Context) -> int | None:
         await reply(update, context, "certificates.number_invalid", max=MAX_NUMBER)
         return None
     locale = common.locale_of(context)
-    view = await lookup(common.desk_of(context), common.uow_of(context), text)
-    if view is None:
+    found = await find(common.desk_of(context), common.uow_of(context), text)
+    if not found:
         await reply(
             update, context, "certificates.not_found", number=text, markup=common.main_menu(locale)
         )
+    elif len(found) > 1:
+        numbers = ", ".join(v.number for v in found)
+        await reply(update, context, "certificates.ambiguous", text=text, numbers=numbers)
+        return None
     else:
-        await common.send(update, context, render(view, locale), common.main_menu(locale))
+        await common.send(update, context, render(found[0], locale), common.main_menu(locale))
     return ConversationHandler.END
+
+
+async def link(update: Update, context: Context) -> None:
+    """/link CODE: the contact joins the organisation the code was issued for."""
+    text = " ".join(context.args or [])
+    if not text:
+        await reply(update, context, "certificates.link_usage")
+        return
+    desk, uow = common.desk_of(context), common.uow_of(context)
+    contact = common.contact_of(context)
+    outcome = await contacts.link_with_code(desk, uow, contact.id, text)
+    if outcome.status == "locked":
+        await reply(update, context, "certificates.link_locked")
+    elif outcome.status == "wrong":
+        await reply(update, context, "certificates.link_wrong", left=outcome.attempts_left)
+    else:
+        numbers = ", ".join(outcome.numbers)
+        user = update.effective_user
+        loc = desk.settings.default_locale
+        who = {"name": user.full_name if user else "", "user_id": user.id if user else ""}
+        notice = th("certificates.link_staff_notice", loc, holder=outcome.holder,
+                    numbers=numbers, **who)  # fmt: skip
+        await queue_for_staff(desk, uow.session, key=f"link:{update.update_id}", text=notice)
+        menu = common.main_menu(common.locale_of(context))
+        await reply(update, context, "certificates.link_done", holder=outcome.holder,
+                    numbers=numbers, markup=menu)  # fmt: skip
 
 
 def register(app: Application, desk: Desk) -> None:
@@ -84,3 +125,9 @@ def register(app: Application, desk: Desk) -> None:
             ]
         },
     )
+    # Its own group, after the flows: /link works whatever conversation the contact was in.
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("link", stay(link), filters=private), group=common.Group.LINK)
+
+
+_ = LINK_MAX_FAILURES  # the limit the texts speak of ("attempts left")

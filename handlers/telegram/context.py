@@ -42,6 +42,7 @@ class Group(IntEnum):
     CASES_FOLLOW_UP = 17  # adding information or an identity to one's own case
     MY_CASES = 18  # /mycases and its buttons (no flow)
     CHANGES = 19
+    LINK = 20  # /link CODE (no flow): a contact links to their organisation
     GLOBAL = 1000  # /start /menu /help /cancel /language, the main menu and the catch-all
 
 

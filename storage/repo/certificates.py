@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Certificate, Nonconformity
+from storage.models import Certificate, Nonconformity, Organisation
 
 
 async def by_number(session: AsyncSession, number: str) -> Certificate | None:
@@ -39,3 +39,29 @@ async def open_nonconformities(session: AsyncSession, certificate_id: int) -> li
         Nonconformity.closed_on == None,  # noqa: E711  (SQL IS NULL)
     )
     return list((await session.exec(query)).all())
+
+
+async def organisation(session: AsyncSession, organisation_id: int) -> Organisation | None:
+    return await session.get(Organisation, organisation_id)
+
+
+async def find(session: AsyncSession, text: str) -> list[Certificate]:
+    """Certificates by number, case-insensitive, else by holder name (exact, then contained)."""
+    key = text.strip().lower()
+    by_no = select(Certificate).where(func.lower(col(Certificate.number)) == key)
+    found = list((await session.exec(by_no)).all())
+    if found:
+        return found
+    holder = func.lower(col(Certificate.holder))
+    exact = select(Certificate).where(holder == key).order_by(col(Certificate.number))
+    found = list((await session.exec(exact)).all())
+    if found:
+        return found
+    pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = (
+        select(Certificate)
+        .where(holder.like(pattern, escape="\\"))
+        .order_by(col(Certificate.number))
+        .limit(20)
+    )
+    return list((await session.exec(like)).all())

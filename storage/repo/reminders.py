@@ -58,7 +58,9 @@ async def open_nonconformities(
             col(Nonconformity.closed_on).is_(None),
         )
         for nc in (await session.exec(stmt)).all():
-            out[nc.certificate_id].append(OpenNonconformity(nc.id or 0, nc.severity, nc.raised_on))
+            out[nc.certificate_id].append(
+                OpenNonconformity(nc.id or 0, nc.severity, nc.raised_on, nc.audit_type)
+            )
     return out
 
 
@@ -140,6 +142,7 @@ async def claim_due(
             col(Reminder.send_on) <= today,
             col(Reminder.send_on) >= today - timedelta(days=lookback_days),
             col(Reminder.sent_at).is_(None),
+            col(Reminder.no_recipient_at).is_(None),
         )
         .order_by(col(Reminder.send_on), col(Reminder.id))
         .limit(limit)
@@ -150,6 +153,12 @@ async def claim_due(
 
 async def mark_sent(session: AsyncSession, reminder: Reminder, now: datetime) -> None:
     reminder.sent_at = now
+    session.add(reminder)
+
+
+async def mark_no_recipient(session: AsyncSession, reminder: Reminder, now: datetime) -> None:
+    """Nobody could receive it (staff were alerted): done with, but never counted as sent."""
+    reminder.no_recipient_at = now
     session.add(reminder)
 
 

@@ -159,7 +159,8 @@ async def test_suspension_end_and_restoration_after_expiry(
 def test_cli_plan_prints_the_upcoming_reminders(tmp_path: Path) -> None:
     env = {"DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "bot"]
-    subprocess.run([*run, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run([*run, "db", "upgrade"], env={**env, "PYTHONPATH": str(ROOT)}, check=True,
+                   capture_output=True, cwd=tmp_path)  # fmt: skip
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "certdesk.db")
@@ -223,15 +224,15 @@ async def test_certified_contact_reports_an_accident_and_staff_get_it_urgent(
         assert "只有获证组织的联系人" in (await stranger.next_reply()).text
         await user.send("/change")
         ask = await user.next_reply()
-        assert "变更类型" in ask.text and "重大事故" in ask.buttons
+        assert "变更或情况" in ask.text and "重大事故" in ask.buttons
         await user.press("重大事故")
         rule = await user.next_reply()
-        assert "3 天" in rule.text and "通报" in rule.text  # the 3-day rule, with its source
+        assert "及时通报" in rule.text and "§5.7.6" in rule.text  # GGBZ's word, with its source
         await user.send("2027年3月1日车间起火，无人员伤亡，已停产整改。")
         assert "已收到您的变更通报" in (await user.next_reply()).text
         await user.send("/change")
         await user.next_reply()
-        await user.press("地址变更")
+        await user.press("地址或工作场所变更")
         await user.next_reply()
         await user.send("新地址：武汉市东湖高新区光谷大道1号")
         await user.next_reply()
@@ -239,7 +240,7 @@ async def test_certified_contact_reports_an_accident_and_staff_get_it_urgent(
     staff = [r.text for r in emulator.delivered(STAFF_CHAT)]
     assert len(staff) == 2
     assert "紧急" in staff[0] and "重大事故" in staff[0] and "GGBZ-806" in staff[0]
-    assert "地址变更" in staff[1] and "光谷大道" in staff[1]
+    assert "地址或工作场所变更" in staff[1] and "光谷大道" in staff[1]
 
 
 async def test_planning_in_pages_plans_every_certificate_its_own_dates(

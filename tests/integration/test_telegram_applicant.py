@@ -265,11 +265,11 @@ async def _import(desk: Desk, path: Path) -> ImportResult:
 
 CSV = (
     "number,holder,standard,scope,status,decided_on,expires_on,stage2_end_on,"
-    "last_surveillance_on,suspended_until\n"
+    "last_surveillance_on,suspended_on,suspension_months\n"
     "GGBZ-SA-2025-0001,武汉示例科技有限公司,GB/T 39604-2020,电子产品的设计和生产,valid,"
-    "2025-03-10,2028-03-09,2025-03-01,,\n"
+    "2025-03-10,2028-03-09,2025-03-01,,,\n"
     "GGBZ-SA-2024-0007,Example Trading Co,GB/T 39604-2020,Trading,suspended,"
-    "2024-06-01,2027-05-31,2024-05-20,2025-05-10,2027-01-15\n"
+    "2024-06-01,2027-05-31,2024-05-20,2025-05-10,2026-07-15,6\n"
 )
 
 
@@ -279,7 +279,7 @@ async def test_certificate_lookup_found_suspended_and_unknown(
     path = tmp_path / "certs.csv"
     path.write_text(CSV, encoding="utf-8")
     result = await _import(bot_desk, path)
-    assert (result.created, result.updated, result.errors) == (2, 0, [])
+    assert (result.imported, result.updated, result.refused) == (2, 0, [])
     zh = emulator.user(40, "孙")
     en = emulator.user(41, "Kim", language_code="en")
     async with running(bot_desk, emulator):
@@ -326,19 +326,19 @@ async def test_import_reports_bad_rows_and_reimport_updates(bot_desk: Desk, tmp_
     path = tmp_path / "certs.csv"
     bad = (
         CSV
-        + "X-1,Holder,Std,,valid,2025-01-01,2024-01-01,,,\n"
-        + "X-2,Holder,Std,,bogus,2025-01-01,2028-01-01,,,\n"
+        + "X-1,Holder,Std,,valid,2025-01-01,2024-01-01,,,,\n"
+        + "X-2,Holder,Std,,bogus,2025-01-01,2028-01-01,,,,\n"
     )
     path.write_text(bad, encoding="utf-8")
     result = await _import(bot_desk, path)
-    assert result.created == 2
-    assert [str(e) for e in result.errors] == [
+    assert result.imported == 2
+    assert [str(e) for e in result.refused] == [
         "line 4: expires_on is not after decided_on",
         "line 5: status 'bogus' is not one of valid, suspended, withdrawn, expired",
     ]
     path.write_text(CSV.replace("suspended,2024-06-01", "withdrawn,2024-06-01"), encoding="utf-8")
     again = await _import(bot_desk, path)
-    assert (again.created, again.updated) == (0, 2)
+    assert (again.imported, again.updated) == (0, 2)
 
 
 # --- a body with several schemes ----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:33:39.709353
+Create Date: 2026-12-01 22:34:58.490366
 
 """
 
@@ -44,12 +44,14 @@ def upgrade() -> None:
         "organisation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(), nullable=False),
+        sa.Column("uscc", sa.String(), nullable=True),
         sa.Column("locale", sa.String(), nullable=False),
         sa.Column("eligibility_answers", sa.JSON(), nullable=True),
         sa.Column("eligibility_verdict", sa.JSON(), nullable=True),
         sa.Column("eligibility_checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisation")),
+        sa.UniqueConstraint("uscc", name=op.f("uq_organisation_uscc")),
     )
     op.create_table(
         "staff",
@@ -95,6 +97,8 @@ def upgrade() -> None:
         sa.Column("stage2_end_on", sa.Date(), nullable=True),
         sa.Column("expires_on", sa.Date(), nullable=False),
         sa.Column("last_surveillance_on", sa.Date(), nullable=True),
+        sa.Column("suspended_on", sa.Date(), nullable=True),
+        sa.Column("suspension_months", sa.Integer(), nullable=True),
         sa.Column("suspended_until", sa.Date(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -203,11 +207,88 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_case_file_status"), ["status"], unique=False)
 
     op.create_table(
+        "change_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ref", sa.String(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("reporter_name", sa.String(), nullable=True),
+        sa.Column("reporter_telegram_user_id", sa.BigInteger(), nullable=True),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("certificate_numbers", sa.JSON(), nullable=True),
+        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("telegram_chat_id", sa.BigInteger(), nullable=True),
+        sa.Column("telegram_message_id", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contact.id"], name=op.f("fk_change_report_contact_id_contact")
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_change_report_organisation_id_organisation"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_change_report")),
+        sa.UniqueConstraint("ref", name=op.f("uq_change_report_ref")),
+    )
+    with op.batch_alter_table("change_report", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_change_report_contact_id"), ["contact_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_change_report_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
+        "link_attempt",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contact.id"], name=op.f("fk_link_attempt_contact_id_contact")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_link_attempt")),
+    )
+    with op.batch_alter_table("link_attempt", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_link_attempt_contact_id"), ["contact_id"], unique=False
+        )
+
+    op.create_table(
+        "link_code",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_by", sa.String(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("used_by_contact_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_link_code_organisation_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["used_by_contact_id"],
+            ["contact.id"],
+            name=op.f("fk_link_code_used_by_contact_id_contact"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_link_code")),
+        sa.UniqueConstraint("code_hash", name=op.f("uq_link_code_code_hash")),
+    )
+    with op.batch_alter_table("link_code", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_link_code_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
         "nonconformity",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("certificate_id", sa.Integer(), nullable=False),
         sa.Column("severity", sa.String(), nullable=False),
         sa.Column("raised_on", sa.Date(), nullable=False),
+        sa.Column("audit_type", sa.String(), nullable=True),
         sa.Column("closed_on", sa.Date(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -231,6 +312,7 @@ def upgrade() -> None:
         sa.Column("lead_days", sa.Integer(), nullable=False),
         sa.Column("send_on", sa.Date(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("no_recipient_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["certificate_id"],
             ["certificate.id"],
@@ -490,6 +572,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_nonconformity_certificate_id"))
 
     op.drop_table("nonconformity")
+    with op.batch_alter_table("link_code", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_link_code_organisation_id"))
+
+    op.drop_table("link_code")
+    with op.batch_alter_table("link_attempt", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_link_attempt_contact_id"))
+
+    op.drop_table("link_attempt")
+    with op.batch_alter_table("change_report", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_change_report_organisation_id"))
+        batch_op.drop_index(batch_op.f("ix_change_report_contact_id"))
+
+    op.drop_table("change_report")
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_case_file_status"))
         batch_op.drop_index(batch_op.f("ix_case_file_contact_id"))
