@@ -81,9 +81,9 @@ async def test_mycases_and_change_end_a_flow_waiting_for_buttons(
         await user.send("/case")
         await expect(user, "申诉、投诉与争议")
         await user.send("/change")
-        await expect(user, "变更类型")
-        await user.press("地址变更")
-        await expect(user, "说明变更内容")
+        await expect(user, "请选择要报告的变更")
+        await user.press("地址或工作场所变更")
+        await expect(user, "请用一条消息说明")
         await user.send("新地址：武汉市东湖高新区光谷大道1号")
         await expect(user, "已收到您的变更通报")
 
