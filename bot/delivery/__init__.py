@@ -1,4 +1,4 @@
-"""Senders that turn one outbox message into a Telegram message or an e-mail.
+"""Senders that deliver one typed message (bot.delivery.messages): Telegram, e-mail, robots.
 
 A sender raises `TransientFailure` for what may succeed later (Telegram 429/5xx, network, SMTP 4xx)
 and `PermanentFailure` for what never will (chat blocked, SMTP 5xx). The outbox worker decides
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from storage.models import OutboxMessage
+    from bot.delivery.messages import Outbound
 
 
 class DeliveryFailure(Exception):
@@ -30,6 +30,6 @@ class PermanentFailure(DeliveryFailure):
 class Sender(Protocol):
     channel: str
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
         """Deliver; return the channel's id for what was sent (Message-ID, message_id)."""
         ...

@@ -30,7 +30,7 @@ import aiohttp
 from yarl import URL
 
 from bot.delivery import PermanentFailure, TransientFailure
-from storage.models import OutboxMessage
+from bot.delivery.messages import Outbound, RobotAlert, encode
 
 WECOM_MAX_BYTES = 4096  # markdown.content, UTF-8 (else errcode 40058)
 DINGTALK_MAX_BYTES = 15_000  # none published: the documented msgParam limit of its app robots
@@ -271,9 +271,11 @@ class RobotSender:
     def _signed(self, body: dict[str, Any], secret: str) -> tuple[URL, dict[str, Any]]:
         raise NotImplementedError  # only robots with a signing secret
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
+        if not isinstance(message, RobotAlert):
+            raise PermanentFailure(f"{self.channel}: cannot send a {type(message).__name__}")
         try:
-            body = self.render(message.payload)
+            body = self.render(encode(message)[2])
         except ValueError as exc:
             raise PermanentFailure(f"{self.channel}: bad alert payload: {exc}") from None
         async with self.pacer.slot(self.channel):

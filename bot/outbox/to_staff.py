@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
+from bot.outbox.messages import Action, StaffNotice, actions, enqueue
 from bot.outbox.staff_notice import UNROUTED, render, targets
-from storage.models import Channel, OutboxMessage
-from storage.repo.outbox import enqueue
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-Buttons = list[list[dict[str, str]]]
+Buttons = Iterable[Iterable[Mapping[str, str] | Action]]
 
 __all__ = ["UNROUTED", "Buttons", "queue_for_staff"]
 
@@ -30,32 +31,25 @@ async def queue_for_staff(
     """Queue an HTML text (with inline buttons on Telegram) for every staff channel, once per
     `key`: the staff chat, each group robot, each STAFF_ALERT_EMAILS address. One row per channel,
     each with its own key, so a failing channel holds up none of the others. Returns the first
-    row (the staff chat's when there is one).
+    row (the staff chat's when there is one). Every row is on the staff lane.
 
     With no staff channel the message is still stored, on the `staff` channel: it stays queued
     (shown by `certdesk outbox status`) until a staff channel can take it, never lost.
     """
-    found = targets(desk.settings)
+    found, now, acts = targets(desk.settings), desk.clock.now(), actions(buttons)
     if not found:
         log.info("no staff channel configured: staff message %s kept on the staff channel", key)
         return await enqueue(
-            session,
-            channel=Channel.STAFF,
-            recipient=UNROUTED,
-            payload={"text": text, **({"reply_markup": buttons} if buttons else {})},
-            idempotency_key=key,
-            case_id=case_id,
-            now=desk.clock.now(),
+            session, StaffNotice(text, acts), key=key, case_id=case_id, now=now, lane="staff"
         )
     rows = [
         await enqueue(
             session,
-            channel=target.channel,
-            recipient=target.recipient,
-            payload=render(target, desk.settings, text, buttons),
-            idempotency_key=target.key(key),
+            render(target, desk.settings, text, acts),
+            key=target.key(key),
             case_id=case_id,
-            now=desk.clock.now(),
+            now=now,
+            lane="staff",
         )
         for target in found
     ]

@@ -1,6 +1,6 @@
 """The outbox worker: claims due messages, hands each to its channel's sender, records the outcome.
 
-Messages are written by `storage.repo.outbox.enqueue` in the transaction that caused them. Claiming
+Messages are written by `bot.outbox.messages.enqueue` in the transaction that caused them. Claiming
 is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` so several instances on
 PostgreSQL never take the same row (SQLite ignores the clause; one instance is assumed there).
 
@@ -31,9 +31,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.delivery import PermanentFailure, Sender, TransientFailure
+from bot.outbox.messages import BadPayload, TelegramText, enqueue, message_of
 from messages.render import t
 from storage.models import OutboxMessage
-from storage.repo.outbox import enqueue
 from storage.sql import table_of
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,12 @@ class Outbox:
             stats.deferred += 1
             return
         try:
-            external_id = await sender.send(message)
+            content = message_of(message)
+        except BadPayload as exc:  # never sendable: failed, and staff told
+            await self._fail(message, f"bad payload: {exc}", stats)
+            return
+        try:
+            external_id = await sender.send(content)
         except TransientFailure as exc:
             await self._retry(message, str(exc), exc.retry_after, stats, recorder)
         except PermanentFailure as exc:
@@ -327,12 +332,11 @@ class Outbox:
                 )
                 await enqueue(
                     session,
-                    channel="telegram",
-                    recipient=str(self.staff_chat_id),
-                    payload={"text": text, "parse_mode": None},
-                    idempotency_key=f"outbox-failed:{message.id}",
+                    TelegramText(str(self.staff_chat_id), text, html=False),
+                    key=f"outbox-failed:{message.id}",
                     case_id=message.case_id,
                     now=self.clock.now(),
+                    lane="staff",
                 )
         stats.failed += 1
         stats.errors.append(reason)

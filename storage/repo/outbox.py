@@ -14,6 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Channel, OutboxMessage, OutboxStatus, utcnow
 from storage.sql import dialect_name
 
+MAIN_LANE = "main"
+STAFF_LANE = "staff"
+
 
 async def enqueue(
     session: AsyncSession,
@@ -25,6 +28,8 @@ async def enqueue(
     case_id: int | None = None,
     not_before: datetime | None = None,
     now: datetime | None = None,
+    lane: str = MAIN_LANE,
+    coalesce_key: str | None = None,
 ) -> OutboxMessage:
     """Queue a message once per `idempotency_key`; a repeat returns the row already queued.
 
@@ -38,6 +43,9 @@ async def enqueue(
         "channel": channel.value,
         "recipient": recipient,
         "payload": dict(payload),
+        "lane": lane,
+        "coalesce_key": coalesce_key,
+        "coalesced": 0,
         "status": OutboxStatus.QUEUED.value,
         "attempts": 0,
         "next_attempt_at": not_before or now,

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FrozenClock
 from bot.delivery import PermanentFailure, TransientFailure
+from bot.outbox.messages import Outbound, TelegramText
 from bot.outbox.worker import Outbox, status_counts
 from storage.db import session_factory
-from storage.models import OutboxMessage
 from storage.repo.outbox import enqueue
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -26,10 +26,11 @@ class RecordingSender:
         self.sent: list[str] = []
         self.script: list[Exception] = []
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
         if self.script:
             raise self.script.pop(0)
-        self.sent.append(message.payload["text"])
+        assert isinstance(message, TelegramText)
+        self.sent.append(message.text)
         return str(len(self.sent))
 
 
@@ -121,7 +122,8 @@ class GatedSender:
         self.sent: list[tuple[str, str]] = []
         self.unrecorded_before: list[int] = []
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
+        assert isinstance(message, TelegramText)
         self.unrecorded_before.append(await self._sent_not_recorded())
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
@@ -129,7 +131,7 @@ class GatedSender:
             self.full.set()
         await self.full.wait()
         self.in_flight -= 1
-        self.sent.append((message.recipient, message.payload["text"]))
+        self.sent.append((message.recipient, message.text))
         return None
 
     async def _sent_not_recorded(self) -> int:
