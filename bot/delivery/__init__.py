@@ -27,6 +27,14 @@ class PermanentFailure(DeliveryFailure):
     pass
 
 
+class ChatMoved(DeliveryFailure):
+    """Telegram: the group became a supergroup under a new id; send there instead."""
+
+    def __init__(self, reason: str, new_chat_id: str) -> None:
+        super().__init__(reason)
+        self.new_chat_id = new_chat_id
+
+
 class Sender(Protocol):
     channel: str
 

@@ -63,10 +63,12 @@ async def problems(sessions: async_sessionmaker, limit: int = PROBLEMS_SHOWN) ->
 
 async def retry(sessions: async_sessionmaker, now: datetime, ids: list[int] | None) -> list[int]:
     """Failed rows (those of `ids`, or all when None) back to queued, due `now`, attempts reset:
-    the worker sends them on its next pass. Returns the ids requeued."""
+    the worker sends them on its next pass. Rows named by id that are retrying (a staff alert
+    kept after its channel failed) are made due now too. Returns the ids requeued."""
     where = col(OutboxMessage.status) == "failed"
     if ids is not None:
-        where = and_(where, col(OutboxMessage.id).in_(ids))
+        retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
+        where = and_(or_(where, retrying), col(OutboxMessage.id).in_(ids))
     stmt = (
         update(OutboxMessage)
         .where(where)

@@ -31,9 +31,11 @@ async def to_staff(
     key: str,
     text: str,
     buttons: Buttons | None = None,
+    about: str | None = None,
 ) -> OutboxMessage | None:
+    """`about`: who the alert is about (an address), so a flood from one is coalesced."""
     return await queue_for_staff(
-        desk, session, key=key, text=text, buttons=buttons, case_id=case.id
+        desk, session, key=key, text=text, buttons=buttons, case_id=case.id, about=about
     )
 
 

@@ -124,7 +124,7 @@ async def enquiry(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: Parsed
         subject=parsed.subject,
         text=cut(parsed.text),
     )
-    await to_staff(desk, uow, f"inbound:{row.id}:triage", text)
+    await to_staff(desk, uow, f"inbound:{row.id}:triage", text, about=parsed.sender)
     row.kind, row.status = "enquiry", InboundStatus.PROCESSED.value
 
 
