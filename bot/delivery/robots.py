@@ -1,6 +1,5 @@
 """Staff alerts to WeCom (企业微信), DingTalk (钉钉) and Feishu (飞书) group robots: Telegram is
-blocked in mainland China. Payload: {"title": str, "text": str (plain, untrusted), "link": str |
-None (http/https), "act_hint": str | None (the link's label)}; `recipient` is ignored.
+blocked in mainland China. A `RobotAlert`: title, text (plain, untrusted), link, act_hint.
 
 Relied on (limits, signatures, codes as noted at each constant and sender): WeCom 群机器人配置说明
 developer.work.weixin.qq.com/document/path/91770; DingTalk 自定义机器人接入
@@ -272,9 +271,9 @@ class RobotSender:
         raise NotImplementedError  # only robots with a signing secret
 
     async def send(self, message: Outbound) -> str | None:
-        if not isinstance(message, RobotAlert):
-            raise PermanentFailure(f"{self.channel}: cannot send a {type(message).__name__}")
         try:
+            if not isinstance(message, RobotAlert):
+                raise ValueError(f"a {type(message).__name__} is no robot alert")
             body = self.render(encode(message)[2])
         except ValueError as exc:
             raise PermanentFailure(f"{self.channel}: bad alert payload: {exc}") from None

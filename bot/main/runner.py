@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -135,9 +136,9 @@ async def serve(
         _senders(desk, sender),  # type: ignore[arg-type]
         desk.clock,
         worker_id=f"{socket.gethostname()}-{os.getpid()}",
-        staff_chat_id=settings.staff_chat_id,
-        locale=settings.default_locale,
+        settings=settings,  # failures are reported on every staff channel
         concurrency=settings.outbox_lanes,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
     on_start, on_stop = services(desk, outbox, sender.bot)
     app = build_application(desk, on_start=on_start, on_stop=on_stop, limiter=sender.limiter)

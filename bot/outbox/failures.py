@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
-from bot.delivery.messages import Letter, RobotAlert, decode
+from bot.delivery.messages import Letter, RobotAlert, StaffNotice, decode
 from bot.domain.vocabulary import Channel
 from bot.outbox.staff_notice import Target, targets
 from bot.outbox.to_staff import fan_out
@@ -121,6 +121,46 @@ async def keep_staff_message(
         key=f"staff-channel-failed:{message.channel}:{message.recipient}:{hour}",
         text=text,
         to=[*others, *backup],
+    )
+
+
+async def mark_failed(
+    session: AsyncSession,
+    settings: Settings,
+    message: OutboxMessage,
+    reason: str,
+    attempts: int,
+    now: datetime,
+) -> None:
+    await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message.id)
+        .values(status="failed", attempts=attempts, last_error=reason[:500])
+        .execution_options(synchronize_session=False)
+    )
+    await tell_staff(session, settings, message, reason, now)
+
+
+async def route_kept(
+    session: AsyncSession, settings: Settings, message: OutboxMessage, now: datetime
+) -> None:
+    """A staff message kept while no staff channel was configured: queued to the channels."""
+    content = decode(message.channel, message.recipient, message.payload or {})
+    assert isinstance(content, StaffNotice)
+    await fan_out(
+        session,
+        settings,
+        now,
+        key=f"{message.idempotency_key}:routed",
+        text=content.text,
+        buttons=content.actions,
+        case_id=message.case_id,
+    )
+    await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message.id)
+        .values(status="sent", sent_at=now, last_error="routed to the staff channels")
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -24,25 +24,26 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import ChatMoved, PermanentFailure, Sender, TransientFailure
 from bot.delivery.messages import StaffNotice, TelegramText
 from bot.outbox import failures
+from bot.outbox.admin import status_counts
+from bot.outbox.lanes import run_lane
 from bot.outbox.messages import BadPayload, message_of
 from bot.outbox.recording import DATABASE_AWAY, LEASE, Lease, Recorder
 from bot.outbox.staff_notice import targets
-from bot.outbox.to_staff import fan_out
 from storage.models import OutboxMessage
 from storage.repo.outbox import MAIN_LANE, STAFF_LANE
 
@@ -206,70 +207,21 @@ class Outbox:
         stats: DrainStats,
         recorder: Recorder,
     ) -> None:
-        lanes: dict[str, deque[OutboxMessage]] = {}
-        ready: asyncio.Queue[str | None] = asyncio.Queue()
-        progress = asyncio.Event()
-        waiting = 0  # claimed, not started
+        async def claim(room: int) -> list[OutboxMessage]:
+            return await self.claim(room, lane)
 
-        def add(batch: list[OutboxMessage]) -> None:
-            nonlocal waiting
-            waiting += len(batch)
-            for message in batch:
-                queue = lanes.get(message.recipient)
-                if queue is None:
-                    lanes[message.recipient] = deque([message])
-                    ready.put_nowait(message.recipient)
-                else:  # that chat's messages are being sent: keep their order
-                    queue.append(message)
+        async def deliver(message: OutboxMessage) -> None:
+            await self._deliver(message, stats, recorder)
 
-        async def work() -> None:
-            nonlocal waiting
-            while (recipient := await ready.get()) is not None:
-                queue = lanes[recipient]
-                while queue:
-                    message = queue.popleft()
-                    waiting -= 1
-                    progress.set()
-                    await self._deliver(message, stats, recorder)
-                del lanes[recipient]
-                progress.set()
-
-        async def produce() -> None:
-            nonlocal claimed
-            while True:
-                room = limit - waiting
-                if claimed is not None:  # `deliver`: the first batch is given
-                    batch, claimed = claimed, None
-                else:
-                    try:
-                        batch = await self.claim(room, lane)
-                    except DATABASE_AWAY as exc:
-                        if not lanes:
-                            raise
-                        # The database went away: finish what is held, claim on the next pass.
-                        log.warning("outbox: claiming failed, finishing what is held: %s", exc)
-                        break
-                add(batch)
-                if not refill:
-                    break
-                if batch and len(batch) == room:
-                    # Maybe more is due: claim again once half of what waits has started.
-                    await _until(lambda: waiting <= limit // 2, progress)
-                    continue
-                # All that was due is claimed. Look again once it is done, if anything was
-                # handled: a failure may have queued a staff alert due now.
-                handled = stats.handled
-                await _until(lambda: not lanes, progress)
-                if stats.handled == handled and not batch:
-                    break
-            await _until(lambda: not lanes, progress)
-            for _ in range(concurrency):
-                ready.put_nowait(None)
-
-        async with asyncio.TaskGroup() as group:
-            group.create_task(produce())
-            for _ in range(concurrency):
-                group.create_task(work())
+        await run_lane(
+            claim,
+            deliver,
+            lambda: stats.handled,
+            limit=limit,
+            concurrency=concurrency,
+            refill=refill,
+            claimed=claimed,
+        )
 
     async def _deliver(self, message: OutboxMessage, stats: DrainStats, recorder: Recorder) -> None:
         # Sent only under a lease renewed within half a lease: no one else can have taken it.
@@ -353,29 +305,17 @@ class Outbox:
         attempts = attempts if attempts is not None else message.attempts + 1
         now = self.clock.now()
 
-        async def write() -> None:
-            async with self.sessions() as session, session.begin():
-                if failures.is_staff(message):
-                    # Kept rows count their attempts from MAX_ATTEMPTS on: the first time it
-                    # gets there is its first failure (a copy goes by e-mail then, once).
-                    first = message.attempts < MAX_ATTEMPTS
-                    await failures.keep_staff_message(
-                        session,
-                        self.settings,
-                        message,
-                        reason,
-                        max(attempts, MAX_ATTEMPTS),
-                        now,
-                        first=first,
-                    )
-                    return
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == message.id)
-                    .values(status="failed", attempts=attempts, last_error=reason[:500])
-                    .execution_options(synchronize_session=False)
+        async def write(session: AsyncSession) -> None:
+            if failures.is_staff(message):
+                # Kept rows count their attempts from MAX_ATTEMPTS on: the first time it gets
+                # there is its first failure (a copy goes by e-mail then, once).
+                first = message.attempts < MAX_ATTEMPTS
+                tries = max(attempts, MAX_ATTEMPTS)
+                await failures.keep_staff_message(
+                    session, self.settings, message, reason, tries, now, first=first
                 )
-                await failures.tell_staff(session, self.settings, message, reason, now)
+            else:
+                await failures.mark_failed(session, self.settings, message, reason, attempts, now)
 
         await self._written(write, message)
         if failures.is_staff(message):
@@ -390,58 +330,36 @@ class Outbox:
     async def _follow(self, message: OutboxMessage, new_chat_id: str) -> None:
         """Remember the chat's new id (this message is sent there next, by the caller)."""
         log.warning("outbox: Telegram chat %s migrated to %s", message.recipient, new_chat_id)
-
-        async def write() -> None:
-            async with self.sessions() as session, session.begin():
-                await failures.follow_migration(session, message, new_chat_id, self.clock.now())
-
-        await self._written(write, None)
+        now = self.clock.now()
+        await self._written(
+            lambda session: failures.follow_migration(session, message, new_chat_id, now), None
+        )
         self.moved[message.recipient] = new_chat_id
 
     async def _route(self, message: OutboxMessage, stats: DrainStats, recorder: Recorder) -> None:
         """A staff message kept while no staff channel was configured: to the channels now."""
-        content = message_of(message)
-        assert isinstance(content, StaffNotice)
         now = self.clock.now()
-
-        async def write() -> None:
-            async with self.sessions() as session, session.begin():
-                await fan_out(
-                    session,
-                    self.settings,
-                    now,
-                    key=f"{message.idempotency_key}:routed",
-                    text=content.text,
-                    buttons=content.actions,
-                    case_id=message.case_id,
-                )
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == message.id)
-                    .values(status="sent", sent_at=now, last_error="routed to the staff channels")
-                    .execution_options(synchronize_session=False)
-                )
-
-        await self._written(write, message)
+        await self._written(
+            lambda session: failures.route_kept(session, self.settings, message, now), message
+        )
         stats.routed += 1
 
     async def _back(self, message: OutboxMessage) -> None:
         self._down.discard((message.channel, message.recipient))
+        channel, recipient, now = message.channel, message.recipient, self.clock.now()
+        await self._written(
+            lambda session: failures.release_channel(session, channel, recipient, now), None
+        )
 
-        async def write() -> None:
-            async with self.sessions() as session, session.begin():
-                await failures.release_channel(
-                    session, message.channel, message.recipient, self.clock.now()
-                )
-
-        await self._written(write, None)
-
-    async def _written(self, write: Callable[[], Any], message: OutboxMessage | None) -> None:
-        """Run a transaction until it commits (the database may be restarting)."""
+    async def _written(
+        self, write: Callable[[AsyncSession], Awaitable[None]], message: OutboxMessage | None
+    ) -> None:
+        """Run `write` in a transaction until it commits (the database may be restarting)."""
         attempt = 0
         while True:
             try:
-                await write()
+                async with self.sessions() as session, session.begin():
+                    await write(session)
                 break
             except DATABASE_AWAY as exc:
                 log.warning("outbox: writing an outcome failed, again: %s", exc)
@@ -449,33 +367,6 @@ class Outbox:
                 attempt += 1
         if message is not None:
             self.lease.release([message.id])
-
-
-async def _until(condition: Callable[[], bool], progress: asyncio.Event) -> None:
-    while not condition():
-        progress.clear()
-        await progress.wait()
-
-
-async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
-    """Queued, retrying (queued after a failure), sending, sent and failed counts."""
-    retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
-    async with sessions() as session:
-        rows = await session.exec(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-        )
-        counts = {status: n for status, n in rows.all()}
-        n_retrying = (
-            await session.exec(select(func.count()).select_from(OutboxMessage).where(retrying))
-        ).one()
-    queued = counts.get("queued", 0)
-    return {
-        "queued": queued - n_retrying,
-        "retrying": n_retrying,
-        "sending": counts.get("sending", 0),
-        "sent": counts.get("sent", 0),
-        "failed": counts.get("failed", 0),
-    }
 
 
 __all__ = ["MAX_ATTEMPTS", "DrainStats", "Outbox", "backoff", "status_counts"]
