@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from bot.outbox.recording import DATABASE_AWAY
+from bot.outbox.recording import DATABASE_AWAY, brief
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ async def run_lane(
                     if not lanes:
                         raise
                     # The database went away: finish what is held, claim on the next pass.
-                    log.warning("outbox: claiming failed, finishing what is held: %s", exc)
+                    log.warning("outbox: claiming failed, finishing what is held: %s", brief(exc))
                     break
             add(batch)
             if not refill:

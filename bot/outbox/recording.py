@@ -35,6 +35,12 @@ WRITE_RETRY_CAP = 5.0
 # a refused connection may surface as the OSError itself.
 DATABASE_AWAY: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 
+
+def brief(exc: BaseException) -> str:
+    """The error without its SQL and parameters (names, addresses: never in a log line)."""
+    return f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"[:300]
+
+
 _TABLE = table_of(OutboxMessage)
 _BY_ID = _TABLE.c.id == bindparam("b_id")
 
@@ -86,7 +92,9 @@ class Recorder:
                     await self._write(session, rows)
                 return
             except DATABASE_AWAY as exc:
-                log.warning("outbox: recording %d outcomes failed, again: %s", len(rows), exc)
+                log.warning(
+                    "outbox: recording %d outcomes failed, again: %s", len(rows), brief(exc)
+                )
                 self.rewrites += 1
                 await _pause(attempt)
                 attempt += 1
@@ -161,7 +169,7 @@ class Lease:
             try:
                 await self.renew()
             except DATABASE_AWAY as exc:
-                log.warning("outbox: renewing the lease failed, again: %s", exc)
+                log.warning("outbox: renewing the lease failed, again: %s", brief(exc))
                 await _pause(attempt)
                 attempt += 1
 
@@ -172,4 +180,4 @@ class Lease:
             try:
                 await self.renew()
             except DATABASE_AWAY as exc:
-                log.warning("outbox: renewing the lease failed: %s", exc)
+                log.warning("outbox: renewing the lease failed: %s", brief(exc))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,12 +38,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import ChatMoved, PermanentFailure, Sender, TransientFailure
-from bot.delivery.messages import StaffNotice, TelegramText
+from bot.delivery.messages import Letter, StaffNotice, TelegramText
 from bot.outbox import failures
 from bot.outbox.admin import status_counts
 from bot.outbox.lanes import run_lane
 from bot.outbox.messages import BadPayload, message_of
-from bot.outbox.recording import DATABASE_AWAY, LEASE, Lease, Recorder
+from bot.outbox.recording import DATABASE_AWAY, LEASE, Lease, Recorder, brief
 from bot.outbox.staff_notice import targets
 from storage.models import OutboxMessage
 from storage.repo.outbox import MAIN_LANE, STAFF_LANE
@@ -245,6 +246,11 @@ class Outbox:
             return
         if isinstance(content, TelegramText) and content.chat_id in self.moved:
             content = dataclasses.replace(content, chat_id=self.moved[content.chat_id])
+        if isinstance(content, Letter) and content.message_id is None:
+            # Sent again after a crash, a letter is the same letter: one Message-ID per row.
+            digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:20]
+            stable = f"<outbox.{digest}@{self.settings.mail_domain}>"
+            content = dataclasses.replace(content, message_id=stable)
         try:
             try:
                 external_id = await sender.send(content)
@@ -362,7 +368,7 @@ class Outbox:
                     await write(session)
                 break
             except DATABASE_AWAY as exc:
-                log.warning("outbox: writing an outcome failed, again: %s", exc)
+                log.warning("outbox: writing an outcome failed, again: %s", brief(exc))
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                 attempt += 1
         if message is not None:
