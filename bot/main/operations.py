@@ -216,9 +216,10 @@ async def cmd_outbox_send(args: argparse.Namespace) -> int:
             lease=timedelta(seconds=settings.outbox_lease_seconds),
         )
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        if not args.once:  # --once ends by itself (and may run off the main thread)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         while True:
             stats = await outbox.drain()
             for name in ("sent", "retried", "failed", "deferred", "routed"):
