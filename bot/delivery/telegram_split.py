@@ -66,7 +66,8 @@ def _pieces(plain: str, budget: int) -> list[str]:
 
 def split(text: str, is_html: bool = True, budget: int = BUDGET) -> list[str]:
     """`text` as one or more message texts (HTML stays HTML), each within Telegram's limit."""
-    if visible_length(text, is_html) <= TELEGRAM_MAX:
+    # Tags and entities only add to the raw length: most texts need no parsing at all.
+    if units(text) <= TELEGRAM_MAX or visible_length(text, is_html) <= TELEGRAM_MAX:
         return [text]
     chunks: list[str] = []
     current: list[str] = []

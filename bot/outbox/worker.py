@@ -208,16 +208,20 @@ class Outbox:
         stats: DrainStats,
         recorder: Recorder,
     ) -> None:
+        handled = 0  # this lane's own: the other lane's progress is no reason to claim again
+
         async def claim(room: int) -> list[OutboxMessage]:
             return await self.claim(room, lane)
 
         async def deliver(message: OutboxMessage) -> None:
+            nonlocal handled
             await self._deliver(message, stats, recorder)
+            handled += 1
 
         await run_lane(
             claim,
             deliver,
-            lambda: stats.handled,
+            lambda: handled,
             limit=limit,
             concurrency=concurrency,
             refill=refill,
