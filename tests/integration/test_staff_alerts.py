@@ -22,6 +22,7 @@ from bot.desk import Desk, load_calendar
 from bot.main.cli import main
 from bot.main.runner import _senders
 from bot.outbox.admin import problems
+from bot.outbox.messages import Letter, enqueue
 from bot.outbox.staff_notice import plain_text, title_and_body
 from bot.outbox.worker import MAX_ATTEMPTS, Outbox, status_counts
 from bot.profiles import load_profile
@@ -93,7 +94,8 @@ def make_desk(
 
 def _outbox(desk: Desk) -> Outbox:
     # The runner's own senders (Telegram left out: no staff chat in these desks).
-    return Outbox(desk.sessions, _senders(desk, None), desk.clock)  # type: ignore[arg-type]
+    senders = _senders(desk, None)
+    return Outbox(desk.sessions, senders, desk.clock, settings=desk.settings)  # type: ignore[arg-type]
 
 
 async def _complaint(desk: Desk) -> str:
@@ -354,3 +356,28 @@ def test_robot_settings_are_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     for value in ("very-secret-key", "SECsecretsecret", "feishu-secret"):
         assert value not in repr(settings)
     assert settings.console_base_url is None and settings.staff_alert_emails == []
+
+
+async def test_a_message_failed_for_good_is_reported_on_every_staff_channel(
+    make_desk: DeskFactory, emulator: RobotEmulator, smtp_server: SmtpSink
+) -> None:
+    """Not only the Telegram staff chat (there is none here): each robot and the staff mailbox."""
+    desk = make_desk()
+    async with desk.sessions() as s, s.begin():
+        letter = Letter(to="gone@example.cn", subject="[TS-1] 回执", text="已收到")
+        await enqueue(s, letter, key="ack:gone", now=desk.clock.now())
+    smtp_server.fail_with(550, at="rcpt", text="no such user")
+    outbox = _outbox(desk)
+    try:
+        stats = await outbox.drain()
+    finally:
+        await _close(outbox)
+    assert stats.failed == 1
+    for name in ROBOTS:
+        [got] = emulator.received[name]
+        assert "gone" in got.raw.decode() and "550" in got.raw.decode()  # (@ shown full-width)
+    [mail] = await smtp_server.wait_for(1)
+    parsed = email.message_from_bytes(mail.content, policy=email.policy.default)
+    body = parsed.get_body(("plain",))
+    assert body is not None and "gone@example.cn" in body.get_content()
+    assert mail.rcpt_tos == [STAFF_MAIL]
