@@ -196,6 +196,8 @@ class Outbox:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            # Left unsent by an error: no longer renewed, so taken over once the lease runs out.
+            self.lease.held.clear()
         return stats
 
     async def _lane(
