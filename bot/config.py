@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=8)
     telegram_rate_per_second: float = Field(default=30.0, gt=0)
     outbox_lanes: int = Field(default=1, ge=1, le=32)
+    # A claim not renewed for this long is a dead worker's: another takes the message over.
+    outbox_lease_seconds: float = Field(default=30.0, ge=1, le=600)
 
     @field_validator(
         "staff_user_ids",

@@ -333,6 +333,8 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         # The worker asks for queued rows whose time has come, oldest first.
         sa.Index("ix_outbox_message_status_next_attempt_at", "status", "next_attempt_at"),
+        # Each lane claims its own due rows: staff messages never queue ahead of complainants'.
+        sa.Index("ix_outbox_message_lane_status_next", "lane", "status", "next_attempt_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -340,16 +342,30 @@ class OutboxMessage(SQLModel, table=True):
     channel: str  # Channel
     recipient: str  # chat id or e-mail address
     payload: dict[str, Any] = _json(nullable=False)
+    lane: str = "main"  # "main" (complainants, organisations) or "staff"
+    # Staff alerts about one sender share this key: a flood becomes one alert with a count.
+    coalesce_key: str | None = Field(default=None, index=True)
+    coalesced: int = 0  # how many alerts this row stands for beyond the first
     status: str = OutboxStatus.QUEUED.value
     attempts: int = 0
     next_attempt_at: datetime = _instant()
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     claimed_by: str | None = None
-    claimed_at: datetime | None = _instant(nullable=True, default=None)
+    claimed_at: datetime | None = _instant(nullable=True, default=None)  # renewed: the lease
     case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
     email_message_id: str | None = Field(default=None, index=True)
     created_at: datetime = _instant(default_factory=utcnow)
     sent_at: datetime | None = _instant(nullable=True, default=None)
+
+
+class ChatMigration(SQLModel, table=True):
+    """A Telegram group that became a supergroup: what is queued to the old id goes to the new."""
+
+    __tablename__ = "chat_migration"
+
+    old_chat_id: str = Field(primary_key=True)
+    new_chat_id: str
+    migrated_at: datetime = _instant(default_factory=utcnow)
 
 
 class InboundEmail(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""Senders that turn one outbox message into a Telegram message or an e-mail.
+"""Senders that deliver one typed message (bot.delivery.messages): Telegram, e-mail, robots.
 
 A sender raises `TransientFailure` for what may succeed later (Telegram 429/5xx, network, SMTP 4xx)
 and `PermanentFailure` for what never will (chat blocked, SMTP 5xx). The outbox worker decides
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from storage.models import OutboxMessage
+    from bot.delivery.messages import Outbound
 
 
 class DeliveryFailure(Exception):
@@ -27,9 +27,17 @@ class PermanentFailure(DeliveryFailure):
     pass
 
 
+class ChatMoved(DeliveryFailure):
+    """Telegram: the group became a supergroup under a new id; send there instead."""
+
+    def __init__(self, reason: str, new_chat_id: str) -> None:
+        super().__init__(reason)
+        self.new_chat_id = new_chat_id
+
+
 class Sender(Protocol):
     channel: str
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
         """Deliver; return the channel's id for what was sent (Message-ID, message_id)."""
         ...

@@ -1,6 +1,5 @@
 """Staff alerts to WeCom (企业微信), DingTalk (钉钉) and Feishu (飞书) group robots: Telegram is
-blocked in mainland China. Payload: {"title": str, "text": str (plain, untrusted), "link": str |
-None (http/https), "act_hint": str | None (the link's label)}; `recipient` is ignored.
+blocked in mainland China. A `RobotAlert`: title, text (plain, untrusted), link, act_hint.
 
 Relied on (limits, signatures, codes as noted at each constant and sender): WeCom 群机器人配置说明
 developer.work.weixin.qq.com/document/path/91770; DingTalk 自定义机器人接入
@@ -30,7 +29,7 @@ import aiohttp
 from yarl import URL
 
 from bot.delivery import PermanentFailure, TransientFailure
-from storage.models import OutboxMessage
+from bot.delivery.messages import Outbound, RobotAlert, encode
 
 WECOM_MAX_BYTES = 4096  # markdown.content, UTF-8 (else errcode 40058)
 DINGTALK_MAX_BYTES = 15_000  # none published: the documented msgParam limit of its app robots
@@ -271,9 +270,11 @@ class RobotSender:
     def _signed(self, body: dict[str, Any], secret: str) -> tuple[URL, dict[str, Any]]:
         raise NotImplementedError  # only robots with a signing secret
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
         try:
-            body = self.render(message.payload)
+            if not isinstance(message, RobotAlert):
+                raise ValueError(f"a {type(message).__name__} is no robot alert")
+            body = self.render(encode(message)[2])
         except ValueError as exc:
             raise PermanentFailure(f"{self.channel}: bad alert payload: {exc}") from None
         async with self.pacer.slot(self.channel):

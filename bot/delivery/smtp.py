@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import PermanentFailure, TransientFailure
 from bot.delivery.compose import compose
-from storage.models import OutboxMessage
+from bot.delivery.messages import Letter, Outbound, encode
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,19 @@ class SmtpSender:
             password=password,
         )
 
-    def build(self, message: OutboxMessage) -> EmailMessage:
+    def build(self, message: Letter) -> EmailMessage:
         return compose(
-            message.payload,
-            message.recipient,
+            encode(message)[2],
+            message.to,
             mail_from=self.mail_from,
             mail_domain=self.mail_domain,
             now=self.clock.now(),
         )
 
-    async def send(self, message: OutboxMessage) -> str | None:
-        """Send one outbox e-mail; return its Message-ID (`<…>`)."""
+    async def send(self, message: Outbound) -> str | None:
+        """Send one letter; return its Message-ID (`<…>`)."""
+        if not isinstance(message, Letter):
+            raise PermanentFailure(f"e-mail cannot send a {type(message).__name__}")
         mime = self.build(message)
         envelope_from = _address_of(self.mail_from)
         async with self._lock:

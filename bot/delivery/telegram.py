@@ -31,8 +31,9 @@ from telegram.error import (
 )
 from telegram.request import BaseRequest, RequestData
 
-from bot.delivery import PermanentFailure, TransientFailure
-from storage.models import OutboxMessage
+from bot.delivery import ChatMoved, PermanentFailure, TransientFailure
+from bot.delivery.messages import Actions, Outbound, TelegramText
+from bot.delivery.telegram_split import split
 
 # Per-chat spacing Telegram asks for: private chats 1/s, groups 20/min, plus a margin: requests
 # spaced exactly 1 s apart here may arrive less than 1 s apart after network jitter.
@@ -193,19 +194,16 @@ def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def _markup(rows: Any) -> InlineKeyboardMarkup | None:
+def _markup(rows: Actions) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(b["text"], callback_data=b["callback_data"]) for b in row]
-            for row in rows
-        ]
+        [[InlineKeyboardButton(a.label, callback_data=a.data) for a in row] for row in rows]
     )
 
 
 class TelegramSender:
-    """`Sender` for channel "telegram": payload {"text", "parse_mode"?, "reply_markup"?}."""
+    """`Sender` for channel "telegram": a `TelegramText`."""
 
     channel = "telegram"
 
@@ -213,24 +211,40 @@ class TelegramSender:
         self.bot = bot
         self.limiter = limiter
 
-    async def send(self, message: OutboxMessage) -> str | None:
-        payload = message.payload
-        # Default HTML; an explicit null means plain text (e.g. a reason quoted from an error).
-        parse_mode = payload.get("parse_mode", ParseMode.HTML)
-        await self.limiter.acquire(message.recipient)
+    async def send(self, message: Outbound) -> str | None:
+        if not isinstance(message, TelegramText):
+            raise PermanentFailure(f"telegram cannot send a {type(message).__name__}")
+        # Over 4,096 characters: several messages, the buttons under the last.
+        parts = split(message.text, message.html)
+        sent_id = None
+        for i, text in enumerate(parts):
+            last = i == len(parts) - 1
+            sent_id = await self._send_one(
+                message, text, _markup(message.actions) if last else None
+            )
+        return sent_id
+
+    async def _send_one(
+        self, message: TelegramText, text: str, markup: InlineKeyboardMarkup | None
+    ) -> str:
+        # HTML, or plain text (e.g. a reason quoted from an error).
+        parse_mode = ParseMode.HTML if message.html else None
+        await self.limiter.acquire(message.chat_id)
         try:
             sent = await self.bot.send_message(
-                chat_id=int(message.recipient),
-                text=payload["text"],
+                chat_id=int(message.chat_id),
+                text=text,
                 parse_mode=parse_mode,
-                reply_markup=_markup(payload.get("reply_markup")),
+                reply_markup=markup,
                 disable_web_page_preview=True,
             )
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
             self.limiter.pause(wait)
             raise TransientFailure(f"429 Too Many Requests: retry after {wait:g}", wait) from exc
-        except (Forbidden, ChatMigrated, InvalidToken) as exc:
+        except ChatMigrated as exc:
+            raise ChatMoved(str(exc), str(exc.new_chat_id)) from exc
+        except (Forbidden, InvalidToken) as exc:
             raise PermanentFailure(str(exc)) from exc
         except BadRequest as exc:
             # Chat not found, bad HTML, text too long: sending again cannot succeed.

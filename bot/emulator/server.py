@@ -197,6 +197,12 @@ class Emulator:
         """The user blocks the bot: sending to them answers 403 Forbidden."""
         (self.state.blocked.add if blocked else self.state.blocked.discard)(chat_id)
 
+    def migrate(self, chat_id: int, new_chat_id: int) -> None:
+        """The group becomes a supergroup: the old id answers 400 with `migrate_to_chat_id`."""
+        old = self.state.chats[chat_id]
+        self.state.chats[new_chat_id] = {**old, "id": new_chat_id, "type": "supergroup"}
+        self.state.migrated[chat_id] = new_chat_id
+
     def fail_next(
         self,
         method: str,

@@ -125,6 +125,7 @@ class State:
         self.changed = asyncio.Condition()
         self.chats: dict[int, dict[str, Any]] = {}
         self.blocked: set[int] = set()
+        self.migrated: dict[int, int] = {}  # group → the supergroup it became
         self.messages: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.outputs: dict[int, list[Reply]] = defaultdict(list)
         self.files: dict[str, StoredFile] = {}
@@ -163,6 +164,12 @@ class State:
             raise ApiError(400, "Bad Request: chat not found")
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self.migrated[chat_id]},
+            )
         return chat
 
     def new_message(

@@ -19,6 +19,7 @@ from bot.main.operations import (
     cmd_email_fetch,
     cmd_email_parse,
     cmd_outbox_retry,
+    cmd_outbox_send,
     cmd_outbox_status,
     cmd_reminders_plan,
     cmd_staff_alert_test,
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="outbox_command", required=True, parser_class=_Parser
     )
     p = add("status", cmd_outbox_status, "message counts, and the failed and retrying ones", box)
+    p.add_argument("--json", action="store_true")
+    p = add("send", cmd_outbox_send, "send the messages due (to SIGTERM, or --once)", box)
+    p.add_argument("--once", action="store_true", help="send every message due now, then exit")
     p.add_argument("--json", action="store_true")
     p = add("retry", cmd_outbox_retry, "queue failed messages again", box)
     p.add_argument("ids", nargs="*", type=positive_int, metavar="ID", help="message ids")

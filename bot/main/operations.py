@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 
 from bot.config import load_settings
@@ -163,6 +164,64 @@ async def cmd_outbox_status(args: argparse.Namespace) -> int:
             f"#{row.id} {row.status} {row.channel} → {row.recipient} ×{row.attempts}{when}: "
             f"{row.error or '-'}"
         )
+    return 0
+
+
+async def cmd_outbox_send(args: argparse.Namespace) -> int:
+    """Send what is due now (`--once`, then exit), or keep sending until SIGTERM/SIGINT."""
+    import os
+    import signal
+    import socket
+    from datetime import timedelta
+
+    from bot.clock import Clock
+    from bot.outbox.senders import close_senders, senders_from_settings
+    from bot.outbox.worker import DrainStats, Outbox
+    from storage.db import NotMigrated, check_migrated, make_engine, session_factory
+
+    settings = load_settings()
+    engine = make_engine(settings.effective_database_url)
+    clock = Clock()
+    senders = senders_from_settings(settings, clock)
+    total = DrainStats()
+    try:
+        await check_migrated(engine)
+        if "telegram" in senders:
+            await senders["telegram"].bot.initialize()  # type: ignore[attr-defined]
+        outbox = Outbox(
+            session_factory(engine),
+            senders,
+            clock,
+            worker_id=f"{socket.gethostname()}-{os.getpid()}",
+            settings=settings,
+            concurrency=settings.outbox_lanes,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+        )
+        stop = asyncio.Event()
+        if not args.once:  # --once ends by itself (and may run off the main thread)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        while True:
+            stats = await outbox.drain()
+            for name in ("sent", "retried", "failed", "deferred", "routed"):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+            if args.once or stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5)
+            if stop.is_set():
+                break
+    except NotMigrated as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await close_senders(senders)
+        await engine.dispose()
+    counts = {k: getattr(total, k) for k in ("sent", "retried", "failed", "deferred", "routed")}
+    if args.json:
+        _print_json(counts)
+    else:
+        print(", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -209,9 +210,9 @@ def _outbox(desk: Desk, telegram: object | None) -> Outbox:
         _senders(desk, telegram),  # type: ignore[arg-type]
         desk.clock,
         worker_id=f"{socket.gethostname()}-{os.getpid()}",
-        staff_chat_id=settings.staff_chat_id,
-        locale=settings.default_locale,
+        settings=settings,  # failures are reported on every staff channel
         concurrency=settings.outbox_lanes,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 
@@ -63,10 +63,12 @@ async def problems(sessions: async_sessionmaker, limit: int = PROBLEMS_SHOWN) ->
 
 async def retry(sessions: async_sessionmaker, now: datetime, ids: list[int] | None) -> list[int]:
     """Failed rows (those of `ids`, or all when None) back to queued, due `now`, attempts reset:
-    the worker sends them on its next pass. Returns the ids requeued."""
+    the worker sends them on its next pass. Rows named by id that are retrying (a staff alert
+    kept after its channel failed) are made due now too. Returns the ids requeued."""
     where = col(OutboxMessage.status) == "failed"
     if ids is not None:
-        where = and_(where, col(OutboxMessage.id).in_(ids))
+        retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
+        where = and_(or_(where, retrying), col(OutboxMessage.id).in_(ids))
     stmt = (
         update(OutboxMessage)
         .where(where)
@@ -76,3 +78,24 @@ async def retry(sessions: async_sessionmaker, now: datetime, ids: list[int] | No
     )
     async with sessions() as session, session.begin():
         return sorted((await session.exec(stmt)).scalars().all())
+
+
+async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
+    """Queued, retrying (queued after a failure), sending, sent and failed counts."""
+    retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
+    async with sessions() as session:
+        rows = await session.exec(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        )
+        counts = {status: n for status, n in rows.all()}
+        n_retrying = (
+            await session.exec(select(func.count()).select_from(OutboxMessage).where(retrying))
+        ).one()
+    queued = counts.get("queued", 0)
+    return {
+        "queued": queued - n_retrying,
+        "retrying": n_retrying,
+        "sending": counts.get("sending", 0),
+        "sent": counts.get("sent", 0),
+        "failed": counts.get("failed", 0),
+    }

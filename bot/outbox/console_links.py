@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.desk import Desk
+from bot.config import Settings
 from storage.models import Case, Deadline
 
 
@@ -34,10 +34,10 @@ async def console_path(session: AsyncSession, key: str, case_id: int | None) -> 
 
 
 async def console_link(
-    desk: Desk, session: AsyncSession, key: str, case_id: int | None
+    settings: Settings, session: AsyncSession, key: str, case_id: int | None
 ) -> str | None:
     """The console address of what the notice `key` is about; None without CONSOLE_BASE_URL."""
-    base = desk.settings.console_base_url
+    base = settings.console_base_url
     if not base:
         return None
     path = await console_path(session, key, case_id)

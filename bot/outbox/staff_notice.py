@@ -1,7 +1,7 @@
 """One staff notice, rendered for each configured staff channel.
 
-Telegram gets the HTML with its buttons; the group robots (WeCom, DingTalk, Feishu) their payload
-`{"title", "text", "link", "act_hint"}` in plain text; e-mail a subject and a plain-text body.
+Telegram gets the HTML with its buttons; the group robots (WeCom, DingTalk, Feishu) a title, a
+plain text and a link to act; e-mail a subject and a plain-text body.
 Buttons exist only on Telegram: the other channels say where to act instead.
 """
 
@@ -10,14 +10,23 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any
 
 from bot.config import Settings
+from bot.delivery.messages import (
+    ROBOT_CHANNELS,
+    UNROUTED,
+    Actions,
+    Letter,
+    Outbound,
+    RobotAlert,
+    TelegramText,
+)
 from bot.domain.vocabulary import Channel
 from messages.render import t
 
-ROBOTS = (Channel.WECOM, Channel.DINGTALK, Channel.FEISHU)
-UNROUTED = "staff"  # the recipient of a staff message no staff channel took yet
+ROBOTS = ROBOT_CHANNELS
+
+__all__ = ["ROBOTS", "UNROUTED", "Target", "plain_text", "render", "targets", "title_and_body"]
 
 
 @dataclass(frozen=True)
@@ -80,28 +89,24 @@ def render(
     target: Target,
     settings: Settings,
     text_html: str,
-    buttons: list[list[dict[str, str]]] | None = None,
+    buttons: Actions = (),
     link: str | None = None,
-) -> dict[str, Any]:
-    """The outbox payload of this notice on `target`'s channel; `link`: its console page."""
+) -> Outbound:
+    """This notice as a message on `target`'s channel; `link`: its console page."""
     if target.channel is Channel.TELEGRAM:
         if link:
             opener = html.escape(t("console.open_in_console", settings.default_locale))
             text_html += f'\n\n<a href="{html.escape(link)}">{opener}</a>'
-        payload: dict[str, Any] = {"text": text_html}
-        if buttons:
-            payload["reply_markup"] = buttons
-        return payload
+        return TelegramText(target.recipient, text_html, buttons)
     loc = settings.default_locale
     title, body = title_and_body(text_html)
     hint, link = t("outbox.staff_act_hint", loc), link or settings.console_base_url or None
     if target.channel is Channel.EMAIL:
         foot = f"{hint}: {link}" if link else hint
-        return {
-            "subject": t("outbox.staff_alert_subject", loc, title=title),
-            "text": "\n\n".join(part for part in (title, body, foot) if part),
-            "html": None,
-            "locale": loc,
-            "auto_reply": False,
-        }
-    return {"title": title, "text": body, "link": link, "act_hint": hint}
+        return Letter(
+            to=target.recipient,
+            subject=t("outbox.staff_alert_subject", loc, title=title),
+            text="\n\n".join(part for part in (title, body, foot) if part),
+            locale=loc,
+        )
+    return RobotAlert(target.channel, title, body, link, hint)

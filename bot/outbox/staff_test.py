@@ -13,7 +13,6 @@ from bot.domain.vocabulary import Channel
 from bot.outbox.robots import robots_from_settings
 from bot.outbox.staff_notice import Target, render, targets
 from messages.render import th
-from storage.models import OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -82,12 +81,6 @@ async def send_test_alerts(settings: Settings, clock: Clock) -> list[Outcome]:
             if isinstance(sender, str) or sender is None:
                 outcomes.append(Outcome(target, sender or "no sender"))
                 continue
-            message = OutboxMessage(
-                idempotency_key=target.key(f"staff-alert-test:{clock.now().isoformat()}"),
-                channel=target.channel.value,
-                recipient=target.recipient,
-                payload=render(target, settings, text),
-                next_attempt_at=clock.now(),
-            )
+            message = render(target, settings, text)
             outcomes.append(Outcome(target, await _try(sender.send(message))))
     return outcomes

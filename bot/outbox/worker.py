@@ -1,53 +1,62 @@
 """The outbox worker: claims due messages, hands each to its channel's sender, records the outcome.
 
-Messages are written by `storage.repo.outbox.enqueue` in the transaction that caused them. Claiming
+Messages are written by `bot.outbox.messages.enqueue` in the transaction that caused them. Claiming
 is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` so several instances on
 PostgreSQL never take the same row (SQLite ignores the clause; one instance is assumed there).
 
-Throughput without giving up exactly-once: a claimed batch is split into lanes, one per recipient
-(in claim order, so one chat's messages keep their order), and up to `concurrency` lanes send at
-once — the sender's limiter keeps Telegram's per-chat and overall rates. Each message's outcome is
-committed right after its own send, before its lane sends the next, so a crash repeats at most the
-messages in flight: one per lane, never a batch. Outcomes that finish together share one commit.
-The default is one lane: a crash then repeats at most the one message in flight, as promised to
-the people we write to; more lanes are an explicit choice for bulk sending (see bench/).
+Two lanes, claimed and sent apart: the main lane (complainants, organisations) and the staff lane
+(staff alerts, at the staff chat's 20 a minute), so a flood of staff alerts never delays anyone's
+acknowledgement. Within a lane, a batch is split per recipient (in claim order, so one chat's
+messages keep their order), and up to `concurrency` recipients are served at once — the sender's
+limiter keeps Telegram's per-chat and overall rates. Each message's outcome is committed right
+after its own send, before its recipient's next, so a crash repeats at most the messages in
+flight: one per recipient served, never a batch. Outcomes that finish together share one commit.
+
+A claim is a lease (bot.outbox.recording): renewed every 10 s while held, taken over 30 s after a
+worker died; an outcome that cannot be written (the database restarting) is written again until
+it is, so what was sent is never sent twice by this process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import hashlib
 import logging
 import random
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, and_, bindparam, func, or_, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.delivery import PermanentFailure, Sender, TransientFailure
-from messages.render import t
+from bot.config import Settings
+from bot.delivery import ChatMoved, PermanentFailure, Sender, TransientFailure
+from bot.delivery.messages import Letter, StaffNotice, TelegramText
+from bot.outbox import failures
+from bot.outbox.admin import status_counts
+from bot.outbox.lanes import run_lane
+from bot.outbox.messages import BadPayload, message_of
+from bot.outbox.recording import DATABASE_AWAY, LEASE, Lease, Recorder, brief
+from bot.outbox.staff_notice import targets
 from storage.models import OutboxMessage
-from storage.repo.outbox import enqueue
-from storage.sql import table_of
+from storage.repo.outbox import MAIN_LANE, STAFF_LANE
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
-# A claim older than this belongs to a worker that died mid-batch.
-STALE_CLAIM = timedelta(minutes=5)
+STALE_CLAIM = LEASE  # kept for callers of the old name
 # A channel with no sender configured (e.g. SMTP not set up yet) is looked at again after this.
 UNCONFIGURED_DELAY = timedelta(minutes=10)
-
-_TABLE = table_of(OutboxMessage)
-_BY_ID = _TABLE.c.id == bindparam("b_id")
+STAFF_CLAIM = 20  # the staff chat takes 20 a minute: a larger claim would only wait
 
 
 @dataclass
@@ -56,65 +65,18 @@ class DrainStats:
     retried: int = 0
     failed: int = 0
     deferred: int = 0
+    routed: int = 0  # staff messages kept while no staff channel was set, now queued to them
     errors: list[str] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
-        return self.sent + self.retried + self.failed + self.deferred
+        return self.sent + self.retried + self.failed + self.deferred + self.routed
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with full jitter in its upper half, capped."""
     base = min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
     return base * (0.5 + (rng or random).random() / 2)
-
-
-class _Recorder:
-    """Commits outcomes (UPDATE by primary key, parameters per row) as they come.
-
-    `record` returns once the outcome is committed. Whoever finds no commit running writes every
-    outcome waiting, in one transaction: under load outcomes share commits, alone each has its own.
-    """
-
-    def __init__(self, sessions: async_sessionmaker) -> None:
-        self.sessions = sessions
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._lock = asyncio.Lock()
-
-    async def record(self, message_id: int | None, **values: Any) -> None:
-        done = asyncio.get_running_loop().create_future()
-        # Bound parameters may not be named like the columns they set: prefix them.
-        params = {f"v_{k}": v for k, v in values.items()}
-        self._waiting.append(({"b_id": message_id, **params}, done))
-        async with self._lock:
-            if not done.done():
-                batch, self._waiting = self._waiting, []
-                try:
-                    async with self.sessions() as session, session.begin():
-                        await self._write(session, [params for params, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        future.set_exception(exc)
-                except BaseException:  # cancelled mid-commit: nobody waits for it forever
-                    for _, future in batch:
-                        future.cancel()
-                    raise
-                else:
-                    for _, future in batch:
-                        future.set_result(None)
-        await done
-
-    @staticmethod
-    async def _write(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        # One executemany per set of columns (sent / retried / released).
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            groups.setdefault(tuple(sorted(row)), []).append(row)
-        for keys, params in groups.items():
-            values: dict[str, BindParameter[Any]] = {
-                k[2:]: bindparam(k) for k in keys if k != "b_id"
-            }
-            await session.exec(update(_TABLE).where(_BY_ID).values(values), params=params)
 
 
 class Outbox:
@@ -128,26 +90,40 @@ class Outbox:
         staff_chat_id: int | None = None,
         locale: str = "zh_CN",
         concurrency: int = 1,
+        settings: Settings | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.sessions = sessions
         self.senders = senders
         self.clock = clock
         self.worker_id = worker_id
-        self.staff_chat_id = staff_chat_id
-        self.locale = locale
+        # The staff channels failures are reported on (all of them with `settings`).
+        self.settings = settings or Settings.model_construct(
+            staff_chat_id=staff_chat_id, default_locale=locale
+        )
+        self.staff_chat_id = self.settings.staff_chat_id
+        self.locale = self.settings.default_locale
         self.concurrency = max(1, concurrency)
+        self.lease = Lease(sessions, clock, worker_id, lease)
+        self.moved: dict[str, str] = {}  # Telegram chats that migrated: old id → new
+        self._down: set[tuple[str, str]] = set()  # staff channels that failed since they worked
 
-    async def claim(self, limit: int) -> list[OutboxMessage]:
-        """Take up to `limit` due messages (and stale claims of dead workers), oldest first."""
+    async def claim(self, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Take up to `limit` due messages (and expired leases of dead workers), oldest first."""
         now = self.clock.now()
         due = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.next_attempt_at) <= now)
         stale = and_(
             col(OutboxMessage.status) == "sending",
-            col(OutboxMessage.claimed_at) < now - STALE_CLAIM,
+            col(OutboxMessage.claimed_at) < now - self.lease.length,
         )
+        where = or_(due, stale)
+        if lane is not None:
+            where = and_(where, col(OutboxMessage.lane) == lane)
+        if self.lease.held:  # ours, in flight: never taken over by ourselves
+            where = and_(where, col(OutboxMessage.id).not_in(sorted(self.lease.held)))
         ids = (
             select(OutboxMessage.id)
-            .where(or_(due, stale))
+            .where(where)
             .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -162,113 +138,139 @@ class Outbox:
         )
         async with self.sessions() as session, session.begin():
             rows = list((await session.exec(stmt)).scalars().all())
+        self.lease.hold(rows, now)
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
     async def drain_once(self, limit: int = 100) -> DrainStats:
-        """Send what is due now, at most `limit` messages (one claim)."""
+        """Send what is due now, at most `limit` messages per lane (one claim each)."""
         return await self._run(limit, refill=False)
 
     async def drain(self, limit: int = 100) -> DrainStats:
         """Send until nothing is due now (messages retried later are left for later).
 
-        Claims again as soon as half of what was claimed has started, so the lanes never wait
-        for a batch's slowest chat; at most `limit` messages wait claimed in this process.
+        Claims again as soon as half of what was claimed has started, so the recipients never
+        wait for a batch's slowest chat; at most `limit` messages wait claimed per lane.
         """
         return await self._run(limit, refill=True)
 
     async def deliver(self, claimed: list[OutboxMessage]) -> DrainStats:
-        """Send messages this worker has claimed (`claim`), in lanes, and record each outcome."""
+        """Send messages this worker has claimed (`claim`), and record each outcome."""
         return await self._run(len(claimed), refill=False, claimed=claimed)
 
     async def _run(
         self, limit: int, *, refill: bool, claimed: list[OutboxMessage] | None = None
     ) -> DrainStats:
         stats = DrainStats()
-        recorder = _Recorder(self.sessions)
-        lanes: dict[str, deque[OutboxMessage]] = {}
-        ready: asyncio.Queue[str | None] = asyncio.Queue()
-        progress = asyncio.Event()
-        waiting = 0  # claimed, not started
-
-        def add(batch: list[OutboxMessage]) -> None:
-            nonlocal waiting
-            waiting += len(batch)
-            for message in batch:
-                lane = lanes.get(message.recipient)
-                if lane is None:
-                    lanes[message.recipient] = deque([message])
-                    ready.put_nowait(message.recipient)
-                else:  # that chat's lane is running: keep its order
-                    lane.append(message)
-
-        async def work() -> None:
-            nonlocal waiting
-            while (recipient := await ready.get()) is not None:
-                lane = lanes[recipient]
-                while lane:
-                    message = lane.popleft()
-                    waiting -= 1
-                    progress.set()
-                    await self._deliver(message, stats, recorder)
-                del lanes[recipient]
-                progress.set()
-
-        async def produce() -> None:
-            nonlocal claimed
-            while True:
-                room = limit - waiting
-                if claimed is not None:  # `deliver`: the first batch is given
-                    batch, claimed = claimed, None
-                else:
-                    batch = await self.claim(room)
-                add(batch)
-                if not refill:
-                    break
-                if batch and len(batch) == room:
-                    # Maybe more is due: claim again once half of what waits has started, so
-                    # the lanes never idle behind a batch's slowest chat.
-                    await _until(lambda: waiting <= limit // 2, progress)
-                    continue
-                # All that was due is claimed. Look again once it is done, if anything was
-                # handled: a failure may have queued a staff alert due now.
-                handled = stats.handled
-                await _until(lambda: not lanes, progress)
-                if stats.handled == handled and not batch:
-                    break
-            await _until(lambda: not lanes, progress)
-            for _ in range(self.concurrency):
-                ready.put_nowait(None)
-
+        recorder = Recorder(self.sessions, self.lease)
+        async with self.sessions() as session:
+            self.moved = await failures.migrated_chats(session)
+        plan: list[tuple[str, int, int, list[OutboxMessage] | None]] = [
+            (MAIN_LANE, limit, self.concurrency, None),
+            (STAFF_LANE, min(limit, STAFF_CLAIM), 1, None),
+        ]
+        if claimed is not None:
+            plan = [
+                (lane, limit, n, [m for m in claimed if (m.lane or MAIN_LANE) == lane])
+                for lane, _, n, _ in plan
+            ]
+        heartbeat = asyncio.create_task(self.lease.heartbeat(), name="outbox-lease")
+        told = 0
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(produce())
-                for _ in range(self.concurrency):
-                    group.create_task(work())
+                for lane, room, workers, given in plan:
+                    group.create_task(
+                        self._lane(lane, room, workers, refill, given, stats, recorder)
+                    )
+            # Failures on the main lane queued staff notices after the staff lane ran dry.
+            while refill and stats.failed > told:
+                told = stats.failed
+                await self._lane(
+                    STAFF_LANE, min(limit, STAFF_CLAIM), 1, True, None, stats, recorder
+                )
         except BaseExceptionGroup as errors:
-            raise errors.exceptions[0] from None  # callers see the error itself
+            first: BaseException = errors
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None  # callers see the error itself
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            # Left unsent by an error: no longer renewed, so taken over once the lease runs out.
+            self.lease.held.clear()
         return stats
 
-    async def _deliver(
-        self, message: OutboxMessage, stats: DrainStats, recorder: _Recorder
+    async def _lane(
+        self,
+        lane: str,
+        limit: int,
+        concurrency: int,
+        refill: bool,
+        claimed: list[OutboxMessage] | None,
+        stats: DrainStats,
+        recorder: Recorder,
     ) -> None:
-        now = self.clock.now()
-        if message.claimed_at is not None and now - message.claimed_at > STALE_CLAIM / 2:
-            # Claimed long ago behind a slow lane: another worker may take it over soon. Give it
-            # back rather than risk both sending it.
-            await recorder.record(message.id, status="queued", claimed_by=None)
-            stats.deferred += 1
+        handled = 0  # this lane's own: the other lane's progress is no reason to claim again
+
+        async def claim(room: int) -> list[OutboxMessage]:
+            return await self.claim(room, lane)
+
+        async def deliver(message: OutboxMessage) -> None:
+            nonlocal handled
+            await self._deliver(message, stats, recorder)
+            handled += 1
+
+        await run_lane(
+            claim,
+            deliver,
+            lambda: handled,
+            limit=limit,
+            concurrency=concurrency,
+            refill=refill,
+            claimed=claimed,
+        )
+
+    async def _deliver(self, message: OutboxMessage, stats: DrainStats, recorder: Recorder) -> None:
+        # Sent only under a lease renewed within half a lease: no one else can have taken it.
+        await self.lease.until_fresh()
+        if message.id not in self.lease.held:
+            stats.deferred += 1  # taken over while this worker could not renew: not ours
+            return
+        if message.channel == StaffNotice.channel.value and targets(self.settings):
+            await self._route(message, stats, recorder)
             return
         sender = self.senders.get(message.channel)
         if sender is None:
-            await recorder.record(message.id, status="queued", next_attempt_at=self._later())
+            later = self.clock.now() + UNCONFIGURED_DELAY
+            await recorder.record(message.id, status="queued", next_attempt_at=later)
             stats.deferred += 1
             return
         try:
-            external_id = await sender.send(message)
+            content = message_of(message)
+        except BadPayload as exc:  # never sendable: failed, and staff told
+            await self._fail(message, f"bad payload: {exc}", stats, recorder)
+            return
+        if isinstance(content, TelegramText) and content.chat_id in self.moved:
+            content = dataclasses.replace(content, chat_id=self.moved[content.chat_id])
+        if isinstance(content, Letter) and content.message_id is None:
+            # Sent again after a crash, a letter is the same letter: one Message-ID per row.
+            digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:20]
+            stable = f"<outbox.{digest}@{self.settings.mail_domain}>"
+            content = dataclasses.replace(content, message_id=stable)
+        try:
+            try:
+                external_id = await sender.send(content)
+            except ChatMoved as exc:  # followed at once, so the chat's order is kept
+                assert isinstance(content, TelegramText)
+                await self._follow(message, exc.new_chat_id)
+                content = dataclasses.replace(content, chat_id=exc.new_chat_id)
+                external_id = await sender.send(content)
+        except ChatMoved as exc:
+            await self._fail(message, f"migrated twice: {exc}", stats, recorder)
         except TransientFailure as exc:
             await self._retry(message, str(exc), exc.retry_after, stats, recorder)
         except PermanentFailure as exc:
-            await self._fail(message, str(exc), stats)
+            await self._fail(message, str(exc), stats, recorder)
         except Exception as exc:  # an unexpected bug must not wedge the queue
             log.exception("outbox %s: unexpected error", message.id)
             await self._retry(message, f"{type(exc).__name__}: {exc}", None, stats, recorder)
@@ -278,6 +280,8 @@ class Outbox:
                 values["email_message_id"] = external_id
             await recorder.record(message.id, **values)
             stats.sent += 1
+            if message.lane == STAFF_LANE and (message.channel, message.recipient) in self._down:
+                await self._back(message)
 
     async def _retry(
         self,
@@ -285,11 +289,11 @@ class Outbox:
         reason: str,
         retry_after: float | None,
         stats: DrainStats,
-        recorder: _Recorder,
+        recorder: Recorder,
     ) -> None:
         attempts = message.attempts + 1
         if attempts >= MAX_ATTEMPTS:
-            await self._fail(message, reason, stats, attempts=attempts)
+            await self._fail(message, reason, stats, recorder, attempts=attempts)
             return
         delay = timedelta(seconds=retry_after) if retry_after is not None else backoff(attempts)
         await recorder.record(
@@ -303,67 +307,78 @@ class Outbox:
         stats.errors.append(reason)
 
     async def _fail(
-        self, message: OutboxMessage, reason: str, stats: DrainStats, attempts: int | None = None
+        self,
+        message: OutboxMessage,
+        reason: str,
+        stats: DrainStats,
+        recorder: Recorder,
+        attempts: int | None = None,
     ) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == message.id)
-                .values(
-                    status="failed",
-                    attempts=attempts if attempts is not None else message.attempts + 1,
-                    last_error=reason[:500],
+        attempts = attempts if attempts is not None else message.attempts + 1
+        now = self.clock.now()
+
+        async def write(session: AsyncSession) -> None:
+            if failures.is_staff(message):
+                # Kept rows count their attempts from MAX_ATTEMPTS on: the first time it gets
+                # there is its first failure (a copy goes by e-mail then, once).
+                first = message.attempts < MAX_ATTEMPTS
+                tries = max(attempts, MAX_ATTEMPTS)
+                await failures.keep_staff_message(
+                    session, self.settings, message, reason, tries, now, first=first
                 )
-                .execution_options(synchronize_session=False)
-            )
-            # Tell staff, unless what failed was itself a staff alert (no loop).
-            if self.staff_chat_id is not None and message.recipient != str(self.staff_chat_id):
-                text = t(
-                    "outbox.delivery_failed",
-                    self.locale,
-                    channel=message.channel,
-                    recipient=message.recipient,
-                    reason=reason[:200],
-                )
-                await enqueue(
-                    session,
-                    channel="telegram",
-                    recipient=str(self.staff_chat_id),
-                    payload={"text": text, "parse_mode": None},
-                    idempotency_key=f"outbox-failed:{message.id}",
-                    case_id=message.case_id,
-                    now=self.clock.now(),
-                )
-        stats.failed += 1
+            else:
+                await failures.mark_failed(session, self.settings, message, reason, attempts, now)
+
+        await self._written(write, message)
+        if failures.is_staff(message):
+            self._down.add((message.channel, message.recipient))
+            stats.retried += 1
+            log.warning("outbox %s: staff channel %s failed, kept", message.id, message.channel)
+        else:
+            stats.failed += 1
+            log.warning("outbox %s failed permanently on %s", message.id, message.channel)
         stats.errors.append(reason)
-        log.warning("outbox %s failed permanently on %s", message.id, message.channel)
 
-    def _later(self) -> datetime:
-        return self.clock.now() + UNCONFIGURED_DELAY
-
-
-async def _until(condition: Callable[[], bool], progress: asyncio.Event) -> None:
-    while not condition():
-        progress.clear()
-        await progress.wait()
-
-
-async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
-    """Queued, retrying (queued after a failure), sending, sent and failed counts."""
-    retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
-    async with sessions() as session:
-        rows = await session.exec(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    async def _follow(self, message: OutboxMessage, new_chat_id: str) -> None:
+        """Remember the chat's new id (this message is sent there next, by the caller)."""
+        log.warning("outbox: Telegram chat %s migrated to %s", message.recipient, new_chat_id)
+        now = self.clock.now()
+        await self._written(
+            lambda session: failures.follow_migration(session, message, new_chat_id, now), None
         )
-        counts = {status: n for status, n in rows.all()}
-        n_retrying = (
-            await session.exec(select(func.count()).select_from(OutboxMessage).where(retrying))
-        ).one()
-    queued = counts.get("queued", 0)
-    return {
-        "queued": queued - n_retrying,
-        "retrying": n_retrying,
-        "sending": counts.get("sending", 0),
-        "sent": counts.get("sent", 0),
-        "failed": counts.get("failed", 0),
-    }
+        self.moved[message.recipient] = new_chat_id
+
+    async def _route(self, message: OutboxMessage, stats: DrainStats, recorder: Recorder) -> None:
+        """A staff message kept while no staff channel was configured: to the channels now."""
+        now = self.clock.now()
+        await self._written(
+            lambda session: failures.route_kept(session, self.settings, message, now), message
+        )
+        stats.routed += 1
+
+    async def _back(self, message: OutboxMessage) -> None:
+        self._down.discard((message.channel, message.recipient))
+        channel, recipient, now = message.channel, message.recipient, self.clock.now()
+        await self._written(
+            lambda session: failures.release_channel(session, channel, recipient, now), None
+        )
+
+    async def _written(
+        self, write: Callable[[AsyncSession], Awaitable[None]], message: OutboxMessage | None
+    ) -> None:
+        """Run `write` in a transaction until it commits (the database may be restarting)."""
+        attempt = 0
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    await write(session)
+                break
+            except DATABASE_AWAY as exc:
+                log.warning("outbox: writing an outcome failed, again: %s", brief(exc))
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                attempt += 1
+        if message is not None:
+            self.lease.release([message.id])
+
+
+__all__ = ["MAX_ATTEMPTS", "DrainStats", "Outbox", "backoff", "status_counts"]

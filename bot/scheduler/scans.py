@@ -31,13 +31,13 @@ from bot.domain.alerts import (
     scan_horizon,
 )
 from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
+from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from bot.services.certificate_notices import alert_no_recipient, withdrawal_review_text
 from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
 from storage.repo import deadlines as deadline_repo
 from storage.repo import reminders as reminder_repo
-from storage.repo.outbox import enqueue
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -148,21 +148,15 @@ class Scans:
         if alert.is_escalation:
             days = _working_days_between(d.due_on, today, self.desk)
             for address in self.desk.settings.escalation_emails:
-                await enqueue(
-                    session,
-                    channel="email",
-                    recipient=address,
-                    payload={
-                        "subject": t("alerts.escalation_subject", loc, **args),
-                        "text": t("alerts.escalation_body", loc, days=days, **args),
-                        "html": None,
-                        "locale": loc,
-                        "auto_reply": False,
-                        "case_ref": d.case_ref,
-                    },
-                    idempotency_key=f"{base}:mail:{address}",
-                    now=now,
+                letter = Letter(
+                    to=address,
+                    subject=t("alerts.escalation_subject", loc, **args),
+                    text=t("alerts.escalation_body", loc, days=days, **args),
+                    locale=loc,
+                    case_ref=d.case_ref,
                 )
+                key = f"{base}:mail:{address}"
+                await enqueue(session, letter, key=key, now=now, lane="staff")
 
     async def daily_digest(self) -> int:
         desk, now = self.desk, self.desk.clock.now()
@@ -335,24 +329,17 @@ class Scans:
             return False
         for r in found:
             a = args(r.locale)
+            message: Outbound
             if r.channel == "telegram":
-                payload: dict[str, object] = {"text": th("reminders.reminder", r.locale, **a)}
+                message = TelegramText(r.address, th("reminders.reminder", r.locale, **a))
             else:
-                payload = {
-                    "subject": t("reminders.reminder_subject", r.locale, **a),
-                    "text": t("reminders.reminder_body", r.locale, **a),
-                    "html": None,
-                    "locale": r.locale,
-                    "auto_reply": False,
-                }
-            await enqueue(
-                session,
-                channel=r.channel,
-                recipient=r.address,
-                payload=payload,
-                idempotency_key=f"{base}:{r.channel}:{r.address}",
-                now=now,
-            )
+                message = Letter(
+                    to=r.address,
+                    subject=t("reminders.reminder_subject", r.locale, **a),
+                    text=t("reminders.reminder_body", r.locale, **a),
+                    locale=r.locale,
+                )
+            await enqueue(session, message, key=f"{base}:{r.channel}:{r.address}", now=now)
         return True
 
 

@@ -17,13 +17,13 @@ from bot.desk import Desk
 from bot.domain import application_moves as moves
 from bot.domain.applications import Progress, check_move, progress
 from bot.domain.staff import may
+from bot.outbox.messages import Letter, TelegramText, enqueue
 from bot.services import staff
 from bot.services.applications import review_document
 from messages.render import t, th
 from storage.models import (
     Application,
     ApplicationEvent,
-    Channel,
     Contact,
     Document,
     Organisation,
@@ -31,7 +31,6 @@ from storage.models import (
     StoredFile,
 )
 from storage.repo import console as repo
-from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 
 MoveRefused = moves.MoveRefused
@@ -170,30 +169,18 @@ async def tell_applicant(
     loc = contact.locale
     now = desk.clock.now()
     if contact.telegram_chat_id is not None:
-        await enqueue(
-            uow.session,
-            channel=Channel.TELEGRAM,
-            recipient=str(contact.telegram_chat_id),
-            payload={"text": th(text_key, loc, **args)},
-            idempotency_key=f"{key}:telegram",
-            now=now,
-        )
+        chat = str(contact.telegram_chat_id)
+        message = TelegramText(chat, th(text_key, loc, **args))
+        await enqueue(uow.session, message, key=f"{key}:telegram", now=now)
     elif contact.email:
         text = t(text_key, loc, **args)
-        await enqueue(
-            uow.session,
-            channel=Channel.EMAIL,
-            recipient=contact.email,
-            payload={
-                "subject": t("console.applicant_subject", loc, ref=app.ref),
-                "text": text,
-                "html": None,
-                "locale": loc,
-                "auto_reply": False,
-            },
-            idempotency_key=f"{key}:email",
-            now=now,
+        letter = Letter(
+            to=contact.email,
+            subject=t("console.applicant_subject", loc, ref=app.ref),
+            text=text,
+            locale=loc,
         )
+        await enqueue(uow.session, letter, key=f"{key}:email", now=now)
 
 
 def check_may_move(

@@ -21,12 +21,12 @@ from bot.domain.applications import (
     stage_for,
 )
 from bot.domain.refs import unique_ref
+from bot.outbox.messages import TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from messages.render import catalog, t, th
 from storage.files import store_file
 from storage.models import Application, Contact, Document, Organisation
 from storage.repo import applications as repo
-from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 
 APPLICATION_REF_PREFIX = "AP"
@@ -201,14 +201,8 @@ async def review_document(
             text = th("application.doc_rejected", locale, item=item, ref=app.ref, reason=why)
         if stage == UNDER_REVIEW and before != UNDER_REVIEW:
             text += "\n\n" + th("application.now_under_review", locale, ref=app.ref)
-        await enqueue(
-            session,
-            channel="telegram",
-            recipient=str(contact.telegram_chat_id),
-            payload={"text": text},
-            idempotency_key=f"document-{status}:{doc.id}",
-            now=now,
-        )
+        message = TelegramText(str(contact.telegram_chat_id), text)
+        await enqueue(session, message, key=f"document-{status}:{doc.id}", now=now)
     return Review(status, app.ref, doc.item_id, stage)
 
 

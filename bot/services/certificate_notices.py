@@ -11,11 +11,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.desk import Desk
 from bot.domain.deadlines import due_date
 from bot.domain.policy import Profile
+from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from messages.render import t, th
 from storage.models import Certificate
 from storage.repo import reminders as reminder_repo
-from storage.repo.outbox import enqueue
 
 # (locale) -> (Telegram HTML text, e-mail subject, e-mail plain text)
 Texts = Callable[[str], tuple[str, str, str]]
@@ -32,13 +32,12 @@ async def notify_organisation(
     )
     for r in found:
         html, subject, body = texts(r.locale)
+        message: Outbound
         if r.channel == "telegram":
-            payload: dict[str, object] = {"text": html}
+            message = TelegramText(r.address, html)
         else:
-            payload = {"subject": subject, "text": body, "html": None, "locale": r.locale,
-                       "auto_reply": False}  # fmt: skip
-        await enqueue(session, channel=r.channel, recipient=r.address, payload=payload,
-                      idempotency_key=f"{key}:{r.channel}:{r.address}", now=now)  # fmt: skip
+            message = Letter(to=r.address, subject=subject, text=body, locale=r.locale)
+        await enqueue(session, message, key=f"{key}:{r.channel}:{r.address}", now=now)
     return len(found)
 
 

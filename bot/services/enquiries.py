@@ -20,6 +20,7 @@ from bot.desk import Desk
 from bot.domain.cases import CaseRefused, Complainant
 from bot.domain.letters import letter_locale
 from bot.domain.mail import ParsedMail
+from bot.outbox import messages as out
 from bot.services import staff
 from bot.services.case_desk import check_impartial, locked_case
 from bot.services.cases import add_information, open_case
@@ -31,7 +32,6 @@ from messages.render import t
 from storage.models import Channel, InboundEmail, OutboxMessage, StaffMember
 from storage.repo import console as console_repo
 from storage.repo import inbound_email as repo
-from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 
 KINDS = ("appeal", "complaint", "dispute")
@@ -192,22 +192,17 @@ async def answer(
     if parsed.message_id and parsed.message_id not in references:
         references.append(parsed.message_id)
     subject = parsed.subject.strip()
-    message = await enqueue(
-        uow.session,
-        channel=Channel.EMAIL,
-        recipient=parsed.sender,
-        payload={
-            "subject": t("console.enquiry_answer_subject", loc, subject=subject or "—"),
-            "text": body,
-            "html": text_to_html(body),
-            "locale": loc,
-            "in_reply_to": parsed.message_id,
-            "references": references,
-            "auto_reply": False,
-        },
-        idempotency_key=f"enquiry:{inbound_id}:answer",
-        now=desk.clock.now(),
+    answer = out.Letter(
+        to=parsed.sender,
+        subject=t("console.enquiry_answer_subject", loc, subject=subject or "—"),
+        text=body,
+        html=text_to_html(body),
+        locale=loc,
+        in_reply_to=parsed.message_id,
+        references=tuple(references),
     )
+    key = f"enquiry:{inbound_id}:answer"
+    message = await out.enqueue(uow.session, answer, key=key, now=desk.clock.now())
     _mark(desk, uow, row, actor, "answered", body)
     return message
 

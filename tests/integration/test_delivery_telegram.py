@@ -138,3 +138,27 @@ async def test_unreachable_api_is_retried_not_failed(engine: AsyncEngine) -> Non
     assert stats.retried == 1 and stats.failed == 0
     assert "NetworkError" in stats.errors[0]
     assert (await status_counts(session_factory(engine)))["retrying"] == 1
+
+
+async def test_a_staff_text_over_4096_characters_goes_in_parts_nothing_cut(
+    engine: AsyncEngine, emulator: Emulator, sender: TelegramSender
+) -> None:
+    """A letter from a 5,000-character display name, and a long enquiry, reach staff whole."""
+    emulator.user(9, "Staff", chat_type="group", chat_id=STAFF)
+    sender.limiter.group_interval = 0
+    name = "王" * 2500 + " " + "Zhang " * 420  # one line of 5,021 characters
+    lines = [f"<b>来信 #{i}</b> 内容 &lt;第 {i} 行&gt; " + "正文" * 40 for i in range(60)]
+    text = f"📨 新来信\n发件人：{name}\n" + "\n".join(lines)
+    buttons = [[{"text": "处理", "callback_data": "sd:a:1"}]]
+    await queue(engine, STAFF, text, reply_markup=buttons)
+    stats = await outbox_for(engine, sender, FrozenClock(T0)).drain()
+    assert stats.sent == 1 and stats.failed == 0
+    parts = emulator.delivered(STAFF)
+    assert len(parts) >= 3 and all(len(p.text.encode("utf-16-le")) // 2 <= 4096 for p in parts)
+    assert [p.text.rsplit("\n", 1)[-1] for p in parts] == [
+        f"({i}/{len(parts)})" for i in range(1, len(parts) + 1)
+    ]
+    whole = "".join(p.text.rsplit("\n", 1)[0] for p in parts)
+    assert whole.count("王") == 2500 and whole.count("Zhang") == 420  # the name, whole
+    assert all(f"<第 {i} 行>" in whole for i in range(60))  # every line, unescaped once
+    assert parts[-1].buttons == ["处理"] and all(not p.buttons for p in parts[:-1])

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FrozenClock
 from bot.delivery import PermanentFailure, TransientFailure
+from bot.outbox.messages import Outbound, TelegramText
 from bot.outbox.worker import Outbox, status_counts
 from storage.db import session_factory
-from storage.models import OutboxMessage
 from storage.repo.outbox import enqueue
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -26,10 +26,11 @@ class RecordingSender:
         self.sent: list[str] = []
         self.script: list[Exception] = []
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
         if self.script:
             raise self.script.pop(0)
-        self.sent.append(message.payload["text"])
+        assert isinstance(message, TelegramText)
+        self.sent.append(message.text)
         return str(len(self.sent))
 
 
@@ -81,17 +82,20 @@ async def test_permanent_failure_marks_failed_and_alerts_staff(engine: AsyncEngi
     assert "blocked" in sender.sent[0] and "42" in sender.sent[0]
 
 
-async def test_crashed_claim_is_taken_over_after_it_goes_stale(engine: AsyncEngine) -> None:
+async def test_crashed_claim_is_taken_over_once_its_lease_expires(engine: AsyncEngine) -> None:
+    """A dead worker's claims wait one lease (30 s), not the 5 minutes they used to."""
     clock = FrozenClock(T0)
     dead = Outbox(session_factory(engine), {}, clock, worker_id="dead")
-    await _queue(engine, "orphan")
-    assert len(await dead.claim(10)) == 1  # claimed, then the worker "dies"
+    for i in range(100):
+        await _queue(engine, f"orphan-{i}", recipient=str(i))
+    assert len(await dead.claim(100)) == 100  # claimed, then the worker "dies"
     sender = RecordingSender()
     alive = Outbox(session_factory(engine), {"telegram": sender}, clock, worker_id="alive")
-    assert (await alive.drain()).handled == 0
-    clock.advance(minutes=6)
+    clock.advance(seconds=29)
+    assert (await alive.drain()).handled == 0  # the lease still runs
+    clock.advance(seconds=2)
     await alive.drain()
-    assert sender.sent == ["orphan"]
+    assert len(sender.sent) == 100
 
 
 async def test_channel_without_sender_waits_instead_of_failing(engine: AsyncEngine) -> None:
@@ -121,7 +125,8 @@ class GatedSender:
         self.sent: list[tuple[str, str]] = []
         self.unrecorded_before: list[int] = []
 
-    async def send(self, message: OutboxMessage) -> str | None:
+    async def send(self, message: Outbound) -> str | None:
+        assert isinstance(message, TelegramText)
         self.unrecorded_before.append(await self._sent_not_recorded())
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
@@ -129,7 +134,7 @@ class GatedSender:
             self.full.set()
         await self.full.wait()
         self.in_flight -= 1
-        self.sent.append((message.recipient, message.payload["text"]))
+        self.sent.append((message.recipient, message.text))
         return None
 
     async def _sent_not_recorded(self) -> int:
@@ -165,15 +170,30 @@ async def test_drain_once_takes_one_claim_only(engine: AsyncEngine) -> None:
     assert (await outbox.drain()).sent == 2
 
 
-async def test_claim_held_too_long_is_given_back_not_sent(engine: AsyncEngine) -> None:
-    """A message that waited behind a slow lane until its claim nearly went stale is released:
-    another worker could take it over, and two workers must never both send it."""
+async def test_a_claim_taken_over_while_its_lease_lapsed_is_not_sent(engine: AsyncEngine) -> None:
+    """A worker that could not renew its lease (stalled, cut off) finds on renewing that another
+    worker took the message over: it does not send it too. Two workers never both send one."""
+    clock = FrozenClock(T0)
+    slow_sender, other_sender = RecordingSender(), RecordingSender()
+    slow = Outbox(session_factory(engine), {"telegram": slow_sender}, clock, worker_id="slow")
+    other = Outbox(session_factory(engine), {"telegram": other_sender}, clock, worker_id="other")
+    await _queue(engine, "late")
+    (message,) = await slow.claim(10)
+    clock.advance(seconds=31)  # `slow` stalled past its lease
+    assert (await other.drain()).sent == 1
+    stats = await slow.deliver([message])  # its turn comes only now
+    assert stats.deferred == 1 and slow_sender.sent == [] and other_sender.sent == ["late"]
+
+
+async def test_a_held_claim_is_renewed_not_taken_over(engine: AsyncEngine) -> None:
     clock = FrozenClock(T0)
     sender = RecordingSender()
-    outbox = Outbox(session_factory(engine), {"telegram": sender}, clock)
-    await _queue(engine, "late")
-    (message,) = await outbox.claim(10)
-    clock.advance(minutes=3)
-    stats = await outbox.deliver([message])  # its lane comes to it only now
-    assert stats.deferred == 1 and sender.sent == []
-    assert (await outbox.drain()).sent == 1 and sender.sent == ["late"]
+    slow = Outbox(session_factory(engine), {"telegram": sender}, clock, worker_id="slow")
+    other = Outbox(session_factory(engine), {}, clock, worker_id="other")
+    await _queue(engine, "held")
+    (message,) = await slow.claim(10)
+    clock.advance(seconds=20)
+    assert await slow.lease.renew() == {message.id}
+    clock.advance(seconds=20)  # 40 s after the claim, 20 s after the renewal
+    assert await other.claim(10) == []
+    assert (await slow.deliver([message])).sent == 1 and sender.sent == ["held"]

@@ -10,13 +10,13 @@ import time
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bot.delivery import DeliveryFailure, PermanentFailure, TransientFailure
+from bot.delivery.messages import RobotAlert
 from bot.delivery.robots import (
     CUT_MARK,
     DINGTALK_MAX_BYTES,
@@ -31,7 +31,7 @@ from bot.delivery.robots import (
     render_wecom,
     robot_senders,
 )
-from storage.models import OutboxMessage
+from bot.domain.vocabulary import Channel
 from tests.fixtures.robots import RobotEmulator
 
 LINK = "https://console.example.cn/cases/TS-2026-0001?tab=deadlines"
@@ -49,14 +49,14 @@ EVIL = (
 )
 
 
-def message(payload: dict[str, Any], key: str = "alert-1") -> OutboxMessage:
-    now = datetime.now(UTC)  # the robots ignore `recipient`: the webhook is the group
-    return OutboxMessage(
-        idempotency_key=key,
-        channel="robot",
-        recipient="staff",
-        payload=payload,
-        next_attempt_at=now,
+def message(payload: dict[str, Any], key: str = "alert-1") -> RobotAlert:
+    """The alert as stored (unchecked: the sender refuses a bad one); `key` is unused now."""
+    return RobotAlert(
+        Channel.WECOM,
+        payload.get("title"),  # type: ignore[arg-type]
+        payload.get("text"),  # type: ignore[arg-type]
+        payload.get("link"),
+        payload.get("act_hint"),
     )
 
 

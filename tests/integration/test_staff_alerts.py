@@ -22,8 +22,9 @@ from bot.desk import Desk, load_calendar
 from bot.main.cli import main
 from bot.main.runner import _senders
 from bot.outbox.admin import problems
+from bot.outbox.messages import Letter, enqueue
 from bot.outbox.staff_notice import plain_text, title_and_body
-from bot.outbox.worker import Outbox, status_counts
+from bot.outbox.worker import MAX_ATTEMPTS, Outbox, status_counts
 from bot.profiles import load_profile
 from bot.services import cases
 from bot.services.cases import Complainant
@@ -93,7 +94,8 @@ def make_desk(
 
 def _outbox(desk: Desk) -> Outbox:
     # The runner's own senders (Telegram left out: no staff chat in these desks).
-    return Outbox(desk.sessions, _senders(desk, None), desk.clock)  # type: ignore[arg-type]
+    senders = _senders(desk, None)
+    return Outbox(desk.sessions, senders, desk.clock, settings=desk.settings)  # type: ignore[arg-type]
 
 
 async def _complaint(desk: Desk) -> str:
@@ -203,9 +205,9 @@ async def test_dingtalk_with_a_bad_secret_fails_alone_and_shows_in_outbox_status
         stats = await outbox.drain_once()
     finally:
         await _close(outbox)
-    assert stats.failed == 1
+    assert stats.failed == 0  # a staff alert is never dropped: kept, retried
     rows = await _staff_rows(desk, ref)
-    assert rows["dingtalk"].status == "failed"
+    assert rows["dingtalk"].status == "queued" and rows["dingtalk"].attempts == MAX_ATTEMPTS
     assert "310000" in (rows["dingtalk"].last_error or "")
     assert all(rows[c].status == "sent" for c in ("wecom", "feishu", "email"))
     assert emulator.received["dingtalk"] == [] and emulator.refused["dingtalk"] == [310000]
@@ -217,9 +219,10 @@ async def test_dingtalk_with_a_bad_secret_fails_alone_and_shows_in_outbox_status
     assert await asyncio.to_thread(main, ["outbox", "status"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith(f"#{rows['dingtalk'].id} "))
-    assert "failed dingtalk" in line and "310000" in line
+    assert "retrying dingtalk" in line and "310000" in line
     assert await asyncio.to_thread(main, ["outbox", "retry", str(rows["dingtalk"].id)]) == 0
-    assert (await _staff_rows(desk, ref))["dingtalk"].status == "queued"
+    again = (await _staff_rows(desk, ref))["dingtalk"]
+    assert again.status == "queued" and again.attempts == 0  # due now, a fresh start
     assert await asyncio.to_thread(main, ["outbox", "retry", "--failed"]) == 0
     assert "0 failed messages" in capsys.readouterr().out.splitlines()[-1]
 
@@ -355,3 +358,28 @@ def test_robot_settings_are_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     for value in ("very-secret-key", "SECsecretsecret", "feishu-secret"):
         assert value not in repr(settings)
     assert settings.console_base_url is None and settings.staff_alert_emails == []
+
+
+async def test_a_message_failed_for_good_is_reported_on_every_staff_channel(
+    make_desk: DeskFactory, emulator: RobotEmulator, smtp_server: SmtpSink
+) -> None:
+    """Not only the Telegram staff chat (there is none here): each robot and the staff mailbox."""
+    desk = make_desk()
+    async with desk.sessions() as s, s.begin():
+        letter = Letter(to="gone@example.cn", subject="[TS-1] 回执", text="已收到")
+        await enqueue(s, letter, key="ack:gone", now=desk.clock.now())
+    smtp_server.fail_with(550, at="rcpt", text="no such user")
+    outbox = _outbox(desk)
+    try:
+        stats = await outbox.drain()
+    finally:
+        await _close(outbox)
+    assert stats.failed == 1
+    for name in ROBOTS:
+        [got] = emulator.received[name]
+        assert "gone" in got.raw.decode() and "550" in got.raw.decode()  # (@ shown full-width)
+    [mail] = await smtp_server.wait_for(1)
+    parsed = email.message_from_bytes(mail.content, policy=email.policy.default)
+    body = parsed.get_body(("plain",))
+    assert body is not None and "gone@example.cn" in body.get_content()
+    assert mail.rcpt_tos == [STAFF_MAIL]

@@ -169,7 +169,8 @@ async def open_case(
         await _acknowledge(desk, session, case, ack, now, email=acknowledge_by_email)
     )
     text, buttons = new_case_alert(case, deadlines, staff_locale(desk), unchecked, follows)
-    staff = await to_staff(desk, session, case, f"case:{case.ref}:staff:new", text, buttons)
+    key, about = f"case:{case.ref}:staff:new", case.complainant_email  # a flood: one alert
+    staff = await to_staff(desk, session, case, key, text, buttons, about=about)
     if staff is not None:
         opened.messages.append(staff)
     return opened

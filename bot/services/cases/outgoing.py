@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
+from bot.outbox.messages import Letter, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from bot.services.cases.texts import Buttons, email_html
 from storage.models import Case, Channel, OutboxMessage
-from storage.repo.outbox import enqueue
 
 
 def new_message_id(desk: Desk, ref: str) -> str:
@@ -31,9 +31,11 @@ async def to_staff(
     key: str,
     text: str,
     buttons: Buttons | None = None,
+    about: str | None = None,
 ) -> OutboxMessage | None:
+    """`about`: who the alert is about (an address), so a flood from one is coalesced."""
     return await queue_for_staff(
-        desk, session, key=key, text=text, buttons=buttons, case_id=case.id
+        desk, session, key=key, text=text, buttons=buttons, case_id=case.id, about=about
     )
 
 
@@ -41,15 +43,8 @@ async def telegram_to_complainant(
     session: AsyncSession, case: Case, key: str, text_html: str, now: datetime
 ) -> OutboxMessage:
     assert case.complainant_chat_id is not None
-    return await enqueue(
-        session,
-        channel=Channel.TELEGRAM,
-        recipient=str(case.complainant_chat_id),
-        payload={"text": text_html},
-        idempotency_key=key,
-        case_id=case.id,
-        now=now,
-    )
+    message = TelegramText(str(case.complainant_chat_id), text_html)
+    return await enqueue(session, message, key=key, case_id=case.id, now=now)
 
 
 async def email_to_complainant(
@@ -69,25 +64,19 @@ async def email_to_complainant(
     assert case.complainant_email is not None
     thread = list(case.thread_message_ids or [])
     message_id = message_id or new_message_id(desk, case.ref)
-    row = await enqueue(
-        session,
-        channel=Channel.EMAIL,
-        recipient=case.complainant_email,
-        payload={
-            "subject": subject,
-            "text": text,
-            "html": email_html(text_html),
-            "locale": case.locale,
-            "in_reply_to": thread[-1] if thread else None,
-            "references": thread,
-            "auto_reply": auto_reply,
-            "case_ref": case.ref,
-            "message_id": message_id,
-        },
-        idempotency_key=key,
-        case_id=case.id,
-        now=now,
+    letter = Letter(
+        to=case.complainant_email,
+        subject=subject,
+        text=text,
+        html=email_html(text_html),
+        locale=case.locale,
+        in_reply_to=thread[-1] if thread else None,
+        references=tuple(thread),
+        auto_reply=auto_reply,
+        case_ref=case.ref,
+        message_id=message_id,
     )
+    row = await enqueue(session, letter, key=key, case_id=case.id, now=now)
     # Recorded before sending, so a reply or a bounce to it finds the case at once.
     row.email_message_id = message_id
     session.add(row)

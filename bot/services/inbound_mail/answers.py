@@ -11,6 +11,7 @@ from bot.domain.cases import letter_receipt_day
 from bot.domain.letters import letter_locale
 from bot.domain.mail import ParsedMail
 from bot.domain.refs import subject_tag
+from bot.outbox.messages import Letter, enqueue
 from bot.services.cases import (
     Attachment,
     CaseRefused,
@@ -25,7 +26,6 @@ from messages.render import t, th
 from storage.models import Case, Channel, InboundEmail, InboundStatus
 from storage.repo import cases as cases_repo
 from storage.repo import inbound_email as repo
-from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 
 
@@ -94,25 +94,20 @@ async def _acknowledge_reply(
     text = t("email.reply_ack_body", loc, ref=case.ref, tag=tag)
     message_id = new_message_id(desk, case.ref)
     references = parsed.thread_references()
-    out = await enqueue(
-        session,
-        channel=Channel.EMAIL,
-        recipient=sender,
-        payload={
-            "subject": t("email.reply_ack_subject", loc, tag=tag),
-            "text": text,
-            "html": text_to_html(text),
-            "locale": loc,
-            "in_reply_to": parsed.thread_id,
-            "references": references,
-            "auto_reply": True,
-            "case_ref": case.ref,
-            "message_id": message_id,
-        },
-        idempotency_key=f"inbound:{row.message_key}:ack",
-        case_id=case.id,
-        now=desk.clock.now(),
+    letter = Letter(
+        to=sender,
+        subject=t("email.reply_ack_subject", loc, tag=tag),
+        text=text,
+        html=text_to_html(text),
+        locale=loc,
+        in_reply_to=parsed.thread_id,
+        references=tuple(references),
+        auto_reply=True,
+        case_ref=case.ref,
+        message_id=message_id,
     )
+    key = f"inbound:{row.message_key}:ack"
+    out = await enqueue(session, letter, key=key, case_id=case.id, now=desk.clock.now())
     # Known before it is sent, so an answer to it (or its bounce) finds the case.
     out.email_message_id = message_id
     session.add(out)
@@ -131,7 +126,7 @@ async def enquiry(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: Parsed
         subject=cut(parsed.subject, SUBJECT_SHOWN),
         text=cut(parsed.text),
     )
-    await to_staff(desk, uow, f"inbound:{row.id}:triage", text)
+    await to_staff(desk, uow, f"inbound:{row.id}:triage", text, about=parsed.sender)
     row.kind, row.status = "enquiry", InboundStatus.PROCESSED.value
 
 

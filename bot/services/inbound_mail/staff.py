@@ -13,9 +13,16 @@ from storage.unit_of_work import UnitOfWork
 
 
 async def to_staff(
-    desk: Desk, uow: UnitOfWork, key: str, text: str, case: Case | None = None
+    desk: Desk,
+    uow: UnitOfWork,
+    key: str,
+    text: str,
+    case: Case | None = None,
+    about: str | None = None,
 ) -> None:
-    await queue_for_staff(desk, uow.session, key=key, text=text, case_id=case.id if case else None)
+    """`about`: the letter's sender, so a flood from one address is one alert with a count."""
+    case_id = case.id if case else None
+    await queue_for_staff(desk, uow.session, key=key, text=text, case_id=case_id, about=about)
 
 
 def sender_label(parsed: ParsedMail | None, loc: str) -> str:
@@ -51,7 +58,8 @@ async def quarantine(
         sender=sender_label(parsed, loc),
         reason=reason_text(reason, loc),
     )
-    await to_staff(desk, uow, f"inbound:{row.id}:quarantine", text)
+    about = parsed.sender if parsed is not None else None
+    await to_staff(desk, uow, f"inbound:{row.id}:quarantine", text, about=about)
     row.status = InboundStatus.QUARANTINED.value
     if reason not in (row.problems or []):
         row.problems = [*(row.problems or []), reason]
@@ -88,7 +96,7 @@ async def limit_noted(
         limit=desk.settings.auto_replies_per_sender_per_hour,
         ref=case.ref,
     )
-    await to_staff(desk, uow, f"inbound:{row.id}:limit", text, case)
+    await to_staff(desk, uow, f"inbound:{row.id}:limit", text, case, about=sender)
 
 
 async def mailbox_down(

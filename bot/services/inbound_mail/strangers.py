@@ -12,6 +12,7 @@ from bot.delivery.compose import text_to_html
 from bot.desk import Desk
 from bot.domain.letters import letter_locale
 from bot.domain.mail import ParsedMail
+from bot.outbox.messages import Letter, enqueue
 from bot.services.inbound_mail.answers import may_answer
 from bot.services.inbound_mail.staff import (
     SUBJECT_SHOWN,
@@ -21,9 +22,8 @@ from bot.services.inbound_mail.staff import (
     to_staff,
 )
 from messages.render import t, th
-from storage.models import Case, Channel, Contact, InboundEmail, InboundStatus
+from storage.models import Case, Contact, InboundEmail, InboundStatus
 from storage.repo import inbound_email as repo
-from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 
 OTHER_SENDER = "other_sender"  # the problem recorded on such a letter
@@ -79,19 +79,15 @@ async def _neutral_ack(
 ) -> None:
     loc = letter_locale(parsed.subject, parsed.text, desk.settings.default_locale)
     text = t("email.neutral_ack_body", loc)
-    await enqueue(
-        uow.session,
-        channel=Channel.EMAIL,
-        recipient=sender,
-        payload={
-            "subject": t("email.neutral_ack_subject", loc),
-            "text": text,
-            "html": text_to_html(text),
-            "locale": loc,
-            "in_reply_to": parsed.thread_id,
-            "references": [parsed.thread_id] if parsed.thread_id else [],
-            "auto_reply": True,
-        },
-        idempotency_key=f"inbound:{row.message_key}:neutral-ack",
-        now=desk.clock.now(),
+    letter = Letter(
+        to=sender,
+        subject=t("email.neutral_ack_subject", loc),
+        text=text,
+        html=text_to_html(text),
+        locale=loc,
+        in_reply_to=parsed.thread_id,
+        references=(parsed.thread_id,) if parsed.thread_id else (),
+        auto_reply=True,
     )
+    key = f"inbound:{row.message_key}:neutral-ack"
+    await enqueue(uow.session, letter, key=key, now=desk.clock.now())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:34:58.490366
+Create Date: 2026-12-01 22:42:34.523027
 
 """
 
@@ -30,6 +30,13 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("mac", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("case_id", name=op.f("pk_case_head")),
+    )
+    op.create_table(
+        "chat_migration",
+        sa.Column("old_chat_id", sa.String(), nullable=False),
+        sa.Column("new_chat_id", sa.String(), nullable=False),
+        sa.Column("migrated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("old_chat_id", name=op.f("pk_chat_migration")),
     )
     op.create_table(
         "conversation_state",
@@ -488,6 +495,9 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(), nullable=False),
         sa.Column("recipient", sa.String(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("lane", sa.String(), nullable=False),
+        sa.Column("coalesce_key", sa.String(), nullable=True),
+        sa.Column("coalesced", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
@@ -507,7 +517,15 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_message_case_id"), ["case_id"], unique=False)
         batch_op.create_index(
+            batch_op.f("ix_outbox_message_coalesce_key"), ["coalesce_key"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_outbox_message_email_message_id"), ["email_message_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_outbox_message_lane_status_next",
+            ["lane", "status", "next_attempt_at"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_outbox_message_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
@@ -535,7 +553,9 @@ def downgrade() -> None:
     op.drop_table("alert_sent")
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_message_status_next_attempt_at")
+        batch_op.drop_index("ix_outbox_message_lane_status_next")
         batch_op.drop_index(batch_op.f("ix_outbox_message_email_message_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_message_coalesce_key"))
         batch_op.drop_index(batch_op.f("ix_outbox_message_case_id"))
 
     op.drop_table("outbox_message")
@@ -610,6 +630,7 @@ def downgrade() -> None:
     op.drop_table("staff")
     op.drop_table("organisation")
     op.drop_table("conversation_state")
+    op.drop_table("chat_migration")
     op.drop_table("case_head")
     # ### end Alembic commands ###
 

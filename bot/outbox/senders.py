@@ -1,0 +1,40 @@
+"""Every sender the settings describe: Telegram (with a token), SMTP, the group robots."""
+
+from __future__ import annotations
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.delivery import Sender
+from bot.outbox.robots import robots_from_settings
+
+
+def senders_from_settings(settings: Settings, clock: Clock) -> dict[str, Sender]:
+    """By channel; a channel left out (no SMTP_HOST, no token) keeps its messages queued.
+    Telegram's `Bot` needs `await senders["telegram"].bot.initialize()` before use."""
+    from bot.delivery.smtp import SmtpSender
+    from bot.delivery.telegram import telegram_sender
+
+    found: dict[str, Sender] = {}
+    if settings.telegram_bot_token is not None:
+        found["telegram"] = telegram_sender(
+            settings.telegram_bot_token.get_secret_value(),
+            base_url=settings.telegram_api_base_url,
+            base_file_url=settings.telegram_file_base_url,
+            per_second=settings.telegram_rate_per_second,
+            connections=max(8, settings.outbox_lanes),
+        )
+    smtp = SmtpSender.from_settings(settings, clock)
+    if smtp is not None:
+        found["email"] = smtp
+    found.update(robots_from_settings(settings, lambda: clock.now().timestamp()))
+    return found
+
+
+async def close_senders(senders: dict[str, Sender]) -> None:
+    for sender in senders.values():
+        close = getattr(sender, "close", None)
+        if close is not None:
+            await close()
+        bot = getattr(sender, "bot", None)
+        if bot is not None:
+            await bot.shutdown()
