@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -170,10 +171,31 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
                 lambda c: set(MigrationContext.configure(c).get_current_heads())
             )
     except (TimeoutError, OSError, DBAPIError) as exc:
+        full = _full_disk(engine.url, _reason(exc))
+        if full is not None:
+            raise DatabaseUnavailable(full) from None
         raise DatabaseUnavailable(
             f"cannot connect to the database at {safe_url(engine)} ({_reason(exc)}): "
             "check DATABASE_URL and that the database server is running"
         ) from None
+
+
+def _full_disk(url: URL, reason: str) -> str | None:
+    """What to say when an SQLite database fails because its disk is full (SQLite reports a
+    full disk at start-up as a "disk I/O error" as often as "database or disk is full")."""
+    path = _sqlite_path(url)
+    if path is None:
+        return None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if free >= 1024 * 1024 and "full" not in reason:
+        return None
+    return (
+        f"the disk holding the database {path} is full ({free // 1024} KB free; {reason}): "
+        "free some space, then run again — nothing was lost"
+    )
 
 
 def _reason(exc: BaseException) -> str:
