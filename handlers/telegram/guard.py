@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import (
@@ -24,7 +23,7 @@ from handlers.telegram.context import (
 )
 from handlers.telegram.staff_gate import is_staff
 from messages.render import normalise_locale, th
-from storage.persistence import UpdateLog, record_update
+from storage.persistence import UpdateLog, update_record
 
 # --- the guard -------------------------------------------------------------------------------
 
@@ -74,15 +73,9 @@ async def guard(update: Update, context: Context) -> None:
     if await handled.seen(uow.session, update.update_id):
         raise ApplicationHandlerStop  # redelivered: handled already
     update_id = update.update_id
-
-    async def record(session: AsyncSession) -> bool:
-        # The first write of the update's first commit: with everything the handlers did.
-        if not await record_update(session, update_id, now):
-            return False
-        uow.after_commit(lambda: handled.recorded(update_id))
-        return True
-
-    uow.first_in_commit(record)
+    # The first write of the update's first commit: with everything the handlers did.
+    statement, params = update_record(desk.sessions, update_id, now)
+    uow.first_in_commit(statement, params, lambda: handled.recorded(update_id))
     cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
     # The contact row is read once per user and process, then kept in memory: only this
     # process (the one polling Telegram) changes it, and it refreshes its copy when it does.

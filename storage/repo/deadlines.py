@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import and_, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -20,7 +23,7 @@ from sqlmodel.sql.expression import Select
 
 from bot.domain.alerts import OpenDeadline
 from storage.models import AlertSent, Case, Deadline
-from storage.sql import dialect_name
+from storage.sql import dialect_name, table_of
 
 _OPEN_CASE = and_(col(Deadline.closed_at).is_(None), col(Deadline.case_id).is_not(None))
 
@@ -63,7 +66,8 @@ async def open_case_deadlines(
         .where(_OPEN_CASE, col(Deadline.due_on) <= due_until)
         .order_by(col(Deadline.due_on), col(Deadline.id))
     )
-    rows = list((await session.exec(stmt)).all())
+    conn = await session.connection()
+    rows = list((await conn.execute(stmt)).all())
     if provisional_too:
         later = (
             _scan()
@@ -72,7 +76,7 @@ async def open_case_deadlines(
             )
             .order_by(col(Deadline.due_on), col(Deadline.id))
         )
-        rows += (await session.exec(later)).all()
+        rows += (await conn.execute(later)).all()
     # The cases by primary key in a second query, not a join: with the same misestimate the
     # planner would hash the whole case table.
     cases = await _cases(session, {r[1] for r in rows})
@@ -84,28 +88,49 @@ async def open_case_deadlines(
     return out
 
 
+_CHUNK = 500  # ids per IN list on SQLite (bounded: its variable limit)
+_IDS = sa.bindparam("ids", type_=ARRAY(sa.Integer))
+_CASE = table_of(Case)
+_SENT = table_of(AlertSent)
+# On PostgreSQL one statement per lookup, the ids as one array parameter (`= ANY(:ids)`): one
+# prepared statement whatever the count, no 500-element IN lists compiled and sent per chunk.
+_CASES_ANY = sa.select(_CASE.c.id, _CASE.c.ref, _CASE.c.kind, _CASE.c.assignee).where(
+    _CASE.c.id == sa.any_(_IDS)
+)
+_SENT_ANY = sa.select(_SENT.c.deadline_id, _SENT.c.kind).where(
+    _SENT.c.deadline_id == sa.any_(_IDS)
+)
+
+
+async def _by_ids(
+    session: AsyncSession, ids: Iterable[int], any_: sa.Select[Any], columns: sa.Select[Any]
+) -> list[sa.Row[Any]]:
+    """Rows of `columns` whose first column is one of `ids`: Core rows, no ORM objects."""
+    ordered = sorted(set(ids))
+    if not ordered:
+        return []
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        return list((await conn.execute(any_, {"ids": ordered})).all())
+    key = columns.selected_columns[0]
+    rows: list[sa.Row[Any]] = []
+    for i in range(0, len(ordered), _CHUNK):  # bounded IN lists
+        rows += (await conn.execute(columns.where(key.in_(ordered[i : i + _CHUNK])))).all()
+    return rows
+
+
 async def _cases(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, str, str | None]]:
-    out: dict[int, tuple[str, str, str | None]] = {}
-    ordered = sorted(ids)
-    for i in range(0, len(ordered), 500):
-        stmt = _case_rows().where(col(Case.id).in_(ordered[i : i + 500]))
-        out |= {
-            id_: (ref, kind, assignee)
-            for id_, ref, kind, assignee in (await session.exec(stmt)).all()
-        }
-    return out
+    columns = sa.select(_CASE.c.id, _CASE.c.ref, _CASE.c.kind, _CASE.c.assignee)
+    return {
+        id_: (ref, kind, assignee)
+        for id_, ref, kind, assignee in await _by_ids(session, ids, _CASES_ANY, columns)
+    }
 
 
 async def sent_alerts(session: AsyncSession, deadline_ids: Iterable[int]) -> set[tuple[int, str]]:
     """(deadline_id, kind) of the alerts already recorded for these deadlines."""
-    ids = sorted(set(deadline_ids))
-    found: set[tuple[int, str]] = set()
-    for i in range(0, len(ids), 500):  # bounded IN lists
-        stmt = select(AlertSent.deadline_id, AlertSent.kind).where(
-            col(AlertSent.deadline_id).in_(ids[i : i + 500])
-        )
-        found |= {(d, k) for d, k in (await session.exec(stmt)).all()}
-    return found
+    columns = sa.select(_SENT.c.deadline_id, _SENT.c.kind)
+    return {(d, k) for d, k in await _by_ids(session, deadline_ids, _SENT_ANY, columns)}
 
 
 async def record_alert(session: AsyncSession, deadline_id: int, kind: str, sent_on: date) -> bool:
