@@ -127,6 +127,14 @@ async def main(n: int, due: int, repeat: int) -> None:
             # One staff message per deadline that has an alert due today, nothing else.
             assert queued == expected, (queued, expected)
             assert after_first[1:] == (expected, expected), (after_first, expected)
+            fresh = []  # right after the first scan: today's alert_sent rows not yet vacuumed
+            for _ in range(3):
+                t = time.perf_counter()
+                assert await scans.deadline_alerts() == 0
+                fresh.append(time.perf_counter() - t)
+            # Steady state: autovacuum visits alert_sent within a minute of the first scan's
+            # inserts (its insert threshold), after which the scan's probes need no table page.
+            await conn.execute("VACUUM ANALYZE alert_sent")
             times = []
             for _ in range(repeat):
                 t = time.perf_counter()
@@ -148,14 +156,16 @@ async def main(n: int, due: int, repeat: int) -> None:
         p90 = statistics.quantiles(times, n=10)[-1]
         print(f"open and due (incl. overdue): {open_due}; queued by the first scan: {queued} "
               f"(expected {expected}); alert_sent rows {after_first[0]}")  # fmt: skip
-        print(f"first scan (queues alerts): {first * 1000:.1f} ms")
+        print(f"first scan (queues alerts): {first * 1000:.1f} ms; the next ones before "
+              f"autovacuum: median {statistics.median(fresh) * 1000:.1f} ms")  # fmt: skip
         print(f"due-scan, nothing new: median {median * 1000:.1f} ms, "
               f"p90 {p90 * 1000:.1f} ms, max {max(times) * 1000:.1f} ms over {repeat} runs "
               "(target < 20 ms); nothing re-sent")  # fmt: skip
         print("plan:\n  " + "\n  ".join(r[0] for r in plan))
         print(json.dumps({
             "bench": "deadline_scan", "rows": n, "open_due": open_due, "queued": queued,
-            "first_ms": round(first * 1000, 1), "steady_ms": round(median * 1000, 2),
+            "first_ms": round(first * 1000, 1), "before_vacuum_ms": round(
+                statistics.median(fresh) * 1000, 1), "steady_ms": round(median * 1000, 2),
             "p90_ms": round(p90 * 1000, 2), "target_ms": 20, "resent": 0,
         }))  # fmt: skip
     finally:

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
-
 from typing import Any
 
 import sqlalchemy as sa

@@ -106,7 +106,8 @@ def writer_for(engine: AsyncEngine) -> Writer:
     in-memory SQLite database, which a second connection would not see)."""
     url = make_url(engine.url)
     db = url.database
-    if url.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
+    in_file = bool(db) and db != ":memory:" and not (db or "").startswith("file:")
+    if url.get_backend_name() == "sqlite" and in_file:
         return SqliteWriter(url)
     return CoreWriter(engine)
 

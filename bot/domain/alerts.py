@@ -156,6 +156,26 @@ def due_alerts(
     return out
 
 
+def kinds_by_date(
+    dates: Iterable[date],
+    now: datetime,
+    leads: Sequence[int],
+    hours: WorkHours,
+    cal: WorkCalendar,
+) -> dict[date, tuple[str, ...]]:
+    """The alert kinds (alert_sent keys) `due_alerts` gives at `now` for a deadline due on each
+    date, dates without any left out: what a scan asks the database about."""
+    if not in_working_hours(now, hours, cal):
+        return {}
+    today = local(now).date()
+    lead_set = sorted(set(leads), reverse=True)
+    out = {}
+    for day in dates:
+        if kinds := _kinds_due(day, today, lead_set, cal):
+            out[day] = tuple(kind for kind, _ in kinds)
+    return out
+
+
 def _kinds_due(
     due_on: date, today: date, leads: Sequence[int], cal: WorkCalendar
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -227,6 +247,7 @@ __all__ = [
     "due_alerts",
     "escalation_day",
     "in_working_hours",
+    "kinds_by_date",
     "next_window_start",
     "pending",
     "scan_horizon",

@@ -21,6 +21,7 @@ from handlers.telegram.context import (
     locale_of,
     uow_of,
 )
+from handlers.telegram.flows import IDLE_FLOWS, IdleFlows
 from handlers.telegram.staff_gate import is_staff
 from messages.render import normalise_locale, th
 from storage.persistence import UpdateLog, update_record
@@ -76,6 +77,9 @@ async def guard(update: Update, context: Context) -> None:
     # The first write of the update's first commit: with everything the handlers did.
     statement, params = update_record(desk.sessions, update_id, now)
     uow.first_in_commit(statement, params, lambda: handled.recorded(update_id))
+    idle: IdleFlows | None = context.bot_data.get(IDLE_FLOWS)
+    if private and idle is not None and chat is not None and user is not None:
+        await idle.touch(context.application, chat.id, user.id, now.timestamp())
     cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
     # The contact row is read once per user and process, then kept in memory: only this
     # process (the one polling Telegram) changes it, and it refreshes its copy when it does.

@@ -79,13 +79,7 @@ async def open_case_deadlines(
         rows += (await conn.execute(later)).all()
     # The cases by primary key in a second query, not a join: with the same misestimate the
     # planner would hash the whole case table.
-    cases = await _cases(session, {r[1] for r in rows})
-    out = []
-    for id_, case_id, due_on, rule_id, clause, provisional in rows:
-        if case_id in cases:
-            ref, kind, assignee = cases[case_id]
-            out.append(OpenDeadline(id_, due_on, rule_id, clause, provisional, ref, kind, assignee))
-    return out
+    return await _with_cases(session, rows)
 
 
 _CHUNK = 500  # ids per IN list on SQLite (bounded: its variable limit)
@@ -97,9 +91,72 @@ _SENT = table_of(AlertSent)
 _CASES_ANY = sa.select(_CASE.c.id, _CASE.c.ref, _CASE.c.kind, _CASE.c.assignee).where(
     _CASE.c.id == sa.any_(_IDS)
 )
-_SENT_ANY = sa.select(_SENT.c.deadline_id, _SENT.c.kind).where(
-    _SENT.c.deadline_id == sa.any_(_IDS)
+_SENT_ANY = sa.select(_SENT.c.deadline_id, _SENT.c.kind).where(_SENT.c.deadline_id == sa.any_(_IDS))
+
+
+_DUE_DATES = (
+    sa.select(col(Deadline.due_on))
+    .distinct()
+    .where(_OPEN_CASE, col(Deadline.due_on) <= sa.bindparam("until"))
+    .order_by(col(Deadline.due_on))
 )
+# Open deadlines with at least one of their date's alert kinds not recorded yet: the kinds come
+# as two parallel arrays (due date, kind), so in the steady state — everything due already
+# sent — the database answers with no rows and the scan costs two index scans.
+_UNSENT_PG = sa.text(
+    """
+    SELECT DISTINCT d.id, d.case_id, d.due_on, d.rule_id, d.clause, d.provisional
+    FROM deadline d
+    JOIN unnest(CAST(:dates AS date[]), CAST(:kinds AS varchar[])) AS k(due_on, kind)
+      ON d.due_on = k.due_on
+    WHERE d.closed_at IS NULL AND d.case_id IS NOT NULL AND d.due_on <= :until
+      AND NOT EXISTS (SELECT 1 FROM alert_sent a WHERE a.deadline_id = d.id AND a.kind = k.kind)
+    ORDER BY d.due_on, d.id
+    """
+).columns(*_COLUMNS)
+
+
+async def open_due_dates(session: AsyncSession, *, due_until: date) -> list[date]:
+    """The distinct due dates of open case deadlines up to `due_until` (overdue included)."""
+    await _serial_plan(session)
+    conn = await session.connection()
+    return list((await conn.execute(_DUE_DATES, {"until": due_until})).scalars())
+
+
+async def with_unsent_alerts(
+    session: AsyncSession, *, due_until: date, kinds: dict[date, tuple[str, ...]]
+) -> list[OpenDeadline]:
+    """Open case deadlines due on or before `due_until` with at least one of `kinds[due_on]`
+    not in alert_sent, earliest first."""
+    if not kinds:
+        return []
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        found = await open_case_deadlines(session, due_until=due_until)
+        sent = await sent_alerts(session, (d.id for d in found if d.due_on in kinds))
+        return [d for d in found if any((d.id, k) not in sent for k in kinds.get(d.due_on, ()))]
+    await _serial_plan(session)
+    dates = [day for day, ks in kinds.items() for _ in ks]
+    names = [k for ks in kinds.values() for k in ks]
+    params = {"dates": dates, "kinds": names, "until": due_until}
+    rows = list((await conn.execute(_UNSENT_PG, params)).all())
+    return await _with_cases(session, rows)
+
+
+async def _serial_plan(session: AsyncSession) -> None:
+    if dialect_name(session) == "postgresql":
+        # See open_case_deadlines: no parallel workers for a scan that takes well under 1 ms.
+        await session.exec(text("SET LOCAL max_parallel_workers_per_gather = 0"))  # type: ignore[call-overload]
+
+
+async def _with_cases(session: AsyncSession, rows: list[Any]) -> list[OpenDeadline]:
+    cases = await _cases(session, {r[1] for r in rows})
+    out = []
+    for id_, case_id, due_on, rule_id, clause, provisional in rows:
+        if case_id in cases:
+            ref, kind, assignee = cases[case_id]
+            out.append(OpenDeadline(id_, due_on, rule_id, clause, provisional, ref, kind, assignee))
+    return out
 
 
 async def _by_ids(
