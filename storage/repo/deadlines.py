@@ -113,7 +113,12 @@ _UNSENT_PG = sa.text(
       AND NOT EXISTS (SELECT 1 FROM alert_sent a WHERE a.deadline_id = d.id AND a.kind = k.kind)
     ORDER BY d.due_on, d.id
     """
-).columns(*_COLUMNS)
+).columns(
+    *(
+        table_of(Deadline).c[c]
+        for c in ("id", "case_id", "due_on", "rule_id", "clause", "provisional")
+    )
+)
 
 
 async def open_due_dates(session: AsyncSession, *, due_until: date) -> list[date]:
@@ -161,18 +166,19 @@ async def _with_cases(session: AsyncSession, rows: list[Any]) -> list[OpenDeadli
 
 async def _by_ids(
     session: AsyncSession, ids: Iterable[int], any_: sa.Select[Any], columns: sa.Select[Any]
-) -> list[sa.Row[Any]]:
+) -> list[tuple[Any, ...]]:
     """Rows of `columns` whose first column is one of `ids`: Core rows, no ORM objects."""
     ordered = sorted(set(ids))
     if not ordered:
         return []
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        return list((await conn.execute(any_, {"ids": ordered})).all())
+        return [tuple(r) for r in (await conn.execute(any_, {"ids": ordered})).all()]
     key = columns.selected_columns[0]
-    rows: list[sa.Row[Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for i in range(0, len(ordered), _CHUNK):  # bounded IN lists
-        rows += (await conn.execute(columns.where(key.in_(ordered[i : i + _CHUNK])))).all()
+        chunk = columns.where(key.in_(ordered[i : i + _CHUNK]))
+        rows += [tuple(r) for r in (await conn.execute(chunk)).all()]
     return rows
 
 
