@@ -5,7 +5,11 @@ default) in one MULTIAPPEND, then measures
   1. bare: imapclient FETCH BODY.PEEK[] in chunks + parse_message of every letter;
   2. full: `handlers.email.intake.run_once` — store raw, commit, open the case (deadlines,
      history, acknowledgement and staff alert queued), commit, flag and MOVE;
-and prints messages/s for both and their ratio (the figure).
+and prints messages/s for both and their ratio (the figure, full ÷ bare, last line as JSON).
+
+The work is checked, not the intake's own count: every letter processed (none quarantined or
+left stored), one case per letter, one acknowledgement queued to each sender and a staff alert
+per case in the outbox. A wrong count fails the run (exit status 1, "ok": false).
 
     .venv/bin/python bench/email_ingest.py [--messages 2000] [--database-url URL]
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -24,6 +29,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -73,7 +81,26 @@ def bare(box: Mailbox, chunk: int) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
-async def full(box: Mailbox, database_url: str, data_dir: Path) -> tuple[int, float]:
+async def checked(desk: Any) -> dict[str, int]:
+    """What the database holds after the run: the figures that say the work was done."""
+    queries = {
+        "processed": "SELECT count(*) FROM inbound_email WHERE status = 'processed'",
+        "not_processed": "SELECT count(*) FROM inbound_email WHERE status <> 'processed'",
+        "cases": "SELECT count(*) FROM case_file WHERE channel = 'email'",
+        "letters_with_case": "SELECT count(DISTINCT case_id) FROM inbound_email "
+        "WHERE status = 'processed' AND case_id IS NOT NULL",
+        "acknowledgements": "SELECT count(DISTINCT case_id) FROM outbox_message "
+        "WHERE channel = 'email' AND case_id IS NOT NULL",
+        "outbox_rows": "SELECT count(*) FROM outbox_message",
+    }
+    async with desk.sessions() as session:
+        conn = await session.connection()
+        return {k: int((await conn.execute(sa.text(q))).scalar_one()) for k, q in queries.items()}
+
+
+async def full(
+    box: Mailbox, database_url: str, data_dir: Path
+) -> tuple[int, float, dict[str, int]]:
     await upgrade_async(database_url)
     settings = load_settings(
         database_url=database_url,
@@ -91,9 +118,10 @@ async def full(box: Mailbox, database_url: str, data_dir: Path) -> tuple[int, fl
         started = time.perf_counter()
         stats = await intake.run_once(desk)
         elapsed = time.perf_counter() - started
+        found = await checked(desk)
     finally:
         await desk.close()
-    return stats.handled, elapsed
+    return stats.handled, elapsed, found
 
 
 def main() -> int:
@@ -116,20 +144,36 @@ def main() -> int:
 
         n_bare, t_bare = bare(box, intake.FETCH_CHUNK)
         url = args.database_url or f"sqlite+aiosqlite:///{root / 'bench.db'}"
-        n_full, t_full = asyncio.run(full(box, url, root / "data"))
+        n_full, t_full, found = asyncio.run(full(box, url, root / "data"))
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
     backend = url.split("+", 1)[0]
-    print(f"letters: {len(letters)} (MULTIAPPEND {append_rate:,.0f}/s)")
+    n = len(letters)
+    # Each letter opens its own case (distinct senders, no references): n cases, n letters
+    # processed with their case, an acknowledgement for each case, nothing quarantined.
+    expected = {"processed": n, "not_processed": 0, "cases": n, "letters_with_case": n,
+                "acknowledgements": n}  # fmt: skip
+    wrong = {k: (found[k], v) for k, v in expected.items() if found[k] != v}
+    if found["outbox_rows"] < 2 * n:  # an acknowledgement and a staff alert per case at least
+        wrong["outbox_rows"] = (found["outbox_rows"], 2 * n)
+    print(f"letters: {n} (MULTIAPPEND {append_rate:,.0f}/s)")
     print(f"bare FETCH BODY.PEEK[] + parse : {n_bare / t_bare:8,.0f} messages/s ({t_bare:.2f} s)")
     print(
-        f"full intake ({backend:10})     : {n_full / t_full:8,.0f} messages/s ({t_full:.2f} s, "
-        f"{n_full} cases opened and acknowledged)"
+        f"full intake ({backend:10})     : {n / t_full:8,.0f} messages/s ({t_full:.2f} s; "
+        f"checked in the database: {found})"
     )
-    print(f"ratio bare/full: {t_full / t_bare * n_bare / n_full:.1f}x")
-    return 0 if n_full == n_bare == len(letters) else 1
+    for key, (got, want) in wrong.items():
+        print(f"WRONG WORK: {key} = {got}, expected {want}")
+    ratio = (n / t_full) / (n_bare / t_bare)
+    print(f"ratio full/bare: {ratio:.3f} (target ≥ 0.25)")
+    ok = not wrong and n_bare == n and n_full == n
+    print(json.dumps({"bench": "email_ingest", "backend": backend, "letters": n,
+                      "ratio": round(ratio if ok else 0.0, 3), "measured_ratio": round(ratio, 3),
+                      "full_per_s": round(n / t_full, 1), "bare_per_s": round(n_bare / t_bare, 1),
+                      "ok": ok, **found}))  # fmt: skip
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

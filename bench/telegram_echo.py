@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import statistics
 import sys
 import time
@@ -31,6 +32,7 @@ class Figures:
     n: int
     seconds: float
     latencies: list[float]  # seconds, update queued → reply recorded by the emulator
+    cpu_per_update: float = 0.0  # ms of process CPU time, when measured
 
     @property
     def rate(self) -> float:
@@ -106,8 +108,12 @@ async def run(n: int, users: int, *, concurrent: bool = False) -> Figures:
 
 
 async def main(n: int) -> None:
+    rates = {}
     for users, concurrent in ((1, False), (8, False), (8, True)):
-        print(await run(n, users, concurrent=concurrent), flush=True)
+        figures = await run(n, users, concurrent=concurrent)
+        rates[f"{users}_users_concurrent_{concurrent}"] = round(figures.rate, 1)
+        print(figures, flush=True)
+    print(json.dumps({"bench": "telegram_echo", "ratio": None, "updates_per_s": rates}))
 
 
 if __name__ == "__main__":

@@ -274,12 +274,15 @@ class CaseHead(SQLModel, table=True):
 class Deadline(SQLModel, table=True):
     __tablename__ = "deadline"
     __table_args__ = (
-        # The due scan reads only open rows, so its cost follows what is open, not history.
+        # The due scan reads only open rows, so its cost follows what is open, not history. On
+        # PostgreSQL the index also holds every column the scan reads: an index-only scan, no
+        # visit to the table's pages (one each for thousands of due rows spread over history).
         sa.Index(
             "ix_deadline_open_due_on",
             "due_on",
             sqlite_where=sa.text("closed_at IS NULL"),
             postgresql_where=sa.text("closed_at IS NULL"),
+            postgresql_include=["id", "case_id", "rule_id", "clause", "provisional"],
         ),
     )
 

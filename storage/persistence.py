@@ -30,7 +30,6 @@ from storage.unit_of_work import current
 
 log = logging.getLogger(__name__)
 
-_ABSENT = object()
 _NOTHING = PersistenceInput(bot_data=False, chat_data=False, user_data=False, callback_data=False)
 
 
@@ -65,18 +64,22 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         cache_key = (name, _key(key))
-        if self._written.get(cache_key, _ABSENT) == new_state:
+        # No entry means no row (all rows are read at start): an ended conversation leaves none,
+        # so the bookkeeping holds the conversations under way only.
+        if self._written.get(cache_key) == new_state:
             return
-        uow = current()
-        dialect = _dialect(uow.session if uow is not None else self.sessions)
-        stmt = _state_statement(dialect, name, cache_key[1], new_state)
+        stmt = _state_statement(_dialect(self.sessions), name, cache_key[1], new_state)
 
         def written() -> None:
-            self._written[cache_key] = new_state
+            if new_state is None:
+                self._written.pop(cache_key, None)
+            else:
+                self._written[cache_key] = new_state
 
+        uow = current()
         if uow is not None:  # within an update: in its transaction
             async with self._lock:
-                await (await uow.session.connection()).execute(stmt)
+                await uow.write(stmt)
             uow.after_commit(written)
             return
         async with self.sessions() as session, session.begin():
@@ -133,6 +136,11 @@ def _dialect(where: AsyncSession | async_sessionmaker[AsyncSession]) -> str:
     return str(where.kw["bind"].dialect.name)
 
 
+def engine_of(sessions: async_sessionmaker[AsyncSession]) -> Any:
+    """The engine a session factory binds to (for storage.writer.writer_for)."""
+    return sessions.kw["bind"]
+
+
 def _insert(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
@@ -166,6 +174,14 @@ def _record_statement(dialect: str) -> sa.Executable:
 
 def _record_params(update_id: int, now: datetime) -> dict[str, Any]:
     return {"u_id": update_id, "u_at": now}
+
+
+def update_record(
+    sessions: async_sessionmaker[AsyncSession], update_id: int, now: datetime
+) -> tuple[sa.Executable, dict[str, Any]]:
+    """The statement that records an update id (no row changed: it was recorded before), for
+    `UnitOfWork.first_in_commit`."""
+    return _record_statement(_dialect(sessions)), _record_params(update_id, now)
 
 
 async def record_update(session: AsyncSession, update_id: int, now: datetime) -> bool:

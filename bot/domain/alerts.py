@@ -143,28 +143,60 @@ def due_alerts(
     if not in_working_hours(now, hours, cal):
         return []
     today = local(now).date()
+    lead_set = sorted(set(leads), reverse=True)
+    # The alerts of a deadline depend on its due date only, and a scan's window holds a few
+    # dozen dates for thousands of deadlines: worked out once per date.
+    by_date: dict[date, tuple[tuple[str, tuple[str, ...]], ...]] = {}
     out: list[DueAlert] = []
     for d in deadlines:
-        if today > d.due_on:
-            if today >= escalation_day(d.due_on, cal):
-                first = today == escalation_day(d.due_on, cal)
-                kind = ESCALATION if first else f"{OVERDUE_PREFIX}{today.isoformat()}"
-                # A restart after the first escalation day still escalates once before repeating.
-                out.append(DueAlert(d, kind))
-                if not first:
-                    # Recorded with today's repeat, so a later scan today does not send that too.
-                    out.append(DueAlert(d, ESCALATION, supersedes=(kind,)))
-            continue
-        # Warnings whose day has come, the nearest last; older ones are only superseded.
-        reached = sorted(
-            (lead for lead in set(leads) if warning_day(d.due_on, lead, cal) <= today),
-            reverse=True,
-        )
-        if reached:
-            nearest = reached[-1]
-            older = tuple(f"{WARN_PREFIX}{lead}" for lead in reached[:-1])
-            out.append(DueAlert(d, f"{WARN_PREFIX}{nearest}", supersedes=older))
+        kinds = by_date.get(d.due_on)
+        if kinds is None:
+            kinds = by_date[d.due_on] = _kinds_due(d.due_on, today, lead_set, cal)
+        out.extend(DueAlert(d, kind, supersedes) for kind, supersedes in kinds)
     return out
+
+
+def kinds_by_date(
+    dates: Iterable[date],
+    now: datetime,
+    leads: Sequence[int],
+    hours: WorkHours,
+    cal: WorkCalendar,
+) -> dict[date, tuple[str, ...]]:
+    """The alert kinds (alert_sent keys) `due_alerts` gives at `now` for a deadline due on each
+    date, dates without any left out: what a scan asks the database about."""
+    if not in_working_hours(now, hours, cal):
+        return {}
+    today = local(now).date()
+    lead_set = sorted(set(leads), reverse=True)
+    out = {}
+    for day in dates:
+        if kinds := _kinds_due(day, today, lead_set, cal):
+            out[day] = tuple(kind for kind, _ in kinds)
+    return out
+
+
+def _kinds_due(
+    due_on: date, today: date, leads: Sequence[int], cal: WorkCalendar
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(kind, superseded kinds) of the alerts due `today` for a deadline due on `due_on`;
+    `leads` distinct, largest first."""
+    if today > due_on:
+        escalates_on = escalation_day(due_on, cal)
+        if today < escalates_on:
+            return ()
+        if today == escalates_on:
+            return ((ESCALATION, ()),)
+        # A restart after the first escalation day still escalates once before repeating;
+        # recorded with today's repeat, so a later scan today does not send that too.
+        repeat = f"{OVERDUE_PREFIX}{today.isoformat()}"
+        return ((repeat, ()), (ESCALATION, (repeat,)))
+    # Warnings whose day has come, the nearest last; older ones are only superseded.
+    reached = [lead for lead in leads if warning_day(due_on, lead, cal) <= today]
+    if not reached:
+        return ()
+    older = tuple(f"{WARN_PREFIX}{lead}" for lead in reached[:-1])
+    return ((f"{WARN_PREFIX}{reached[-1]}", older),)
 
 
 def pending(alerts: Iterable[DueAlert], sent: set[tuple[int, str]]) -> list[DueAlert]:
@@ -215,6 +247,7 @@ __all__ = [
     "due_alerts",
     "escalation_day",
     "in_working_hours",
+    "kinds_by_date",
     "next_window_start",
     "pending",
     "scan_horizon",

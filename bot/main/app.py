@@ -39,8 +39,9 @@ from handlers.telegram import (
 )
 from handlers.telegram.common import COMMANDS, commit_before_reply
 from messages.render import th
-from storage.persistence import DatabasePersistence
+from storage.persistence import DatabasePersistence, engine_of
 from storage.unit_of_work import AlreadyHandled, UnitOfWork, bind, current, unbind
+from storage.writer import Writer, writer_for
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class CertdeskApplication(Application):  # type: ignore[type-arg]
     (handlers.telegram.common.send) — and the conversation states are committed at the end, so a
     redelivered update does nothing twice and a crash never loses where a conversation stood."""
 
+    writer: Writer | None = None  # set by build_application: the updates' one-call commits
+
     async def process_update(self, update: object) -> None:
         desk: Desk | None = self.bot_data.get("desk")
         if not isinstance(update, Update) or desk is None:
@@ -86,7 +89,7 @@ class CertdeskApplication(Application):  # type: ignore[type-arg]
             if self.persistence is not None:
                 await self.update_persistence()
             return
-        uow = UnitOfWork(desk.sessions)
+        uow = UnitOfWork(desk.sessions, self.writer)
         token = bind(uow)
         try:
             await super().process_update(update)
@@ -186,6 +189,9 @@ def build_application(
     async def post_shutdown(app: Application) -> None:
         for hook in reversed(on_stop):
             await hook(app)
+        if isinstance(app, CertdeskApplication) and app.writer is not None:
+            await app.writer.close()
+            app.writer = None
 
     app = (
         builder.application_class(CertdeskApplication)
@@ -196,6 +202,8 @@ def build_application(
         .post_shutdown(post_shutdown)
         .build()
     )
+    if isinstance(app, CertdeskApplication):
+        app.writer = writer_for(engine_of(desk.sessions))
     app.bot_data["desk"] = desk
     app.add_error_handler(on_error)
     for module in loaded:

@@ -26,6 +26,7 @@ from bot.domain.alerts import (
     digest,
     due_alerts,
     in_working_hours,
+    kinds_by_date,
     local,
     pending,
     scan_horizon,
@@ -107,7 +108,11 @@ class Scans:
         today = local(now).date()
         horizon = scan_horizon(today, self.leads, cal)
         async with desk.sessions() as session:
-            open_ = await deadline_repo.open_case_deadlines(session, due_until=horizon)
+            # Only deadlines with an alert of today not yet recorded come back: the steady state
+            # (all sent) reads no rows, so the cost grows with what is due and new.
+            dates = await deadline_repo.open_due_dates(session, due_until=horizon)
+            kinds = kinds_by_date(dates, now, self.leads, self.hours, cal)
+            open_ = await deadline_repo.with_unsent_alerts(session, due_until=horizon, kinds=kinds)
             alerts = due_alerts(open_, now, self.leads, self.hours, cal)
             sent = await deadline_repo.sent_alerts(session, {a.deadline.id for a in alerts})
         todo = pending(alerts, sent)

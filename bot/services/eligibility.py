@@ -23,4 +23,4 @@ async def save_answers(
 ) -> None:
     """Write the answers (and the verdict, when decided) in the caller's unit of work."""
     statement, params = contacts.eligibility_update(org_id, answers, verdict, now)
-    await (await uow.session.connection()).execute(statement, params)
+    await uow.write(statement, params)  # read back by nothing in the update: one call to commit

@@ -53,6 +53,7 @@ from handlers.telegram.context import (
     contact_of,
     desk_of,
     locale_of,
+    remember_contact,
     uow_of,
 )
 from handlers.telegram.flows import (
@@ -141,7 +142,7 @@ async def choose_language(update: Update, context: Context) -> None:
         return
     contact = context.user_data[_CONTACT]
     fresh = await contacts.set_locale(uow_of(context), contact.id, chosen)
-    context.user_data[_CONTACT] = fresh
+    remember_contact(context, fresh)
     await send(update, context, th("menu.language_set", chosen))
     await show_menu(update, context)
 
@@ -187,7 +188,7 @@ ORG_NAME_MIN, ORG_NAME_MAX = 2, 200
 async def organisation(context: Context) -> Any:
     """The contact's organisation, or None when it has not been named yet."""
     fresh, org = await contacts.organisation_of(uow_of(context), contact_of(context).id)
-    context.user_data[_CONTACT] = fresh  # type: ignore[index]
+    remember_contact(context, fresh)
     return org
 
 
@@ -206,7 +207,7 @@ async def name_organisation(update: Update, context: Context) -> Any:
     fresh, org = await contacts.name_organisation(
         uow_of(context), contact_of(context).id, text, now
     )
-    context.user_data[_CONTACT] = fresh  # type: ignore[index]
+    remember_contact(context, fresh)
     return org
 
 

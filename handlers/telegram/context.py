@@ -4,6 +4,7 @@ contact and its language; the handler groups (`Group`) and the main-menu callbac
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -86,7 +87,47 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cancel", "menu.cmd_cancel"),
 )
 
-_CONTACT = "contact"  # user_data key: the contact row, loaded by the guard (a read cache)
+_CONTACT = "contact"  # user_data key: the contact, loaded by the guard (a read cache)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedContact:
+    """What user_data keeps of a contact: its columns, not the ORM object (an instance with its
+    SQLAlchemy state and a session's identity-map entry is ~10 KB a user, never released)."""
+
+    id: int
+    organisation_id: int | None
+    telegram_user_id: int | None
+    telegram_chat_id: int | None
+    email: str | None
+    name: str | None
+    locale: str
+
+    def row(self) -> Contact:
+        """A detached Contact with these values, for a service that takes one (never added)."""
+        return Contact(
+            id=self.id,
+            organisation_id=self.organisation_id,
+            telegram_user_id=self.telegram_user_id,
+            telegram_chat_id=self.telegram_chat_id,
+            email=self.email,
+            name=self.name,
+            locale=self.locale,
+        )
+
+
+def remember_contact(context: Context, contact: Contact) -> None:
+    """Keep the contact (as fresh from the database) for this user's next updates."""
+    if context.user_data is not None and contact.id is not None:
+        context.user_data[_CONTACT] = CachedContact(
+            contact.id,
+            contact.organisation_id,
+            contact.telegram_user_id,
+            contact.telegram_chat_id,
+            contact.email,
+            contact.name,
+            contact.locale,
+        )
 
 
 def desk_of(context: Context) -> Desk:
@@ -114,11 +155,11 @@ async def commit_before_reply() -> None:
 
 
 def contact_of(context: Context) -> Contact:
-    """The contact the guard loaded for this update (private chats only)."""
+    """The contact the guard loaded for this update (private chats only), detached."""
     contact = context.user_data.get(_CONTACT) if context.user_data is not None else None
     if contact is None:
         raise LookupError("no contact for this update (not a private chat?)")
-    return contact
+    return contact.row()  # type: ignore[no-any-return]
 
 
 def locale_of(context: Context) -> str:

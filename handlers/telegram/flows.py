@@ -1,5 +1,5 @@
 """Conversations: one handler group each (context.Group), the shared fallback that ends a flow
-when something else starts, the polite idle timeout."""
+when something else starts, the polite idle timeout (IdleFlows)."""
 
 from __future__ import annotations
 
@@ -16,23 +16,24 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
 from telegram.warnings import PTBUserWarning
 
 from bot.desk import Desk
 from handlers.telegram.context import (
+    _CONTACT,
     MENU_PREFIX,
     Context,
     F,
     Group,
-    locale_of,
 )
 from handlers.telegram.replies import reply
 from messages.render import th
 
 # --- conversations ---------------------------------------------------------------------------
+
+IDLE_FLOWS = "idle_flows"  # bot_data: the IdleFlows of the application
 
 
 def stay(fn: F) -> F:
@@ -50,11 +51,85 @@ async def _quiet_end(update: Update, context: Context) -> int:
     return ConversationHandler.END
 
 
-async def _timed_out(update: Update, context: Context) -> None:
-    chat = update.effective_chat if isinstance(update, Update) else None
-    if chat is not None:
-        locale = locale_of(context)
-        await context.bot.send_message(chat.id, th("menu.timeout", locale))
+class IdleFlows:
+    """The polite idle timeout of every flow, without a timer per update.
+
+    PTB's `conversation_timeout` re-arms a JobQueue job on every update of a conversation (an
+    APScheduler job removed and added: a large share of an answer's cost). Instead the guard
+    notes the time of each private update here (`touch`), and a conversation idle for longer
+    than the timeout ends — with the same message — either at the next update of that chat,
+    before any flow sees it, or at the periodic sweep (one job for all chats), whichever comes
+    first. The bookkeeping is one number per chat seen within the timeout: the sweep forgets
+    the others, and drops their user and chat data (the guard reads the contact again).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.flows: list[ConversationHandler[Context]] = []
+        self.last: dict[tuple[int, int], float] = {}  # (chat id, user id) → last update, epoch s
+
+    @property
+    def interval(self) -> float:
+        return max(5.0, min(60.0, self.timeout / 10))
+
+    async def touch(self, app: Application, chat_id: int, user_id: int, now: float) -> None:
+        """An update of this chat: end its flows first when they waited too long."""
+        key = (chat_id, user_id)
+        seen = self.last.get(key)
+        if seen is not None and now - seen > self.timeout:
+            await self._expire(app, key)
+        self.last[key] = now
+
+    async def sweep(self, app: Application, now: float) -> int:
+        """End every flow idle for longer than the timeout; forget idle chats. How many ended."""
+        for handler in self.flows:
+            for key in list(handler._conversations):  # PTB has no public view of them
+                if isinstance(key, tuple) and len(key) == 2:  # restored after a restart
+                    self.last.setdefault((int(key[0]), int(key[1])), now)
+        ended = 0
+        for key, seen in list(self.last.items()):
+            if now - seen <= self.timeout:
+                continue
+            del self.last[key]
+            ended += await self._expire(app, key)
+            if key[1] in app.user_data:
+                app.drop_user_data(key[1])
+            if key[0] in app.chat_data:
+                app.drop_chat_data(key[0])
+        if ended:
+            await app.update_persistence()
+        return ended
+
+    async def _expire(self, app: Application, key: tuple[int, int]) -> int:
+        waiting = [h for h in self.flows if key in h._conversations]
+        for handler in waiting:
+            handler._update_state(ConversationHandler.END, key)
+        if waiting:
+            contact = app.user_data.get(key[1], {}).get(_CONTACT)
+            locale = (
+                contact.locale if contact is not None else desk_of_app(app).settings.default_locale
+            )
+            await app.bot.send_message(key[0], th("menu.timeout", locale))
+        return 1 if waiting else 0
+
+
+def idle_flows(app: Application) -> IdleFlows:
+    """The application's IdleFlows, with its sweep job, made on first use."""
+    idle: IdleFlows | None = app.bot_data.get(IDLE_FLOWS)
+    if idle is None:
+        idle = app.bot_data[IDLE_FLOWS] = IdleFlows(
+            desk_of_app(app).settings.conversation_timeout_seconds
+        )
+        if app.job_queue is not None:
+            app.job_queue.run_repeating(
+                _sweep, interval=idle.interval, first=idle.interval, name=IDLE_FLOWS
+            )
+    return idle
+
+
+async def _sweep(context: Context) -> None:
+    idle: IdleFlows = context.bot_data[IDLE_FLOWS]
+    await idle.sweep(context.application, desk_of_app(context.application).clock.now().timestamp())
 
 
 class StartsSomethingElse(BaseHandler[Update, Context, Any]):
@@ -135,8 +210,6 @@ def conversation(
     taken = [h for h in app.handlers.get(group, []) if isinstance(h, ConversationHandler)]
     if taken:  # two flows in one group: the first would shadow the second's answers
         raise ValueError(f"handler group {group.name} already holds flow {taken[0].name!r}")
-    timeout = desk_of_app(app).settings.conversation_timeout_seconds
-    states = {**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, _timed_out)]}
     with warnings.catch_warnings():
         # Buttons are tracked per chat and user, not per message, on purpose: answers carry
         # the question id in their callback data instead (PTB warns about the former).
@@ -147,9 +220,9 @@ def conversation(
             fallbacks=exit_fallbacks(app),
             name=name,
             persistent=True,
-            conversation_timeout=timeout,
             allow_reentry=True,
         )
+    idle_flows(app).flows.append(handler)  # the idle timeout, without a timer per update
     app.add_handler(handler, group=group)
     return handler
 

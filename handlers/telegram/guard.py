@@ -4,9 +4,8 @@ edited messages."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import deque
 
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import (
@@ -20,11 +19,13 @@ from handlers.telegram.context import (
     commit_before_reply,
     desk_of,
     locale_of,
+    remember_contact,
     uow_of,
 )
+from handlers.telegram.flows import IDLE_FLOWS, IdleFlows
 from handlers.telegram.staff_gate import is_staff
 from messages.render import normalise_locale, th
-from storage.persistence import UpdateLog, record_update
+from storage.persistence import UpdateLog, update_record
 
 # --- the guard -------------------------------------------------------------------------------
 
@@ -32,15 +33,22 @@ from storage.persistence import UpdateLog, record_update
 class FloodGate:
     """Per-user sliding window; in-process (one instance polls Telegram at a time)."""
 
+    PRUNE_FROM = 1024  # users kept before the first pruning pass
+
     def __init__(self, max_updates: int, window: float) -> None:
         self.max_updates = max_updates
         self.window = window
-        self.seen: dict[int, deque[float]] = defaultdict(deque)
+        self.seen: dict[int, deque[float]] = {}
         self.warned: set[int] = set()
+        self._prune_at = self.PRUNE_FROM
 
     def allow(self, user_id: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        stamps = self.seen[user_id]
+        stamps = self.seen.get(user_id)
+        if stamps is None:
+            if len(self.seen) >= self._prune_at:
+                self._prune(now)
+            stamps = self.seen[user_id] = deque()
         while stamps and stamps[0] <= now - self.window:
             stamps.popleft()
         if len(stamps) >= self.max_updates:
@@ -48,6 +56,17 @@ class FloodGate:
         stamps.append(now)
         self.warned.discard(user_id)
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget users with nothing in the window; amortised: the next pass when the table has
+        doubled, so the bookkeeping follows the users of the last window, not all ever seen."""
+        idle = [
+            u for u, stamps in self.seen.items() if not stamps or stamps[-1] <= now - self.window
+        ]
+        for user_id in idle:
+            del self.seen[user_id]
+            self.warned.discard(user_id)
+        self._prune_at = max(self.PRUNE_FROM, 2 * len(self.seen))
 
 
 async def guard(update: Update, context: Context) -> None:
@@ -74,15 +93,12 @@ async def guard(update: Update, context: Context) -> None:
     if await handled.seen(uow.session, update.update_id):
         raise ApplicationHandlerStop  # redelivered: handled already
     update_id = update.update_id
-
-    async def record(session: AsyncSession) -> bool:
-        # The first write of the update's first commit: with everything the handlers did.
-        if not await record_update(session, update_id, now):
-            return False
-        uow.after_commit(lambda: handled.recorded(update_id))
-        return True
-
-    uow.first_in_commit(record)
+    # The first write of the update's first commit: with everything the handlers did.
+    statement, params = update_record(desk.sessions, update_id, now)
+    uow.first_in_commit(statement, params, lambda: handled.recorded(update_id))
+    idle: IdleFlows | None = context.bot_data.get(IDLE_FLOWS)
+    if private and idle is not None and chat is not None and user is not None:
+        await idle.touch(context.application, chat.id, user.id, now.timestamp())
     cached = context.user_data.get(_CONTACT) if context.user_data is not None else None
     # The contact row is read once per user and process, then kept in memory: only this
     # process (the one polling Telegram) changes it, and it refreshes its copy when it does.
@@ -97,7 +113,7 @@ async def guard(update: Update, context: Context) -> None:
             locale=locale,
             now=now,
         )
-        context.user_data[_CONTACT] = contact
+        remember_contact(context, contact)
         context.user_data["_new_contact"] = created
     if update.edited_message is not None or update.edited_channel_post is not None:
         await _edit_ignored(update, context, private=private)

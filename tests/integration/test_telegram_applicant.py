@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.clock import FrozenClock
 from bot.desk import Desk
 from bot.emulator import Emulator, FakeUser, Reply
 from bot.services.certificates import ImportResult, import_csv
@@ -313,12 +314,40 @@ async def test_idle_conversation_ends_politely(bot_desk: Desk, emulator: Emulato
         await start_en(user)
         await user.send("/quote")
         await expect(user, "effective people")
-        await app.update_queue.join()  # type: ignore[attr-defined]  # the timer is set after the reply
+        await app.update_queue.join()  # type: ignore[attr-defined]
+        # One sweep job for every chat, not a timer re-armed per update.
         jobs = app.job_queue.jobs()  # type: ignore[attr-defined]
-        assert len(jobs) == 1  # the conversation's idle timer, due in CONVERSATION_TIMEOUT_SECONDS
-        await jobs[0].run(app)  # time travel: run it now
+        assert [j.name for j in jobs] == ["idle_flows"]
+        sweep = jobs[0]
+        await sweep.run(app)  # not idle yet: nothing ends
+        await user.send("120")  # still an answer in the quote flow
+        await expect(user, "similar sites")
+        await app.update_queue.join()  # type: ignore[attr-defined]  # its state set after the reply
+        clock = bot_desk.clock
+        assert isinstance(clock, FrozenClock)
+        clock.advance(seconds=bot_desk.settings.conversation_timeout_seconds + 1)
+        await sweep.run(app)  # time travel: the sweep finds the flow idle
         await expect(user, "ended after a long pause")
         await user.send("120")  # no longer in the quote flow
+        await expect(user, "did not understand")
+
+
+async def test_idle_conversation_ends_at_the_next_update(
+    bot_desk: Desk, emulator: Emulator
+) -> None:
+    """Back after the timeout, before any sweep ran: the flow ends first, then the update is
+    handled as outside any flow."""
+    user = emulator.user(51, "Ma", language_code="en")
+    async with running(bot_desk, emulator) as app:
+        await start_en(user)
+        await user.send("/quote")
+        await expect(user, "effective people")
+        await app.update_queue.join()  # type: ignore[attr-defined]
+        clock = bot_desk.clock
+        assert isinstance(clock, FrozenClock)
+        clock.advance(seconds=bot_desk.settings.conversation_timeout_seconds + 1)
+        await user.send("120")
+        await expect(user, "ended after a long pause")
         await expect(user, "did not understand")
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:42:34.523027
+Create Date: 2026-12-01 22:54:59.421225
 
 """
 
@@ -414,6 +414,7 @@ def upgrade() -> None:
             unique=False,
             sqlite_where=sa.text("closed_at IS NULL"),
             postgresql_where=sa.text("closed_at IS NULL"),
+            postgresql_include=["id", "case_id", "rule_id", "clause", "provisional"],
         )
 
     op.create_table(
@@ -574,6 +575,7 @@ def downgrade() -> None:
             "ix_deadline_open_due_on",
             sqlite_where=sa.text("closed_at IS NULL"),
             postgresql_where=sa.text("closed_at IS NULL"),
+            postgresql_include=["id", "case_id", "rule_id", "clause", "provisional"],
         )
         batch_op.drop_index(batch_op.f("ix_deadline_certificate_id"))
         batch_op.drop_index(batch_op.f("ix_deadline_case_id"))
