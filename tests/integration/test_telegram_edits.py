@@ -48,9 +48,9 @@ async def test_an_edit_is_not_a_change_report(bot_desk: Desk, emulator: Emulator
         old = await user.send("/help")
         await expect(user, "/cancel")
         await user.send("/change")
-        await expect(user, "变更类型")
-        await user.press("地址变更")
-        await expect(user, "说明变更内容")
+        await expect(user, "请选择要报告的变更")
+        await user.press("地址或工作场所变更")
+        await expect(user, "请用一条消息说明")
         await user.edit(old, "旧消息改成：新地址在光谷大道")
         note = await expect(user, "修改过的消息不会被读取")
         assert note.message["reply_to_message"]["message_id"] == old["message"]["message_id"]
@@ -90,13 +90,13 @@ async def test_a_choice_prompt_does_not_remind_about_buttons_on_an_edit(
         old = await user.send("你好")
         await expect(user, "没有理解")
         await user.send("/change")
-        await expect(user, "变更类型")
+        await expect(user, "请选择要报告的变更")
         before = len(user.replies)
         await user.edit(old, "重大事故")
         await expect(user, "修改过的消息不会被读取")
         assert len(user.replies) == before + 1  # no "answer with the buttons" as well
         await user.press("重大事故")
-        await expect(user, "3 天")
+        await expect(user, "通报期限")
 
 
 async def test_staff_are_told_an_edited_command_is_not_run(
