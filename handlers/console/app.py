@@ -19,6 +19,7 @@ from handlers.console import (
     views_auth,
     views_cases,
     views_enquiries,
+    views_steps,
     views_today,
 )
 from handlers.console.security import SecurityHeaders, Sessions
@@ -49,6 +50,12 @@ def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
         Route("/cases/{ref}/reply", views_cases.reply, methods=["POST"]),
         Route("/cases/{ref}/milestone", views_cases.milestone, methods=["POST"]),
         Route("/cases/{ref}/decide", views_cases.decide, methods=["POST"]),
+        Route("/cases/{ref}/dates", views_steps.dates, methods=["POST"]),
+        Route("/cases/{ref}/extend", views_steps.extend, methods=["POST"]),
+        Route("/cases/{ref}/outcome", views_steps.outcome, methods=["POST"]),
+        Route("/cases/{ref}/inform", views_steps.inform, methods=["POST"]),
+        Route("/cases/{ref}/publicity", views_steps.publicity, methods=["POST"]),
+        Route("/cases/{ref}/serious", views_steps.serious, methods=["POST"]),
         Route("/enquiries", views_enquiries.listing),
         Route("/enquiries/{inbound_id:int}", views_enquiries.detail),
         Route("/enquiries/{inbound_id:int}/{action}", views_enquiries.sort, methods=["POST"]),
