@@ -18,6 +18,7 @@ from handlers.console import (
     views_applications,
     views_auth,
     views_cases,
+    views_certificates,
     views_enquiries,
     views_steps,
     views_today,
@@ -70,6 +71,15 @@ def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
         Route("/applications/{ref}/move", views_applications.move, methods=["POST"]),
         Route("/applications/{ref}/issue", views_applications.issue, methods=["POST"]),
         Route("/documents/{doc_id:int}", views_applications.document_of),
+        Route("/certificates", views_certificates.register),
+        Route("/certificates/by-number", views_certificates.by_number),
+        Route("/certificates/import", views_certificates.import_page, methods=["GET"]),
+        Route("/certificates/import", views_certificates.import_file, methods=["POST"]),
+        Route("/certificates/{cert_id:int}", views_certificates.certificate),
+        *(
+            Route(f"/certificates/{{cert_id:int}}/{name}", endpoint, methods=["POST"])
+            for name, endpoint in views_certificates.ACTIONS.items()
+        ),
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),
