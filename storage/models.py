@@ -186,6 +186,20 @@ class Certificate(SQLModel, table=True):
     updated_at: datetime = _instant(default_factory=utcnow, sa_column_kwargs={"onupdate": utcnow})
 
 
+class CertificateEvent(SQLModel, table=True):
+    """What staff did to a certificate (suspended, withdrawn, restored, a link code given, an
+    import from the console), with who did it (staff:<e-mail>): the register's history."""
+
+    __tablename__ = "certificate_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    certificate_id: int = Field(foreign_key="certificate.id", index=True)
+    at: datetime = _instant()
+    actor: str
+    type: str
+    data: dict[str, Any] | None = _json()
+
+
 class Nonconformity(SQLModel, table=True):
     __tablename__ = "nonconformity"
 

@@ -3,10 +3,16 @@
 The rules are bot.domain.case_decisions'; the actor is a directory member, checked for
 impartiality as on every case action (bot.services.case_desk). A refusal closes the case and
 every deadline still open on it; an acceptance moves a new case to "in progress".
+
+One path for every body: where the profile gives the acceptance decision its own clause (SGC
+§八1.4, `acceptance_clause`), an appeal's decision is that clause's step
+(bot.services.cases.steps.acceptance_told: status "accepted", the notice citing the clause),
+after the same checks (role, impartiality, grounds and reason, taken once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.desk import Desk
@@ -17,11 +23,28 @@ from bot.services import staff
 from bot.services.case_desk import check_impartial, locked_case
 from bot.services.cases import kind_name
 from bot.services.cases.events import append
+from bot.services.cases.steps import ACCEPTANCE_DECIDED, acceptance_told
 from bot.services.notices import notify_complainant
 from messages.render import t
 from storage.models import CaseEvent, OutboxMessage, StaffMember
 from storage.repo import cases as repo
 from storage.unit_of_work import UnitOfWork
+
+
+def decision_types(events: Sequence[CaseEvent]) -> list[str]:
+    """The decisions taken on a case, in the console's words (accepted / refused), whichever
+    path recorded them."""
+    out = []
+    for e in events:
+        if e.type in rules.DECISIONS:
+            out.append(e.type)
+        elif e.type == ACCEPTANCE_DECIDED:
+            out.append(rules.ACCEPTED if (e.data or {}).get("accepted") else rules.REFUSED)
+    return out
+
+
+def decided(events: Sequence[CaseEvent]) -> bool:
+    return bool(decision_types(events))
 
 
 @dataclass(frozen=True)
@@ -53,12 +76,18 @@ async def decide(
     rules.check_decision(
         ref=case.ref,
         closed=case.closed_at is not None,
-        decided_before=[e.type for e in earlier],
+        decided_before=decision_types(earlier),
         accept=accept,
         grounds=None if accept else grounds,
         reason=reason,
         out_of_time=case.out_of_time,
     )
+    if case.kind == "appeal" and desk.profile.cases.acceptance_clause is not None:
+        event, told = await acceptance_told(
+            desk, uow, case, staff.actor_of(actor), accepted=accept, reason=reason or "",
+            grounds=None if accept else grounds,
+        )  # fmt: skip
+        return Decided(event, told)
     now = desk.clock.now()
     decision = rules.ACCEPTED if accept else rules.REFUSED
     closed: list[str] = []
@@ -103,4 +132,4 @@ async def decide(
     return Decided(event, notice)
 
 
-__all__ = ["Decided", "decide"]
+__all__ = ["Decided", "decide", "decided", "decision_types"]

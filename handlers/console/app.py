@@ -18,7 +18,9 @@ from handlers.console import (
     views_applications,
     views_auth,
     views_cases,
+    views_certificates,
     views_enquiries,
+    views_steps,
     views_today,
 )
 from handlers.console.security import SecurityHeaders, Sessions
@@ -49,6 +51,12 @@ def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
         Route("/cases/{ref}/reply", views_cases.reply, methods=["POST"]),
         Route("/cases/{ref}/milestone", views_cases.milestone, methods=["POST"]),
         Route("/cases/{ref}/decide", views_cases.decide, methods=["POST"]),
+        Route("/cases/{ref}/dates", views_steps.dates, methods=["POST"]),
+        Route("/cases/{ref}/extend", views_steps.extend, methods=["POST"]),
+        Route("/cases/{ref}/outcome", views_steps.outcome, methods=["POST"]),
+        Route("/cases/{ref}/inform", views_steps.inform, methods=["POST"]),
+        Route("/cases/{ref}/publicity", views_steps.publicity, methods=["POST"]),
+        Route("/cases/{ref}/serious", views_steps.serious, methods=["POST"]),
         Route("/enquiries", views_enquiries.listing),
         Route("/enquiries/{inbound_id:int}", views_enquiries.detail),
         Route("/enquiries/{inbound_id:int}/{action}", views_enquiries.sort, methods=["POST"]),
@@ -63,6 +71,15 @@ def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
         Route("/applications/{ref}/move", views_applications.move, methods=["POST"]),
         Route("/applications/{ref}/issue", views_applications.issue, methods=["POST"]),
         Route("/documents/{doc_id:int}", views_applications.document_of),
+        Route("/certificates", views_certificates.register),
+        Route("/certificates/by-number", views_certificates.by_number),
+        Route("/certificates/import", views_certificates.import_page, methods=["GET"]),
+        Route("/certificates/import", views_certificates.import_file, methods=["POST"]),
+        Route("/certificates/{cert_id:int}", views_certificates.certificate),
+        *(
+            Route(f"/certificates/{{cert_id:int}}/{name}", endpoint, methods=["POST"])
+            for name, endpoint in views_certificates.ACTIONS.items()
+        ),
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),

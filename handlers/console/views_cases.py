@@ -9,14 +9,15 @@ from urllib.parse import quote
 from starlette.responses import FileResponse, Response
 
 from bot.clock import SHANGHAI
-from bot.domain.case_decisions import DECISIONS, GROUNDS, role_to_decide
+from bot.domain.case_decisions import GROUNDS, role_to_decide
 from bot.domain.cases import MILESTONE_ORDER, CaseRefused, Status
 from bot.domain.files import JPEG, PDF, PNG
 from bot.domain.refs import normalise_ref
 from bot.domain.staff import may
-from bot.services import case_decisions, case_desk, staff
+from bot.services import case_decisions, case_desk, case_steps, staff
 from bot.services.case_desk import RegisterFilter
 from bot.services.cases import refused_text
+from bot.services.cases.steps import next_step_preview
 from handlers.console import words
 from handlers.console.export import register_xlsx
 from handlers.console.web import Ctx, view
@@ -120,7 +121,10 @@ async def case_file(ctx: Ctx) -> Response:
         overdue=lambda d: d.closed_at is None and d.due_on < today,
         due_today=lambda d: d.closed_at is None and d.due_on == today,
         assignee_name=found.names.get(found.case.assignee or "", found.case.assignee),
-        decided=any(e.type in DECISIONS for e in found.events),
+        decided=case_decisions.decided(found.events),
+        steps=case_steps.steps_of(ctx.desk, found.case, found.deadlines, found.events),
+        may_publicity=may(ctx.member.role, case_steps.PUBLICITY_ROLE),
+        next_step=next_step_preview(ctx.desk, found.case, ctx.loc),
         may_decide=may(ctx.member.role, role_to_decide(found.case.kind)),
         grounds=GROUNDS,
     )

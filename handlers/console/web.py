@@ -54,6 +54,8 @@ def make_env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Reports shown as JSON read as the CLI prints them: Chinese as it is, keys in order.
+    env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
     return env
 
 
@@ -183,13 +185,20 @@ def view(role: Role = Role.STAFF) -> Callable[[View], Callable[[Request], Awaita
                 if request.method == "POST":
                     form = await request.form()
                     if not csrf_ok(request, form):
+                        await form.close()
                         return error_page(request, desk, 403, t("console.csrf_refused", loc))
                 if not may(member.role, role):
+                    if form is not None:
+                        await form.close()
                     needed = t(f"console.role_{role.value}", loc)
                     return error_page(
                         request, desk, 403, t("console.forbidden_role", loc, role=needed)
                     )
-                return await fn(Ctx(request, desk, uow, member, loc, form))
+                try:
+                    return await fn(Ctx(request, desk, uow, member, loc, form))
+                finally:
+                    if form is not None:
+                        await form.close()  # an uploaded file's spooled copy
 
         endpoint.__name__ = fn.__name__
         endpoint.__doc__ = fn.__doc__

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from bot.domain.cases import ALL_MILESTONES, WITHDRAWN
-from bot.services.cases import cut, kind_name
+from bot.services.cases import cut, format_date, kind_name, rule_label
 from messages.render import t
 from storage.models import CaseEvent
 
@@ -80,10 +81,49 @@ def event_text(event: CaseEvent, kind: str, names: dict[str, str], loc: str) -> 
         case "outbox_retried" | "outbox_cancelled":
             what = t(f"console.{event.type.replace('outbox_', 'outbox_event_')}", loc)
             return t("console.event_outbox", loc, id=data.get("message", "?"), what=what)
+        case "acceptance_decided":
+            key = "event_acceptance_yes" if data.get("accepted") else "event_acceptance_no"
+            return t(f"console.{key}", loc, note=_reason(data, loc))
+        case "dates_given":
+            return _dates_given(data, loc)
+        case "deadline_extended":
+            return t(
+                "console.event_extended", loc, rule=rule_label(str(data.get("rule")), loc),
+                before=_day(data.get("from"), loc), after=_day(data.get("to"), loc),
+                who=data.get("approved_by") or "", role=data.get("approver_role") or "",
+                note=_reason(data, loc),
+            )  # fmt: skip
+        case "organisation_informed":
+            return t("console.event_informed", loc, how=cut(str(data.get("how") or ""), 300),
+                     on=_day(data.get("on"), loc))  # fmt: skip
+        case "publicity_decided":
+            key = "event_public" if data.get("public") else "event_not_public"
+            extent = cut(str(data.get("extent") or ""), 300)
+            return t(f"console.{key}", loc, extent=extent)
+        case "marked_serious":
+            return t("console.event_serious", loc, note=_reason(data, loc))
+        case "outcome_sent":
+            if not data.get("channel"):
+                return t("console.event_outcome_no_channel", loc)
+            channel = channel_name(str(data["channel"]), loc)
+            return t("console.event_outcome_sent", loc, channel=channel)
         case milestone if milestone in MILESTONES:
             label = milestone_name(milestone, loc)
             return t("console.event_milestone", loc, milestone=label, note=_note(data, loc))
     return t("console.event_other", loc, type=event.type)
+
+
+def _day(value: Any, loc: str) -> str:
+    try:
+        return format_date(date.fromisoformat(str(value)), loc) if value else "—"
+    except ValueError:
+        return str(value)
+
+
+def _dates_given(data: dict[str, Any], loc: str) -> str:
+    late = t("console.event_accepted_late", loc) if data.get("out_of_time") else ""
+    return t("console.event_dates_given", loc, decided=_day(data.get("decided_on"), loc),
+             notified=_day(data.get("notified_on"), loc), late=late)  # fmt: skip
 
 
 def met_text(closed_by: str | None, loc: str) -> str:
@@ -96,6 +136,8 @@ def met_text(closed_by: str | None, loc: str) -> str:
         return t("cases.status_withdrawn", loc)
     if closed_by == "refused":
         return t("console.met_by_refused", loc)
+    if closed_by == "not_accepted":
+        return t("console.met_by_not_accepted", loc)
     if closed_by == "received":
         return t("console.met_by_received", loc)
     return closed_by

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,7 +171,16 @@ class Console:
 
 @pytest.fixture
 async def console(engine: AsyncEngine, database_url: str, data_dir: Path) -> AsyncIterator[Console]:
-    desk = make_desk(engine, console_settings(database_url, data_dir))
+    async with console_with(engine, database_url, data_dir) as c:
+        yield c
+
+
+@asynccontextmanager
+async def console_with(
+    engine: AsyncEngine, database_url: str, data_dir: Path, **settings: Any
+) -> AsyncIterator[Console]:
+    """The console of a desk with these settings (profile="sgc" …), its two members in."""
+    desk = make_desk(engine, console_settings(database_url, data_dir, **settings))
     admin_id = await add_staff(
         desk, "王芳", "wang@desk.example.test", "admin", telegram_user_id=901
     )

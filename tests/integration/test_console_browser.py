@@ -307,3 +307,72 @@ def test_review_a_document_issue_the_certificate_accept_a_late_appeal_sort_an_en
     certs, types = run_isolated(check)
     assert certs == ["GGBZ-2026-0100"]
     assert sorted(types) == ["accepted", "opened_from_enquiry"]
+
+
+def test_import_certificates_from_the_browser_and_suspend_one(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    async def seed(desk: Desk) -> dict[str, Any]:
+        await add_staff(desk, "王芳", "wang@desk.example.test", "admin")
+        return {}
+
+    upload = tmp_path / "证书登记.csv"
+    upload.write_bytes(
+        (
+            "number,holder,standard,decided_on,expires_on,uscc,contact_emails\n"
+            "GGBZ-2025-0201,武汉示例制造有限公司,GB/T 39604-2020,2025-12-01,2028-11-30,"
+            "91110000600037341L,chen@example.test\n"
+            "GGBZ-2025-0202,宜昌示例有限公司,GB/T 39604-2020,2025-12-01,2028-12-02,,\n"
+        ).encode("gbk")  # as Excel saves it on a Chinese Windows
+    )
+    violations: list[str] = []
+
+    def watch(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or message.type == "error":
+            violations.append(message.text)
+
+    with serving(database_url, data_dir, seed) as (url, _), sync_playwright() as p:
+        browser, context = _browser_context(p)
+        try:
+            page = context.new_page()
+            page.on("console", watch)
+            page.goto(f"{url}/certificates/import")
+            page.get_by_label("电子邮箱").fill("wang@desk.example.test")
+            page.get_by_label("密码").fill(PASSWORD)
+            page.get_by_role("button", name="登录").click()
+            page.wait_for_url("**/certificates/import")
+            page.locator("#import-form input[type=file]").set_input_files(str(upload))
+            page.locator("#import-form button").click()
+            page.get_by_text("新增 1 张，更新 0 张，1 行未导入。").wait_for()
+            assert "validity longer than 36 months" in page.locator("#import-refused").inner_text()
+
+            page.goto(f"{url}/certificates?q=武汉示例")
+            page.get_by_role("link", name="GGBZ-2025-0201").click()
+            page.wait_for_url("**/certificates/*")
+            assert "chen@example.test" in page.locator("#contacts").inner_text()
+            assert page.locator("#reminders tbody tr").count() > 0
+            form = page.locator("#suspend-form")
+            form.locator("input[name=months]").fill("3")
+            form.locator("input[name=reason]").fill("监督审核发现严重不符合")
+            form.get_by_role("button").click()
+            page.get_by_text("暂停资格通知书已排入发件箱").wait_for()
+            assert page.locator("#cert-status").inner_text() == "暂停"
+            assert "暂停认证资格" in page.locator("#history").inner_text()
+        finally:
+            browser.close()
+    assert violations == []
+
+    async def check() -> list[tuple[str, str]]:
+        engine = make_engine(database_url)
+        try:
+            async with make_desk(engine, console_settings(database_url, data_dir)).sessions() as ss:
+                rows = await ss.exec(
+                    select(OutboxMessage.recipient, OutboxMessage.channel).where(
+                        OutboxMessage.channel == "email"
+                    )
+                )
+                return [(r, c) for r, c in rows.all()]
+        finally:
+            await engine.dispose()
+
+    assert run_isolated(check) == [("chen@example.test", "email")]

@@ -12,7 +12,15 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.services import cases, staff
 from handlers.console.app import create_app
-from storage.models import CaseEvent, Document, InboundEmail, Organisation, OutboxMessage
+from storage.models import (
+    CaseEvent,
+    Certificate,
+    CertificateEvent,
+    Document,
+    InboundEmail,
+    Organisation,
+    OutboxMessage,
+)
 from storage.unit_of_work import UnitOfWork
 from tests.integration.console_kit import (
     PASSWORD,
@@ -29,6 +37,10 @@ from tests.integration.console_kit import (
 __all__ = ["console"]  # the fixture, imported for pytest
 
 
+STEPS = ("dates", "extend", "outcome", "inform", "publicity", "serious")
+CERT_ACTIONS = ("suspend", "withdraw", "restore", "link-code")
+
+
 def _pages(ref: str) -> list[tuple[str, str]]:
     """Every route of the app but the open ones, with sample parameters."""
     return [
@@ -42,6 +54,7 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("POST", f"/cases/{ref}/reply"),
         ("POST", f"/cases/{ref}/milestone"),
         ("POST", f"/cases/{ref}/decide"),
+        *(("POST", f"/cases/{ref}/{step}") for step in STEPS),
         ("GET", "/enquiries"),
         ("GET", "/enquiries/1"),
         ("POST", "/enquiries/1/answer"),
@@ -52,6 +65,13 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("POST", "/applications/AP-2026-0001/move"),
         ("POST", "/applications/AP-2026-0001/issue"),
         ("GET", "/documents/1"),
+        ("GET", "/certificates"),
+        ("GET", "/certificates?status=valid&overdue=1&q=x"),
+        ("GET", "/certificates/by-number?n=X"),
+        ("GET", "/certificates/import"),
+        ("POST", "/certificates/import"),
+        ("GET", "/certificates/1"),
+        *(("POST", f"/certificates/1/{action}") for action in CERT_ACTIONS),
         ("GET", "/outbox"),
         ("POST", "/outbox/1/retry"),
         ("POST", "/outbox/1/cancel"),
@@ -73,6 +93,7 @@ async def test_every_page_but_login_and_healthz_refuses_anonymous(console: Conso
         .replace("/applications/{ref}/files/1", "/applications/{ref}/files/{doc_id:int}")
         .replace("/enquiries/1/answer", "/enquiries/{inbound_id:int}/{action}")
         .replace("/enquiries/1", "/enquiries/{inbound_id:int}")
+        .replace("/certificates/1", "/certificates/{cert_id:int}")
         .replace("/1/", "/{message_id:int}/")
         .replace("files/1", "files/{file_id:int}")
         for p in tried
@@ -266,3 +287,85 @@ async def test_the_new_forms_need_their_csrf_token_and_escape_what_users_wrote(
         html = (await console.client.get(path)).text
         assert "<script>alert" not in html, path
     assert "&lt;script&gt;" in (await console.client.get(f"/enquiries/{inbound_id}")).text
+
+
+CSV = (
+    "number,holder,standard,decided_on,expires_on,uscc,contact_emails\n"
+    "GGBZ-901,<script>alert(1)</script>,GB/T 39604-2020,2025-12-01,2028-11-30,,a@example.test\n"
+)
+
+
+async def _imported(console: Console) -> int:
+    await console.signed_in()
+    token = await console.csrf("/certificates/import")
+    response = await console.client.post(
+        "/certificates/import", data={"csrf_token": token}, files={"file": ("c.csv", CSV)}
+    )
+    assert response.status_code == 200 and "<script>alert" not in response.text
+    async with console.desk.sessions() as s:
+        cert = (await s.exec(select(Certificate).where(Certificate.number == "GGBZ-901"))).one()
+        assert cert.id is not None
+        return cert.id
+
+
+async def test_the_step_and_certificate_forms_need_their_csrf_token(console: Console) -> None:
+    ref = await file_complaint(console.desk, concerns="certified")
+    cert_id = await _imported(console)
+    posts = [
+        (f"/cases/{ref}/dates", {"decided_on": "2026-09-01"}),
+        (f"/cases/{ref}/extend", {"rule": "complaint.decision", "new_due": "2026-12-31",
+                                  "approved_by": "x"}),
+        (f"/cases/{ref}/outcome", {"text": "x"}),
+        (f"/cases/{ref}/inform", {"how": "x"}),
+        (f"/cases/{ref}/publicity", {"public": "no"}),
+        (f"/cases/{ref}/serious", {"reason": "x"}),
+        (f"/certificates/{cert_id}/suspend", {"months": "2", "reason": "x"}),
+        (f"/certificates/{cert_id}/withdraw", {"reason": "x"}),
+        (f"/certificates/{cert_id}/restore", {"reason": "x"}),
+        (f"/certificates/{cert_id}/link-code", {}),
+    ]  # fmt: skip
+    for path, data in posts:
+        for token in ({}, {"csrf_token": "not-the-token"}):
+            response = await console.client.post(path, data=data | token)
+            assert response.status_code == 403, path
+    upload = await console.client.post("/certificates/import", files={"file": ("c.csv", CSV)})
+    assert upload.status_code == 403
+    async with console.desk.sessions() as s:
+        case_types = set((await s.exec(select(CaseEvent.type))).all())
+        cert_types = list((await s.exec(select(CertificateEvent.type))).all())
+        cert = await s.get(Certificate, cert_id)
+    assert case_types <= {"received", "acknowledged"}
+    assert cert_types == ["imported"] and cert is not None and cert.status == "valid"
+    page = (await console.client.get(f"/certificates/{cert_id}")).text
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    listing = (await console.client.get("/certificates")).text
+    assert "<script>alert" not in listing and "&lt;script&gt;" in listing
+
+
+async def test_the_staff_role_cannot_take_the_deciders_or_admins_steps(console: Console) -> None:
+    ref = await file_complaint(console.desk, concerns="certified")
+    cert_id = await _imported(console)
+    await console.client.post("/logout", data={"csrf_token": await console.csrf()})
+    await console.signed_in("zhang@desk.example.test")
+    token = await console.csrf(f"/certificates/{cert_id}")
+    for path, data in (
+        (f"/cases/{ref}/publicity", {"public": "no"}),
+        (f"/certificates/{cert_id}/suspend", {"months": "2", "reason": "x"}),
+        (f"/certificates/{cert_id}/withdraw", {"reason": "x"}),
+        (f"/certificates/{cert_id}/restore", {"reason": "x"}),
+        ("/certificates/import", {}),
+    ):
+        response = await console.client.post(path, data=data | {"csrf_token": token})
+        assert response.status_code == 403, path
+    assert (await console.client.get("/certificates/import")).status_code == 403
+    # What the staff role may do, it may: the organisation told, a link code.
+    told = await console.client.post(
+        f"/cases/{ref}/inform", data={"how": "书面通知", "csrf_token": token}
+    )
+    assert told.status_code == 303
+    code = await console.client.post(f"/certificates/{cert_id}/link-code",
+                                     data={"csrf_token": token})  # fmt: skip
+    assert code.status_code == 200
+    async with console.desk.sessions() as s:
+        cert_types = list((await s.exec(select(CertificateEvent.type))).all())
+    assert cert_types == ["imported", "link_code_issued"]

@@ -55,6 +55,12 @@ def next_step_text(desk: Desk, case: Case, windows: list[ComputedDeadline], loc:
     )
 
 
+def next_step_preview(desk: Desk, case: Case, loc: str) -> str:
+    """The line the outcome letter would carry if sent today (shown beside the form)."""
+    today = desk.clock.today()
+    return next_step_text(desk, case, _followups(desk, case, today, today), loc)
+
+
 async def send_outcome(
     desk: Desk, session: AsyncSession, case: Case, actor: str, text: str | None, now: datetime
 ) -> OutboxMessage | None:
@@ -122,6 +128,25 @@ async def decide_acceptance(
     """The technical committee's decision whether the appeal is accepted, told to the appellant.
 
     Not accepted, the case closes and every deadline with it."""
+    event, _ = await acceptance_told(desk, uow, case, actor, accepted=accepted, reason=reason)
+    return event
+
+
+ACCEPTANCE_DECIDED = "acceptance_decided"
+
+
+async def acceptance_told(
+    desk: Desk,
+    uow: UnitOfWork,
+    case: Case,
+    actor: str,
+    *,
+    accepted: bool,
+    reason: str = "",
+    grounds: str | None = None,
+) -> tuple[CaseEvent, OutboxMessage | None]:
+    """decide_acceptance, with the notice it queued (None: no channel); taken once per case.
+    `grounds`: why not accepted, as the console's refusal names it (recorded on the event)."""
     clause = desk.profile.cases.acceptance_clause
     check_open(case)
     if case.kind != "appeal" or clause is None:
@@ -129,24 +154,22 @@ async def decide_acceptance(
     session = uow.session
     now = desk.clock.now()
     assert case.id is not None
+    if any(e.type == ACCEPTANCE_DECIDED for e in await repo.events_of(session, case.id)):
+        raise CaseRefused("console.decision_taken", ref=case.ref)
     if accepted:
         case.status = Status.ACCEPTED
     else:
         await repo.close_deadlines(session, case.id, None, "not_accepted", now)
         case.status, case.closed_at = Status.CLOSED, now
     session.add(case)
-    event = await append(
-        session,
-        case,
-        actor=actor,
-        type="acceptance_decided",
-        now=now,
-        data={"accepted": accepted, "reason": reason},
-    )
+    data: dict[str, object] = {"accepted": accepted, "reason": reason}
+    if grounds:
+        data["grounds"] = grounds
+    event = await append(session, case, actor=actor, type=ACCEPTANCE_DECIDED, now=now, data=data)
     loc = case.locale
     key = "cases.accepted_notice" if accepted else "cases.not_accepted_notice"
     plain, html = both(key, loc, ref=case.ref, clause=clause, reason=reason or "—")
-    await letter_to_complainant(
+    message = await letter_to_complainant(
         desk,
         session,
         case,
@@ -156,7 +179,7 @@ async def decide_acceptance(
         text_html=html,
         now=now,
     )
-    return event
+    return event, message
 
 
 # --- extensions -------------------------------------------------------------------------------
@@ -245,6 +268,7 @@ async def decide_publicity(
 ) -> CaseEvent:
     """Whether (and how far) the matter is made public, decided jointly with the organisation
     and the complainant (GGBZ §8.5.4, SGC §八2.6(8)); publishing needs both to agree."""
+    check_open(case)
     clause = _organisation_clause(desk, case, desk.profile.cases.publicity_clause)
     if public and not (agreed_with_organisation and agreed_with_complainant):
         raise CaseRefused("cases.publicity_not_agreed", ref=case.ref, clause=clause)
@@ -339,11 +363,14 @@ async def mark_serious(
 
 
 __all__ = [
+    "ACCEPTANCE_DECIDED",
+    "acceptance_told",
     "decide_acceptance",
     "decide_publicity",
     "extend_deadline",
     "inform_organisation",
     "mark_serious",
+    "next_step_preview",
     "next_step_text",
     "send_outcome",
 ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:54:59.421225
+Create Date: 2026-12-01 23:04:29.728494
 
 """
 
@@ -212,6 +212,26 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_case_file_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_case_file_status"), ["status"], unique=False)
+
+    op.create_table(
+        "certificate_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("certificate_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(), nullable=False),
+        sa.Column("type", sa.String(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificate.id"],
+            name=op.f("fk_certificate_event_certificate_id_certificate"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_certificate_event")),
+    )
+    with op.batch_alter_table("certificate_event", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_certificate_event_certificate_id"), ["certificate_id"], unique=False
+        )
 
     op.create_table(
         "change_report",
@@ -607,6 +627,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_change_report_contact_id"))
 
     op.drop_table("change_report")
+    with op.batch_alter_table("certificate_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_certificate_event_certificate_id"))
+
+    op.drop_table("certificate_event")
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_case_file_status"))
         batch_op.drop_index(batch_op.f("ix_case_file_contact_id"))
