@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.domain.policy_base import KeyedError, ProfileError, Strict
 from bot.domain.policy_cases import ROUTES, CasePolicy, Contact, Kind, NextStep
+from bot.domain.policy_findings import FindingsPolicy
 from bot.domain.policy_quote import AuditTime, Fees, Multisite, OtherFee
 
 Unit = Literal["days", "working_days", "months", "years"]
@@ -169,6 +170,7 @@ class Profile(Strict):
     audit_time: AuditTime | None = None
     fees: Fees | None = None
     other_fees: tuple[OtherFee, ...] = ()
+    findings: FindingsPolicy | None = None  # corrective actions per finding (issue 12)
 
     @model_validator(mode="before")
     @classmethod
