@@ -380,3 +380,10 @@ class ConversationState(SQLModel, table=True):
     name: str
     key: str
     state: Any = _json(nullable=False)
+
+
+# --- findings (declared beside this module, part of the same metadata) ---------------------------
+
+from storage.models_findings import Finding as Finding  # noqa: E402
+from storage.models_findings import FindingEvidence as FindingEvidence  # noqa: E402
+from storage.models_findings import FindingEvidenceFile as FindingEvidenceFile  # noqa: E402

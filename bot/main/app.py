@@ -33,6 +33,7 @@ from handlers.telegram import (
     common,
     documents,
     eligibility,
+    findings,
     quote,
     staff_cases,
     staff_documents,
@@ -68,6 +69,7 @@ HANDLER_MODULES: tuple[HandlerModule, ...] = (
     cases_filing,
     cases_mine,
     changes,
+    findings,
 )
 
 Hook = Callable[[Application], Awaitable[None]]

@@ -12,6 +12,7 @@ from bot.config import ConfigError, load_settings
 from bot.main.cases_cli import cmd_cases_heads, cmd_cases_verify
 from bot.main.cli_common import CliError, _Parser, _print_json, _profile, iso_date, positive_int
 from bot.main.console_cmd import add_commands as add_console_commands
+from bot.main.findings_cli import add_commands as add_findings_commands
 from bot.main.operations import (
     cmd_certificates_import,
     cmd_email_fetch,
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("test", cmd_staff_alert_test, "send a test alert to every staff channel now", staff)
 
     add_console_commands(sub, add, _Parser)
+    add_findings_commands(sub, add, _Parser)
 
     add(
         "run",

@@ -32,6 +32,7 @@ from bot.domain.alerts import (
 )
 from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
 from bot.outbox.to_staff import queue_for_staff
+from bot.scheduler.findings_scan import FindingsScan
 from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
 from storage.repo import deadlines as deadline_repo
@@ -69,6 +70,7 @@ class Scans:
         self.staff_locale = desk.settings.default_locale
         self._planned_on: date | None = None
         self._digest_on: date | None = None
+        self.findings = FindingsScan(desk)  # corrective actions: reminders, overdue, review
 
     @property
     def staff_chat(self) -> str | None:
@@ -87,6 +89,7 @@ class Scans:
             stats.planned = n
         if (pair := await self._guarded(self.send_reminders)) is not None:
             stats.reminders, stats.obsolete = pair
+        await self._guarded(self.findings.run)
         return stats
 
     async def _guarded(self, scan: Callable[[], Awaitable[T]]) -> T | None:

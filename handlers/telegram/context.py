@@ -42,6 +42,7 @@ class Group(IntEnum):
     CASES_FOLLOW_UP = 17  # adding information or an identity to one's own case
     MY_CASES = 18  # /mycases and its buttons (no flow)
     CHANGES = 19
+    FINDINGS = 20  # corrective actions: evidence per finding (findings.py)
     GLOBAL = 1000  # /start /menu /help /cancel /language, the main menu and the catch-all
 
 
@@ -54,6 +55,7 @@ MENU_APPLICATION = "menu:application"
 MENU_CERTIFICATE = "menu:certificate"
 MENU_CASES = "menu:cases"
 MENU_CHANGES = "menu:changes"
+MENU_FINDINGS = "menu:findings"
 MENU_HELP = "menu:help"
 MENU_MAIN = "menu:main"  # "back to the main menu" buttons
 MENU_ITEMS: tuple[tuple[str, str], ...] = (
@@ -64,6 +66,7 @@ MENU_ITEMS: tuple[tuple[str, str], ...] = (
     (MENU_CERTIFICATE, "menu.btn_certificate"),
     (MENU_CASES, "menu.btn_cases"),
     (MENU_CHANGES, "menu.btn_changes"),
+    (MENU_FINDINGS, "findings.btn_menu"),
     (MENU_HELP, "menu.btn_help"),
 )
 LANG_PREFIX = "lang:"
@@ -78,6 +81,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "menu.cmd_status"),
     ("certificate", "menu.cmd_certificate"),
     ("change", "menu.cmd_change"),
+    ("findings", "findings.cmd"),
     ("case", "menu.cmd_case"),
     ("mycases", "menu.cmd_mycases"),
     ("language", "menu.cmd_language"),

@@ -35,14 +35,30 @@ GGBZ = load_profile("ggbz")
         # 6 months after 2026-03-20 is Sunday 2026-09-20, a declared working day (调休).
         ("major", "initial", date(2026, 3, 20), date(2026, 9, 20), "findings.major.initial"),
         # §5.10.3(2): 3 months after 2026-07-06 is 2026-10-06, National Day: next working day 10-08.
-        ("major", "surveillance", date(2026, 7, 6), date(2026, 10, 8), "findings.major.surveillance"),
+        (
+            "major",
+            "surveillance",
+            date(2026, 7, 6),
+            date(2026, 10, 8),
+            "findings.major.surveillance",
+        ),
         # §5.10.3(3): 1 month after 01-31 — February has no 31st: its last day, Sat 02-28, a
         # working day in 2026, so it stands.
-        ("major", "recertification", date(2026, 1, 31), date(2026, 2, 28),
-         "findings.major.recertification"),  # fmt: skip
+        (
+            "major",
+            "recertification",
+            date(2026, 1, 31),
+            date(2026, 2, 28),
+            "findings.major.recertification",
+        ),
         # 1 month after 2026-04-01 is 2026-05-01, Labour Day: the holiday ends 05-05, due 05-06.
-        ("major", "recertification", date(2026, 4, 1), date(2026, 5, 6),
-         "findings.major.recertification"),  # fmt: skip
+        (
+            "major",
+            "recertification",
+            date(2026, 4, 1),
+            date(2026, 5, 6),
+            "findings.major.recertification",
+        ),
         # A special audit: §5.10.3 names none, the general 6 months of §5.10.1.
         ("major", "special", date(2026, 5, 15), date(2026, 11, 16), "findings.major"),
         # §5.10.1 minor: 90 days after 2026-09-15 (15 + 31 + 30 + 14) is Monday 2026-12-14.
