@@ -16,6 +16,7 @@ from bot.domain.policy_base import KeyedError, ProfileError, Strict
 from bot.domain.policy_cases import ROUTES, CasePolicy, Contact, Kind, NextStep
 from bot.domain.policy_findings import FindingsPolicy
 from bot.domain.policy_quote import AuditTime, Fees, Multisite, OtherFee
+from bot.domain.policy_statuses import StatusModel
 
 Unit = Literal["days", "working_days", "months", "years"]
 
@@ -171,6 +172,7 @@ class Profile(Strict):
     fees: Fees | None = None
     other_fees: tuple[OtherFee, ...] = ()
     findings: FindingsPolicy | None = None  # corrective actions per finding (issue 12)
+    statuses: StatusModel | None = None  # a status model instead of one validity (IETP)
 
     @model_validator(mode="before")
     @classmethod
