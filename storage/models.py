@@ -384,6 +384,7 @@ class ConversationState(SQLModel, table=True):
 
 # --- findings (declared beside this module, part of the same metadata) ---------------------------
 
+from storage.models_findings import CertificateStatusRecord as CertificateStatusRecord  # noqa: E402
 from storage.models_findings import Finding as Finding  # noqa: E402
 from storage.models_findings import FindingEvidence as FindingEvidence  # noqa: E402
 from storage.models_findings import FindingEvidenceFile as FindingEvidenceFile  # noqa: E402

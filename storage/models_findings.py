@@ -64,4 +64,20 @@ class FindingEvidenceFile(SQLModel, table=True):
     original_name: str
 
 
-__all__ = ["Finding", "FindingEvidence", "FindingEvidenceFile"]
+class CertificateStatusRecord(SQLModel, table=True):
+    """The status history of a status-model certificate (IETP): append-only, one row per
+    decision, so "certified before" and a running termination period can be read from it."""
+
+    __tablename__ = "certificate_status"
+
+    id: int | None = Field(default=None, primary_key=True)
+    certificate_id: int = Field(foreign_key="certificate.id", index=True)
+    status: str  # a status id of the profile's [statuses]
+    validity_months: int
+    starts_on: date
+    ends_on: date
+    fee_paid_on: date | None = None
+    created_at: datetime = _instant()
+
+
+__all__ = ["CertificateStatusRecord", "Finding", "FindingEvidence", "FindingEvidenceFile"]

@@ -53,6 +53,12 @@ def grant(
     if rule is None:
         known = ", ".join(s.id for s in model.statuses)
         raise StatusRefused("unknown_status", f"status {status!r} is not one of {known}")
+    history = list(history)
+    blocked = reapply_from(model, [h for h in history if h.starts_on <= decided_on], decided_on)
+    if blocked is not None:
+        raise StatusRefused(
+            "terminated", f"terminated: a new application is accepted from {blocked.isoformat()}"
+        )
     if rule.min_months is not None:  # a termination: at least min_months
         months = validity_months or rule.min_months
         if months < rule.min_months:

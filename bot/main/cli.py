@@ -12,6 +12,7 @@ from bot.config import ConfigError, load_settings
 from bot.main.cases_cli import cmd_cases_heads, cmd_cases_verify
 from bot.main.cli_common import CliError, _Parser, _print_json, _profile, iso_date, positive_int
 from bot.main.console_cmd import add_commands as add_console_commands
+from bot.main.findings_cli import add_certificate_commands
 from bot.main.findings_cli import add_commands as add_findings_commands
 from bot.main.operations import (
     cmd_certificates_import,
@@ -215,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "file", help="CSV: number,holder,standard,decided_on,expires_on[,scope,status,…]"
     )
+    p.add_argument(
+        "--profile", help="a status-model profile (ietp): number,holder,decided_on,status"
+    )
+    p.add_argument("--json", action="store_true", help="with --profile: the report as JSON")
+    add_certificate_commands(certs, add)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True, parser_class=_Parser

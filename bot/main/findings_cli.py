@@ -92,6 +92,62 @@ async def cmd_findings_review(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_certificates_status_import(args: argparse.Namespace) -> int:
+    """`certificates import FILE --profile ietp`: status-model certificates (services.statuses)."""
+    from bot.services import statuses
+    from storage.unit_of_work import UnitOfWork
+
+    profile = _profile(args.profile)
+    if profile.statuses is None:
+        raise CliError(f"profile {args.profile} has no status model: import without --profile")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {args.file}: {exc}") from None
+    desk = await _desk()
+    try:
+        async with UnitOfWork(desk.sessions) as uow:
+            report = await statuses.import_csv(desk, uow, text, profile)
+    finally:
+        await desk.close()
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(f"imported {report.imported}")
+        for r in report.refused:
+            print(f"line {r['line']}: {r['reason']}")
+    return 1 if report.refused else 0
+
+
+async def cmd_certificates_show(args: argparse.Namespace) -> int:
+    from bot.services import statuses
+    from storage.unit_of_work import UnitOfWork
+
+    profile = _profile(args.profile)
+    desk = await _desk()
+    try:
+        async with UnitOfWork(desk.sessions) as uow:
+            shown = await statuses.show(desk, uow, args.number, profile)
+    except LookupError:
+        raise CliError(f"no {args.profile} certificate numbered {args.number!r}") from None
+    finally:
+        await desk.close()
+    if args.json:
+        _print_json(shown)
+    else:
+        for key, value in shown.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def add_certificate_commands(certs: Any, add: Any) -> None:
+    """`certificates show NO --profile ietp`, beside the register's import."""
+    p = add("show", cmd_certificates_show, "a status-model certificate's status (IETP)", certs)
+    p.add_argument("number")
+    p.add_argument("--profile", required=True, help="a profile with a status model (ietp)")
+    p.add_argument("--json", action="store_true")
+
+
 def add_commands(sub: Any, add: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     group = sub.add_parser("findings", help="audit findings and corrective actions")
     cmds = group.add_subparsers(dest="findings_command", required=True, parser_class=parser_class)
@@ -111,4 +167,4 @@ def add_commands(sub: Any, add: Any, parser_class: type[argparse.ArgumentParser]
     p.add_argument("--by", required=True, help="who verified it")
 
 
-__all__ = ["add_commands"]
+__all__ = ["add_certificate_commands", "add_commands", "cmd_certificates_status_import"]

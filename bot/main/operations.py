@@ -193,6 +193,10 @@ async def cmd_staff_alert_test(args: argparse.Namespace) -> int:
 
 
 async def cmd_certificates_import(args: argparse.Namespace) -> int:
+    if getattr(args, "profile", None):  # a status-model programme (IETP)
+        from bot.main.findings_cli import cmd_certificates_status_import
+
+        return await cmd_certificates_status_import(args)
     from pathlib import Path
 
     from bot.main.desk import open_desk

@@ -102,3 +102,13 @@ def test_every_status_cites_seed_000() -> None:
     assert progressing is not None and progressing.plan_start_months == 3
     assessed = MODEL.get("assessed")
     assert assessed is not None and assessed.follow_up_audit
+
+
+def test_no_new_status_while_a_termination_runs() -> None:
+    history = [PastStatus("terminated", D, date(2026, 9, 10))]
+    with pytest.raises(StatusRefused) as exc:
+        grant(MODEL, "assessed", None, date(2026, 9, 10), history, fee_paid=False)
+    assert exc.value.key == "terminated" and "from 2026-09-11" in str(exc.value)
+    assert grant(MODEL, "assessed", None, date(2026, 9, 11), history, fee_paid=False).ends_on == (
+        date(2027, 7, 11)
+    )

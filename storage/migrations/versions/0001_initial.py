@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:33:43.443608
+Create Date: 2026-12-01 22:43:45.210389
 
 """
 
@@ -201,6 +201,28 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_case_file_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_case_file_status"), ["status"], unique=False)
+
+    op.create_table(
+        "certificate_status",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("certificate_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(), nullable=False),
+        sa.Column("validity_months", sa.Integer(), nullable=False),
+        sa.Column("starts_on", sa.Date(), nullable=False),
+        sa.Column("ends_on", sa.Date(), nullable=False),
+        sa.Column("fee_paid_on", sa.Date(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificate.id"],
+            name=op.f("fk_certificate_status_certificate_id_certificate"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_certificate_status")),
+    )
+    with op.batch_alter_table("certificate_status", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_certificate_status_certificate_id"), ["certificate_id"], unique=False
+        )
 
     op.create_table(
         "finding",
@@ -565,6 +587,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_finding_certificate_id"))
 
     op.drop_table("finding")
+    with op.batch_alter_table("certificate_status", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_certificate_status_certificate_id"))
+
+    op.drop_table("certificate_status")
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_case_file_status"))
         batch_op.drop_index(batch_op.f("ix_case_file_contact_id"))
