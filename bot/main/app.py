@@ -37,6 +37,7 @@ from handlers.telegram import (
     quote,
     staff_cases,
     staff_documents,
+    staff_findings,
 )
 from handlers.telegram.common import COMMANDS, commit_before_reply
 from messages.render import th
@@ -60,6 +61,7 @@ class HandlerModule(Protocol):
 HANDLER_MODULES: tuple[HandlerModule, ...] = (
     common,
     staff_documents,
+    staff_findings,
     staff_cases,
     eligibility,
     quote,

@@ -297,7 +297,9 @@ async def submit_evidence(
         files="\n".join(f"• {name}" for _, name in files),
         note=note or "—",
     )
-    await queue_for_staff(desk, uow.session, key=f"finding-evidence:{evidence.id}", text=text)
+    accept = [[{"text": t("findings.btn_accept", loc), "callback_data": f"sf:a:{finding.id}"}]]
+    key = f"finding-evidence:{evidence.id}"
+    await queue_for_staff(desk, uow.session, key=key, text=text, buttons=accept)
     return view(finding, cert, today)
 
 

@@ -33,7 +33,7 @@ from storage.models import (
     OutboxMessage,
 )
 from storage.unit_of_work import UnitOfWork
-from tests.fixtures.telegram_app import STAFF_CHAT, expect, make_desk, running
+from tests.fixtures.telegram_app import STAFF_CHAT, STAFF_ID, expect, make_desk, running
 from tests.integration.test_telegram_documents import PDF, PNG, outbox_for
 
 CSV = """certificate,audit_type,audit_end_on,grade,clause,text
@@ -168,6 +168,8 @@ async def test_contact_sends_evidence_staff_reject_then_accept(
 ) -> None:
     user = emulator.user(830, "Ann", language_code="en")
     other = emulator.user(840, "Eve", language_code="en")
+    staff = emulator.user(STAFF_ID, "Mei", chat_type="supergroup", chat_id=STAFF_CHAT)
+    intruder = emulator.user(61, "Eve", chat_type="supergroup", chat_id=STAFF_CHAT)
     await certified(bot_desk, 830)
     await certified(bot_desk, 840)
     await imported(bot_desk)
@@ -204,14 +206,18 @@ async def test_contact_sends_evidence_staff_reject_then_accept(
         alert = [t for t in await _staff_texts(bot_desk) if "整改证据待验证" in t]
         assert len(alert) == 1 and "training.pdf" in alert[0] and "Night shift" in alert[0]
 
-        # Staff reject with a reason: the contact is told; the finding is open again.
+        # Staff reject with a reason, from the staff chat: the contact is told; open again.
         async with UnitOfWork(bot_desk.sessions) as uow:
             with pytest.raises(findings.Refusal):
                 await findings.review(bot_desk, uow, minor_id, accept=False, reason=" ", by="Mei")
-            done = await findings.review(
-                bot_desk, uow, minor_id, accept=False, reason="No signatures", by="Mei"
-            )
-        assert done.status == "open"
+        await staff.send(f"/finding_reject {minor_id}")
+        await expect(staff, "/finding_reject 编号 理由")  # staff texts: DEFAULT_LOCALE
+        await intruder.send(f"/finding_reject {minor_id} I say no")  # not staff: not taken
+        await staff.send(f"/finding_reject {minor_id} No signatures")
+        await expect(staff, f"已驳回不符合项 #{minor_id} 的证据：No signatures")
+        async with bot_desk.sessions() as s:
+            row = await s.get(Finding, minor_id)
+        assert row is not None and (row.status, row.reason) == ("open", "No signatures")
         await outbox.drain()
         told = await expect(user, "was rejected: No signatures")
         assert "send new evidence by 2026-12-14" in told.text
@@ -226,11 +232,14 @@ async def test_contact_sends_evidence_staff_reject_then_accept(
         await expect(user, "Received signed.pdf")
         await user.press("✅ Submit")
         await expect(user, "1 evidence file(s) submitted")
-        async with UnitOfWork(bot_desk.sessions) as uow:
-            done = await findings.review(
-                bot_desk, uow, minor_id, accept=True, reason=None, by="Mei"
-            )
-        assert done.status == "accepted"
+        await outbox.drain()
+        prompts = [r for r in staff.replies if "整改证据待验证" in r.text]
+        assert len(prompts) == 2 and prompts[-1].buttons == ["✅ 验证通过"]
+        await intruder.press(f"sf:a:{minor_id}", message_id=prompts[-1].message_id)
+        async with bot_desk.sessions() as s:
+            assert (await s.get(Finding, minor_id)).status == "evidence_submitted"  # type: ignore[union-attr]
+        await staff.press(f"sf:a:{minor_id}", message_id=prompts[-1].message_id)
+        await expect(staff, f"已验证通过不符合项 #{minor_id}")
         await outbox.drain()
         closed = await expect(user, "was accepted; the finding is closed")
         assert "Progress: 1 of 3 findings closed" in closed.text
