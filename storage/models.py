@@ -388,3 +388,4 @@ from storage.models_findings import CertificateStatusRecord as CertificateStatus
 from storage.models_findings import Finding as Finding  # noqa: E402
 from storage.models_findings import FindingEvidence as FindingEvidence  # noqa: E402
 from storage.models_findings import FindingEvidenceFile as FindingEvidenceFile  # noqa: E402
+from storage.models_findings import MemberFactory as MemberFactory  # noqa: E402

@@ -80,4 +80,22 @@ class CertificateStatusRecord(SQLModel, table=True):
     created_at: datetime = _instant()
 
 
-__all__ = ["CertificateStatusRecord", "Finding", "FindingEvidence", "FindingEvidenceFile"]
+class MemberFactory(SQLModel, table=True):
+    """Which factories (organisations) a member account works with (ICS: members see only
+    those)."""
+
+    __tablename__ = "member_factory"
+    __table_args__ = (sa.UniqueConstraint("staff_id", "organisation_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+
+
+__all__ = [
+    "CertificateStatusRecord",
+    "Finding",
+    "FindingEvidence",
+    "FindingEvidenceFile",
+    "MemberFactory",
+]

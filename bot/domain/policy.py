@@ -173,6 +173,8 @@ class Profile(Strict):
     other_fees: tuple[OtherFee, ...] = ()
     findings: FindingsPolicy | None = None  # corrective actions per finding (issue 12)
     statuses: StatusModel | None = None  # a status model instead of one validity (IETP)
+    # The clause saying the programme issues no certificate (ICS): lookups say so, plainly.
+    not_a_certificate: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod

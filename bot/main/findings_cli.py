@@ -140,6 +140,28 @@ async def cmd_certificates_show(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_findings_link_member(args: argparse.Namespace) -> int:
+    """Link a member account (role member, ICS) to the factory of a certificate or audit."""
+    from bot.services import findings_access
+    from storage.repo import staff as staff_repo
+    from storage.unit_of_work import UnitOfWork
+
+    desk = await _desk()
+    try:
+        async with UnitOfWork(desk.sessions) as uow:
+            member = await staff_repo.by_email(uow.session, args.email.strip().lower())
+            if member is None or member.role != "member":
+                raise CliError(f"{args.email} is not a member account (role member)")
+            try:
+                await findings_access.link_member(uow, member, args.certificate)
+            except LookupError:
+                raise CliError(f"no certificate or audit numbered {args.certificate!r}") from None
+    finally:
+        await desk.close()
+    print(f"{args.email} now sees {args.certificate}")
+    return 0
+
+
 def add_certificate_commands(certs: Any, add: Any) -> None:
     """`certificates show NO --profile ietp`, beside the register's import."""
     p = add("show", cmd_certificates_show, "a status-model certificate's status (IETP)", certs)
@@ -165,6 +187,9 @@ def add_commands(sub: Any, add: Any, parser_class: type[argparse.ArgumentParser]
     p.add_argument("id", type=positive_int)
     p.add_argument("--reason", required=True)
     p.add_argument("--by", required=True, help="who verified it")
+    p = add("link-member", cmd_findings_link_member, "let a member see a factory (ICS)", cmds)
+    p.add_argument("email", help="the member account's sign-in e-mail")
+    p.add_argument("certificate", help="the certificate or audit number of the factory")
 
 
 __all__ = ["add_certificate_commands", "add_commands", "cmd_certificates_status_import"]

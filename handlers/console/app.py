@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.desk import Desk
-from handlers.console import views_auth, views_cases, views_today
+from handlers.console import findings, views_auth, views_cases, views_today
 from handlers.console.security import SecurityHeaders, Sessions
 from handlers.console.web import STATIC, Console, make_env
 
@@ -42,6 +42,10 @@ def create_app(desk: Desk) -> Starlette:
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),
+        Route("/findings", findings.register),
+        Route("/findings/{finding_id:int}", findings.finding),
+        Route("/findings/{finding_id:int}/files/{file_id:int}", findings.evidence_file),
+        Route("/findings/{finding_id:int}/review", findings.review, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

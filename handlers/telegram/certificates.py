@@ -45,8 +45,14 @@ def render(view: CertificateView, locale: str) -> str:
 
 
 @stay
-async def entry(update: Update, context: Context) -> str:
+async def entry(update: Update, context: Context) -> str | int:
     await common.answer_query(update)
+    not_a_certificate = common.desk_of(context).profile.not_a_certificate
+    if not_a_certificate:  # ICS: an audit programme, no certificate to look up (seed 002)
+        locale = common.locale_of(context)
+        await reply(update, context, "findings.not_a_certificate", clause=not_a_certificate,
+                    markup=common.main_menu(locale))  # fmt: skip
+        return ConversationHandler.END
     await reply(update, context, "certificates.ask_number")
     return NUMBER
 

@@ -8,8 +8,9 @@ from bot.domain.policy import CASE_KINDS, MILESTONES, Profile, ProfileError, Tim
 from bot.profiles import list_profiles, load_profile
 from messages.render import catalog
 
-SHIPPED = ["bqc", "ggbz", "ietp", "sgc"]
-# Management-system bodies: a 3-year certificate with surveillance (IETP has a status model).
+SHIPPED = ["bqc", "ggbz", "ics", "ietp", "sgc"]
+# Management-system bodies: a 3-year certificate with surveillance (IETP has a status model,
+# ICS issues no certificate).
 MANAGEMENT = ["bqc", "ggbz", "sgc"]
 
 MINIMAL = """

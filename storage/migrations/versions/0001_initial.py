@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:43:45.210389
+Create Date: 2026-12-01 22:48:40.012799
 
 """
 
@@ -133,6 +133,30 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_contact_organisation_id"), ["organisation_id"], unique=False
         )
+
+    op.create_table(
+        "member_factory",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_member_factory_organisation_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_member_factory_staff_id_staff")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_member_factory")),
+        sa.UniqueConstraint(
+            "staff_id", "organisation_id", name=op.f("uq_member_factory_staff_id_organisation_id")
+        ),
+    )
+    with op.batch_alter_table("member_factory", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_member_factory_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_member_factory_staff_id"), ["staff_id"], unique=False)
 
     op.create_table(
         "application",
@@ -602,6 +626,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_application_contact_id"))
 
     op.drop_table("application")
+    with op.batch_alter_table("member_factory", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_member_factory_staff_id"))
+        batch_op.drop_index(batch_op.f("ix_member_factory_organisation_id"))
+
+    op.drop_table("member_factory")
     with op.batch_alter_table("contact", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contact_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_contact_email"))
