@@ -12,6 +12,7 @@ from telegram.ext import (
 )
 
 from bot.desk import Desk
+from bot.services import statuses
 from bot.services.certificates import CertificateView, lookup
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
@@ -64,13 +65,42 @@ async def number_typed(update: Update, context: Context) -> int | None:
         await reply(update, context, "certificates.number_invalid", max=MAX_NUMBER)
         return None
     locale = common.locale_of(context)
-    view = await lookup(common.desk_of(context), common.uow_of(context), text)
+    desk = common.desk_of(context)
+    if desk.profile.statuses is not None:  # IETP: a status, said plainly when not certification
+        return await _status_lookup(update, context, text, locale)
+    view = await lookup(desk, common.uow_of(context), text)
     if view is None:
         await reply(
             update, context, "certificates.not_found", number=text, markup=common.main_menu(locale)
         )
     else:
         await common.send(update, context, render(view, locale), common.main_menu(locale))
+    return ConversationHandler.END
+
+
+async def _status_lookup(update: Update, context: Context, text: str, locale: str) -> int:
+    desk = common.desk_of(context)
+    try:
+        shown = await statuses.show(desk, common.uow_of(context), text, desk.profile)
+    except LookupError:
+        await reply(
+            update, context, "certificates.not_found", number=text, markup=common.main_menu(locale)
+        )
+        return ConversationHandler.END
+    if shown["valid"]:
+        key = "statuses.result_valid"
+    else:
+        key = (
+            "statuses.result_lapsed" if shown["certification"] else "statuses.result_not_certified"
+        )
+    body = th(
+        key, locale, number=shown["number"], holder=shown["holder"],
+        status=th(f"statuses.status_{shown['status']}", locale), expires=shown["expires_on"],
+        clause=shown["clause"],
+    )  # fmt: skip
+    if "reapply_from" in shown:
+        body += "\n" + th("statuses.reapply_from", locale, date=shown["reapply_from"])
+    await common.send(update, context, body, common.main_menu(locale))
     return ConversationHandler.END
 
 

@@ -13,11 +13,13 @@ from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.desk import Desk
+from bot.emulator import Emulator
 from bot.main.cli import main
 from bot.profiles import load_profile
 from bot.services import statuses
 from storage.models import Certificate
 from storage.unit_of_work import UnitOfWork
+from tests.fixtures.telegram_app import expect, make_desk, running
 
 IETP = load_profile("ietp")
 CSV = """number,holder,decided_on,status,validity_months,fee_paid_on
@@ -109,3 +111,28 @@ def test_cli_certificates_import_and_show_with_the_ietp_profile(
     assert main(["certificates", "show", "NOPE", "--profile", "ietp"]) == 2
     assert main(["certificates", "import", str(path), "--profile", "ggbz"]) == 2
     assert "no status model" in capsys.readouterr().err
+
+
+async def test_lookup_on_telegram_says_which_statuses_are_not_certification(
+    database_url: str, data_dir: Path, emulator: Emulator
+) -> None:
+    desk = await make_desk(database_url, data_dir, profile="ietp")
+    try:
+        await _import(desk, CSV)
+        user = emulator.user(7200, "Wu", language_code="en")
+        async with running(desk, emulator):
+            await user.send("/start")
+            await expect(user, "Please choose a language")
+            await user.press("English")
+            await expect(user, "What would you like to do?")
+            for number, fragments in (
+                ("F-1", ("Remediation", "a valid certificate", "2027-07-02")),
+                ("F-6", ("Assessed", "this is not certification", "2027-09-01")),
+                ("F-2", ("Terminated", "not certification", "may reapply from 2026-12-02")),
+            ):
+                await user.send("/certificate")
+                await expect(user, "number")
+                await user.send(number)
+                await expect(user, *fragments)
+    finally:
+        await desk.close()
