@@ -12,6 +12,7 @@ may still be submitted then.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -99,6 +100,21 @@ def raises_suspension_review(profile: Profile, grade: str) -> bool:
     return profile.findings is not None and grade in profile.findings.suspension_review_grades
 
 
+# A finding's tag in a letter's subject: a reply carrying it attaches its files to that finding.
+TAG_PREFIX = "FND-"
+_TAG = re.compile(r"\[\s*FND-(\d{1,12})\s*\]", re.IGNORECASE)
+
+
+def tag(finding_id: int) -> str:
+    return f"[{TAG_PREFIX}{finding_id}]"
+
+
+def tagged_finding(subject: str | None) -> int | None:
+    """The finding id a subject names (`[FND-12]`), or None; several tags: the first."""
+    found = _TAG.search(subject or "")
+    return int(found.group(1)) if found else None
+
+
 @dataclass(frozen=True)
 class Progress:
     closed: int
@@ -123,4 +139,6 @@ __all__ = [
     "reject",
     "status_on",
     "submit",
+    "tag",
+    "tagged_finding",
 ]

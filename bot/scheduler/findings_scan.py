@@ -74,6 +74,7 @@ class FindingsScan:
                 "clause": f.clause,
                 "text": f.text,
                 "rule": f.rule_clause,
+                "tag": rules.tag(f.id or 0),
             }
 
         recipients = await reminder_repo.recipients(

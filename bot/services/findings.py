@@ -358,7 +358,12 @@ async def _tell_organisation(
             payload: dict[str, Any] = {"text": th(key, r.locale, **args)}
         else:
             payload = {
-                "subject": t("findings.org_subject", r.locale, number=cert.number),
+                "subject": t(
+                    "findings.org_subject",
+                    r.locale,
+                    number=cert.number,
+                    tag=rules.tag(finding.id or 0),
+                ),
                 "text": t(key, r.locale, **args),
                 "html": None,
                 "locale": r.locale,

@@ -5,7 +5,8 @@ mailbox's health. Every function takes the caller's unit of work and opens no se
 - store.py: raw letters stored before anything is done with them; ids of what is stored;
 - acting.py: acting on one stored letter, locked, in a savepoint;
 - answers.py: what a letter becomes (case, reply, enquiry, bounce);
-- staff.py: what staff are told (quarantine, answer limits, mailbox down and up).
+- staff.py: what staff are told (quarantine, answer limits, mailbox down and up);
+- evidence.py: a letter tagged with a finding ([FND-n]) attaches its files to it.
 """
 
 from bot.services.inbound_mail.acting import TRANSIENT, Done, Outcome, Parse, act

@@ -22,6 +22,7 @@ from bot.desk import Desk
 from bot.domain.letters import case_ref_in_subject, classify_text
 from bot.domain.mail import ParsedMail, too_large
 from bot.services.inbound_mail.answers import bounce, enquiry, join_reply, open_from_letter
+from bot.services.inbound_mail.evidence import evidence_letter
 from bot.services.inbound_mail.staff import quarantine
 from storage.models import Case, InboundEmail, InboundStatus
 from storage.repo import cases as cases_repo
@@ -90,6 +91,8 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
     if case is not None:
         await join_reply(desk, uow, row, parsed, case)
         return _outcome(row, "replies")
+    if await evidence_letter(desk, uow, row, parsed):  # [FND-n]: corrective-action evidence
+        return _outcome(row, "replies" if row.status == InboundStatus.PROCESSED else "quarantined")
     kind = classify_text(parsed.subject, parsed.text) if parsed.kind == "reply" else parsed.kind
     if kind == "enquiry":
         await enquiry(desk, uow, row, parsed)
