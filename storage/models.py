@@ -442,6 +442,12 @@ class ConversationState(SQLModel, table=True):
 
 
 # The register's link codes and change reports (after the conventions and helpers above).
+# --- findings (declared beside this module, part of the same metadata) ---------------------------
+from storage.models_findings import CertificateStatusRecord as CertificateStatusRecord  # noqa: E402
+from storage.models_findings import Finding as Finding  # noqa: E402
+from storage.models_findings import FindingEvidence as FindingEvidence  # noqa: E402
+from storage.models_findings import FindingEvidenceFile as FindingEvidenceFile  # noqa: E402
+from storage.models_findings import MemberFactory as MemberFactory  # noqa: E402
 from storage.models_register import ChangeReport as ChangeReport  # noqa: E402
 from storage.models_register import LinkAttempt as LinkAttempt  # noqa: E402
 from storage.models_register import LinkCode as LinkCode  # noqa: E402

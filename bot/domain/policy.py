@@ -15,7 +15,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bot.domain.policy_base import KeyedError, ProfileError, Strict
 from bot.domain.policy_cases import ROUTES, CasePolicy, Contact, Kind, NextStep
 from bot.domain.policy_certificates import ChangeReportPolicy, SuspensionPolicy
+from bot.domain.policy_findings import FindingsPolicy
 from bot.domain.policy_quote import AuditTime, Fees, Multisite, OtherFee
+from bot.domain.policy_statuses import StatusModel
 
 Unit = Literal["days", "working_days", "months", "years"]
 
@@ -172,6 +174,10 @@ class Profile(Strict):
     other_fees: tuple[OtherFee, ...] = ()
     change_report: ChangeReportPolicy | None = None
     suspension: SuspensionPolicy | None = None
+    findings: FindingsPolicy | None = None  # corrective actions per finding (issue 12)
+    statuses: StatusModel | None = None  # a status model instead of one validity (IETP)
+    # The clause saying the programme issues no certificate (ICS): lookups say so, plainly.
+    not_a_certificate: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,9 @@ from enum import StrEnum
 class Role(StrEnum):
     """Ranked: each role may do what the ones below it may."""
 
+    # A member of a programme like ICS (a brand or retailer): below staff, it sees and verifies
+    # only the findings of the factories it works with (bot.services.findings_access).
+    MEMBER = "member"
     STAFF = "staff"  # handles cases: assign, reply, milestones
     DECIDER = "decider"  # also takes certification decisions
     ADMIN = "admin"  # also runs the desk: outbox, staff directory

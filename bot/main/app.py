@@ -33,9 +33,11 @@ from handlers.telegram import (
     common,
     documents,
     eligibility,
+    findings,
     quote,
     staff_cases,
     staff_documents,
+    staff_findings,
 )
 from handlers.telegram.common import COMMANDS, commit_before_reply
 from messages.render import th
@@ -60,6 +62,7 @@ class HandlerModule(Protocol):
 HANDLER_MODULES: tuple[HandlerModule, ...] = (
     common,
     staff_documents,
+    staff_findings,
     staff_cases,
     eligibility,
     quote,
@@ -69,6 +72,7 @@ HANDLER_MODULES: tuple[HandlerModule, ...] = (
     cases_filing,
     cases_mine,
     changes,
+    findings,
 )
 
 Hook = Callable[[Application], Awaitable[None]]

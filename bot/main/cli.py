@@ -12,6 +12,7 @@ from bot.config import ConfigError, load_settings
 from bot.main.cases_cli import cmd_cases_heads, cmd_cases_verify
 from bot.main.cli_common import CliError, _Parser, _print_json, _profile, iso_date, positive_int
 from bot.main.console_cmd import add_commands as add_console_commands
+from bot.main.findings_cli import add_commands as add_findings_commands
 from bot.main.operations import (
     cmd_certificates_import,
     cmd_certificates_link_code,
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("test", cmd_staff_alert_test, "send a test alert to every staff channel now", staff)
 
     add_console_commands(sub, add, _Parser)
+    add_findings_commands(sub, add, _Parser)
 
     add(
         "run",
@@ -228,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("show", cmd_certificates_show, "a certificate, by number or holder name", certs)
     p.add_argument("number", metavar="NO", help="certificate number (any case) or holder name")
+    p.add_argument("--profile", help="a status-model profile (ietp): its status and validity")
     p.add_argument("--json", action="store_true")
     p = add("link-code", cmd_certificates_link_code, "a one-time code linking a Telegram "
             "contact to the certificate's holder", certs)  # fmt: skip

@@ -8,7 +8,7 @@ import contextlib
 import sys
 
 from bot.config import load_settings
-from bot.main.cli_common import CliError, _print_json
+from bot.main.cli_common import CliError, _print_json, _profile
 
 
 def cmd_email_parse(args: argparse.Namespace) -> int:
@@ -261,9 +261,12 @@ async def cmd_staff_alert_test(args: argparse.Namespace) -> int:
 
 
 async def cmd_certificates_import(args: argparse.Namespace) -> int:
+    if args.profile and _profile(args.profile).statuses is not None:  # a status model (IETP)
+        from bot.main.findings_cli import cmd_certificates_status_import
+
+        return await cmd_certificates_status_import(args)
     from pathlib import Path
 
-    from bot.main.cli_common import _profile
     from bot.main.desk import open_desk
     from bot.services.certificates import import_csv
     from storage.db import NotMigrated
@@ -292,6 +295,10 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
 
 
 async def cmd_certificates_show(args: argparse.Namespace) -> int:
+    if args.profile and _profile(args.profile).statuses is not None:  # a status model (IETP)
+        from bot.main.findings_cli import cmd_certificates_show as show_status
+
+        return await show_status(args)
     from bot.main.desk import open_desk
     from bot.services.certificates import find
     from storage.db import NotMigrated

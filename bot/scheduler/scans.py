@@ -34,6 +34,7 @@ from bot.domain.alerts import (
 from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
 from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
+from bot.scheduler.findings_scan import FindingsScan
 from bot.services.certificate_notices import alert_no_recipient, withdrawal_review_text
 from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
@@ -71,6 +72,7 @@ class Scans:
         self.staff_locale = desk.settings.default_locale
         self._planned_on: date | None = None
         self._digest_on: date | None = None
+        self.findings = FindingsScan(desk)  # corrective actions: reminders, overdue, review
 
     @property
     def staff_chat(self) -> str | None:
@@ -89,6 +91,7 @@ class Scans:
             stats.planned = n
         if (pair := await self._guarded(self.send_reminders)) is not None:
             stats.reminders, stats.obsolete = pair
+        await self._guarded(self.findings.run)
         return stats
 
     async def _guarded(self, scan: Callable[[], Awaitable[T]]) -> T | None:

@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from bot.desk import Desk
 from bot.services.inbound_mail import Parse
 from handlers.console import (
+    findings,
     views_applications,
     views_auth,
     views_cases,
@@ -83,6 +84,10 @@ def create_app(desk: Desk, *, parse: Parse | None = None) -> Starlette:
         Route("/outbox", views_today.outbox),
         Route("/outbox/{message_id:int}/retry", views_today.retry, methods=["POST"]),
         Route("/outbox/{message_id:int}/cancel", views_today.cancel, methods=["POST"]),
+        Route("/findings", findings.register),
+        Route("/findings/{finding_id:int}", findings.finding),
+        Route("/findings/{finding_id:int}/files/{file_id:int}", findings.evidence_file),
+        Route("/findings/{finding_id:int}/review", findings.review, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

@@ -16,7 +16,7 @@ from telegram.ext import (
 from bot.desk import Desk
 from bot.domain.certificates import LINK_MAX_FAILURES
 from bot.outbox.to_staff import queue_for_staff
-from bot.services import contacts
+from bot.services import contacts, statuses
 from bot.services.certificates import CertificateView, find
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
@@ -56,8 +56,14 @@ def render(view: CertificateView, locale: str) -> str:
 
 
 @stay
-async def entry(update: Update, context: Context) -> str:
+async def entry(update: Update, context: Context) -> str | int:
     await common.answer_query(update)
+    not_a_certificate = common.desk_of(context).profile.not_a_certificate
+    if not_a_certificate:  # ICS: an audit programme, no certificate to look up (seed 002)
+        locale = common.locale_of(context)
+        await reply(update, context, "findings.not_a_certificate", clause=not_a_certificate,
+                    markup=common.main_menu(locale))  # fmt: skip
+        return ConversationHandler.END
     await reply(update, context, "certificates.ask_number")
     return NUMBER
 
@@ -69,7 +75,10 @@ async def number_typed(update: Update, context: Context) -> int | None:
         await reply(update, context, "certificates.number_invalid", max=MAX_NUMBER)
         return None
     locale = common.locale_of(context)
-    found = await find(common.desk_of(context), common.uow_of(context), text)
+    desk = common.desk_of(context)
+    if desk.profile.statuses is not None:  # IETP: a status, said plainly when not certification
+        return await _status_lookup(update, context, text, locale)
+    found = await find(desk, common.uow_of(context), text)
     if not found:
         await reply(
             update, context, "certificates.not_found", number=text, markup=common.main_menu(locale)
@@ -107,6 +116,32 @@ async def link(update: Update, context: Context) -> None:
         menu = common.main_menu(common.locale_of(context))
         await reply(update, context, "certificates.link_done", holder=outcome.holder,
                     numbers=numbers, markup=menu)  # fmt: skip
+
+
+async def _status_lookup(update: Update, context: Context, text: str, locale: str) -> int:
+    desk = common.desk_of(context)
+    try:
+        shown = await statuses.show(desk, common.uow_of(context), text, desk.profile)
+    except LookupError:
+        await reply(
+            update, context, "certificates.not_found", number=text, markup=common.main_menu(locale)
+        )
+        return ConversationHandler.END
+    if shown["valid"]:
+        key = "statuses.result_valid"
+    else:
+        key = (
+            "statuses.result_lapsed" if shown["certification"] else "statuses.result_not_certified"
+        )
+    body = th(
+        key, locale, number=shown["number"], holder=shown["holder"],
+        status=th(f"statuses.status_{shown['status']}", locale), expires=shown["expires_on"],
+        clause=shown["clause"],
+    )  # fmt: skip
+    if "reapply_from" in shown:
+        body += "\n" + th("statuses.reapply_from", locale, date=shown["reapply_from"])
+    await common.send(update, context, body, common.main_menu(locale))
+    return ConversationHandler.END
 
 
 def register(app: Application, desk: Desk) -> None:

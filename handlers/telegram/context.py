@@ -44,6 +44,7 @@ class Group(IntEnum):
     MY_CASES = 18  # /mycases and its buttons (no flow)
     CHANGES = 19
     LINK = 20  # /link CODE (no flow): a contact links to their organisation
+    FINDINGS = 21  # corrective actions: evidence per finding (findings.py)
     GLOBAL = 1000  # /start /menu /help /cancel /language, the main menu and the catch-all
 
 
@@ -56,6 +57,7 @@ MENU_APPLICATION = "menu:application"
 MENU_CERTIFICATE = "menu:certificate"
 MENU_CASES = "menu:cases"
 MENU_CHANGES = "menu:changes"
+MENU_FINDINGS = "menu:findings"
 MENU_HELP = "menu:help"
 MENU_MAIN = "menu:main"  # "back to the main menu" buttons
 MENU_ITEMS: tuple[tuple[str, str], ...] = (
@@ -66,6 +68,7 @@ MENU_ITEMS: tuple[tuple[str, str], ...] = (
     (MENU_CERTIFICATE, "menu.btn_certificate"),
     (MENU_CASES, "menu.btn_cases"),
     (MENU_CHANGES, "menu.btn_changes"),
+    (MENU_FINDINGS, "findings.btn_menu"),
     (MENU_HELP, "menu.btn_help"),
 )
 LANG_PREFIX = "lang:"
@@ -80,6 +83,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "menu.cmd_status"),
     ("certificate", "menu.cmd_certificate"),
     ("change", "menu.cmd_change"),
+    ("findings", "findings.cmd"),
     ("case", "menu.cmd_case"),
     ("mycases", "menu.cmd_mycases"),
     ("language", "menu.cmd_language"),

@@ -75,6 +75,10 @@ def _pages(ref: str) -> list[tuple[str, str]]:
         ("GET", "/outbox"),
         ("POST", "/outbox/1/retry"),
         ("POST", "/outbox/1/cancel"),
+        ("GET", "/findings"),
+        ("GET", "/findings/7"),
+        ("GET", "/findings/7/files/8"),
+        ("POST", "/findings/7/review"),
         ("POST", "/logout"),
     ]
 
@@ -96,6 +100,8 @@ async def test_every_page_but_login_and_healthz_refuses_anonymous(console: Conso
         .replace("/certificates/1", "/certificates/{cert_id:int}")
         .replace("/1/", "/{message_id:int}/")
         .replace("files/1", "files/{file_id:int}")
+        .replace("/findings/7", "/findings/{finding_id:int}")
+        .replace("files/8", "files/{file_id:int}")
         for p in tried
     }
     for method, path in _pages(ref):

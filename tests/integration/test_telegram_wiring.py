@@ -45,7 +45,7 @@ async def test_every_handler_sits_in_a_named_group_one_flow_each(bot_desk: Desk)
         for h in handlers
         if isinstance(h, ConversationHandler)
     ]
-    assert len({group for group, _ in flows}) == len(flows) == 8
+    assert len({group for group, _ in flows}) == len(flows) == 9
     assert (Group.STAFF_REPLY, "staff_reply") in flows and (Group.CASES, "cases") in flows
     with pytest.raises(ValueError, match="QUOTE already holds flow 'quote'"):
         conversation(app, "another", Group.QUOTE, entry_points=[], states={})

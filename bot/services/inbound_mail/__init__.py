@@ -7,6 +7,7 @@ mailbox's health. Every function takes the caller's unit of work and opens no se
 - answers.py: what a letter becomes (case, reply, enquiry, bounce);
 - staff.py: what staff are told (quarantine, answer limits, mailbox down and up);
 - log.py: every letter the intake has seen and what became of it (`certdesk email log`).
+- evidence.py: a letter tagged with a finding ([FND-n]) attaches its files to it.
 """
 
 from bot.services.inbound_mail.acting import TRANSIENT, Done, Outcome, Parse, act

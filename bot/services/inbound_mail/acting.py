@@ -28,6 +28,7 @@ from bot.services.inbound_mail.answers import (
     join_reply,
     open_from_letter,
 )
+from bot.services.inbound_mail.evidence import evidence_letter
 from bot.services.inbound_mail.staff import letter_deferred, quarantine
 from bot.services.inbound_mail.strangers import about_case, from_case_address
 from storage.models import Case, InboundEmail, InboundStatus
@@ -134,6 +135,8 @@ async def act_on(desk: Desk, uow: UnitOfWork, row: InboundEmail, parse: Parse) -
     if case is not None and own:
         await join_reply(desk, uow, row, parsed, case)
         return _outcome(row, "replies")
+    if await evidence_letter(desk, uow, row, parsed):  # [FND-n]: corrective-action evidence
+        return _outcome(row, "replies" if row.status == InboundStatus.PROCESSED else "quarantined")
     if case is not None:
         await about_case(desk, uow, row, parsed, case)
         return _outcome(row, "enquiries")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:04:29.728494
+Create Date: 2026-12-01 23:05:14.164409
 
 """
 
@@ -146,6 +146,30 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "member_factory",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_member_factory_organisation_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_member_factory_staff_id_staff")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_member_factory")),
+        sa.UniqueConstraint(
+            "staff_id", "organisation_id", name=op.f("uq_member_factory_staff_id_organisation_id")
+        ),
+    )
+    with op.batch_alter_table("member_factory", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_member_factory_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_member_factory_staff_id"), ["staff_id"], unique=False)
+
+    op.create_table(
         "application",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ref", sa.String(), nullable=False),
@@ -234,6 +258,28 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "certificate_status",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("certificate_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(), nullable=False),
+        sa.Column("validity_months", sa.Integer(), nullable=False),
+        sa.Column("starts_on", sa.Date(), nullable=False),
+        sa.Column("ends_on", sa.Date(), nullable=False),
+        sa.Column("fee_paid_on", sa.Date(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificate.id"],
+            name=op.f("fk_certificate_status_certificate_id_certificate"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_certificate_status")),
+    )
+    with op.batch_alter_table("certificate_status", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_certificate_status_certificate_id"), ["certificate_id"], unique=False
+        )
+
+    op.create_table(
         "change_report",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ref", sa.String(), nullable=False),
@@ -265,6 +311,37 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_change_report_organisation_id"), ["organisation_id"], unique=False
         )
+
+    op.create_table(
+        "finding",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("certificate_id", sa.Integer(), nullable=False),
+        sa.Column("site", sa.String(), nullable=True),
+        sa.Column("audit_type", sa.String(), nullable=False),
+        sa.Column("audit_end_on", sa.Date(), nullable=False),
+        sa.Column("grade", sa.String(), nullable=False),
+        sa.Column("clause", sa.String(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("rule_id", sa.String(), nullable=False),
+        sa.Column("rule_clause", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("closed_on", sa.Date(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificate.id"],
+            name=op.f("fk_finding_certificate_id_certificate"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_finding")),
+    )
+    with op.batch_alter_table("finding", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_finding_certificate_id"), ["certificate_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_finding_status"), ["status"], unique=False)
 
     op.create_table(
         "link_attempt",
@@ -470,6 +547,30 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "finding_evidence",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("finding_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("verdict", sa.String(), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("reviewed_by", sa.String(), nullable=True),
+        sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contact.id"], name=op.f("fk_finding_evidence_contact_id_contact")
+        ),
+        sa.ForeignKeyConstraint(
+            ["finding_id"], ["finding.id"], name=op.f("fk_finding_evidence_finding_id_finding")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_finding_evidence")),
+    )
+    with op.batch_alter_table("finding_evidence", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_finding_evidence_finding_id"), ["finding_id"], unique=False
+        )
+
+    op.create_table(
         "inbound_email",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("mailbox", sa.String(), nullable=False),
@@ -564,6 +665,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_sent")),
         sa.UniqueConstraint("deadline_id", "kind", name=op.f("uq_alert_sent_deadline_id_kind")),
     )
+    op.create_table(
+        "finding_evidence_file",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("evidence_id", sa.Integer(), nullable=False),
+        sa.Column("stored_file_id", sa.Integer(), nullable=False),
+        sa.Column("original_name", sa.String(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["evidence_id"],
+            ["finding_evidence.id"],
+            name=op.f("fk_finding_evidence_file_evidence_id_finding_evidence"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["stored_file_id"],
+            ["stored_file.id"],
+            name=op.f("fk_finding_evidence_file_stored_file_id_stored_file"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_finding_evidence_file")),
+    )
+    with op.batch_alter_table("finding_evidence_file", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_finding_evidence_file_evidence_id"), ["evidence_id"], unique=False
+        )
+
     # ### end Alembic commands ###
     _forbid_changes("case_event")
 
@@ -571,6 +695,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     _allow_changes("case_event")
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("finding_evidence_file", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_finding_evidence_file_evidence_id"))
+
+    op.drop_table("finding_evidence_file")
     op.drop_table("alert_sent")
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_message_status_next_attempt_at")
@@ -585,6 +713,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_inbound_email_case_id"))
 
     op.drop_table("inbound_email")
+    with op.batch_alter_table("finding_evidence", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_finding_evidence_finding_id"))
+
+    op.drop_table("finding_evidence")
     with op.batch_alter_table("document", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_document_stored_file_id"))
         batch_op.drop_index(batch_op.f("ix_document_application_id"))
@@ -622,11 +754,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_link_attempt_contact_id"))
 
     op.drop_table("link_attempt")
+    with op.batch_alter_table("finding", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_finding_status"))
+        batch_op.drop_index(batch_op.f("ix_finding_certificate_id"))
+
+    op.drop_table("finding")
     with op.batch_alter_table("change_report", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_change_report_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_change_report_contact_id"))
 
     op.drop_table("change_report")
+    with op.batch_alter_table("certificate_status", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_certificate_status_certificate_id"))
+
+    op.drop_table("certificate_status")
     with op.batch_alter_table("certificate_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_certificate_event_certificate_id"))
 
@@ -642,6 +783,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_application_contact_id"))
 
     op.drop_table("application")
+    with op.batch_alter_table("member_factory", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_member_factory_staff_id"))
+        batch_op.drop_index(batch_op.f("ix_member_factory_organisation_id"))
+
+    op.drop_table("member_factory")
     with op.batch_alter_table("contact", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contact_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_contact_email"))

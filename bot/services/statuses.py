@@ -1,0 +1,168 @@
+"""Certificates of a status-model programme (IETP, seed 000): the import that records each
+status decision, and `show` — status, valid certificate or not, until when, and for a terminated
+factory the first day it may reapply.
+
+CSV columns (UTF-8, header first):
+
+    number, holder, decided_on, status                    required
+    validity_months, fee_paid_on, scope                   optional
+
+`validity_months` picks among the status's periods (remediation: 9 or 12, staff choose); a
+termination gives its length (at least 6 months). Remediation and probation are refused for a
+factory whose history shows no certificate before; a certificate status without `fee_paid_on`
+is refused (the US$800 fee comes first). The certificate row carries `valid` only while a
+certificate status lasts, `withdrawn` otherwise, so nothing else ever shows a not-certified
+status as a certificate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.desk import Desk
+from bot.domain.policy import Profile
+from bot.domain.statuses import PastStatus, StatusRefused, grant, is_certificate, reapply_from
+from storage.models import CertificateStatusRecord
+from storage.repo import certificates as cert_repo
+from storage.unit_of_work import UnitOfWork
+
+REQUIRED = ("number", "holder", "decided_on", "status")
+OPTIONAL = ("validity_months", "fee_paid_on", "scope")
+
+
+@dataclass
+class StatusImport:
+    imported: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"imported": self.imported, "refused": self.refused}
+
+
+async def _history(uow: UnitOfWork, certificate_id: int | None) -> list[CertificateStatusRecord]:
+    if certificate_id is None:
+        return []
+    stmt = (
+        select(CertificateStatusRecord)
+        .where(col(CertificateStatusRecord.certificate_id) == certificate_id)
+        .order_by(col(CertificateStatusRecord.starts_on), col(CertificateStatusRecord.id))
+    )
+    return list((await uow.session.exec(stmt)).all())
+
+
+def _past(rows: list[CertificateStatusRecord]) -> list[PastStatus]:
+    return [PastStatus(r.status, r.starts_on, r.ends_on) for r in rows]
+
+
+def _parse_date(cells: dict[str, str], column: str) -> date | None:
+    text = cells.get(column) or ""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise ValueError(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+async def import_csv(desk: Desk, uow: UnitOfWork, text: str, profile: Profile) -> StatusImport:
+    model = profile.statuses
+    report = StatusImport()
+    if model is None:
+        report.refused.append({"line": 1, "reason": f"profile {profile.body.id} has no statuses"})
+        return report
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    bad = [c for c in REQUIRED if c not in header] or [
+        c for c in header if c not in REQUIRED + OPTIONAL
+    ]
+    if bad:
+        report.refused.append({"line": 1, "reason": f"missing or unknown column(s): {bad}"})
+        return report
+    reader.fieldnames = header
+    now = desk.clock.now()
+    for record in reader:
+        line = reader.line_num
+        cells = {k: (v or "").strip() for k, v in record.items() if k is not None}
+        if not any(cells.values()):
+            continue
+        try:
+            for column in REQUIRED:
+                if not cells.get(column):
+                    raise ValueError(f"{column} is empty")
+            decided = _parse_date(cells, "decided_on")
+            paid = _parse_date(cells, "fee_paid_on")
+            months_text = cells.get("validity_months") or ""
+            if months_text and not months_text.isdigit():
+                raise ValueError(f"validity_months {months_text!r} is not a whole number")
+            assert decided is not None
+            cert = await cert_repo.by_number(uow.session, cells["number"])
+            history = await _history(uow, cert.id if cert else None)
+            granted = grant(
+                model, cells["status"].lower(), int(months_text) if months_text else None,
+                decided, _past(history), fee_paid=paid is not None,
+            )  # fmt: skip
+        except (ValueError, StatusRefused) as exc:
+            report.refused.append({"line": line, "reason": str(exc)})
+            continue
+        values = {
+            "number": cells["number"],
+            "holder": cells["holder"],
+            "standard": profile.body.standard,
+            "scope": cells.get("scope") or None,
+            "status": "valid" if granted.certificate else "withdrawn",
+            "decided_on": decided,
+            "expires_on": granted.ends_on,
+        }
+        row, _ = await cert_repo.upsert(uow.session, values, now)
+        uow.session.add(
+            CertificateStatusRecord(
+                certificate_id=row.id or 0, status=granted.status,
+                validity_months=granted.validity_months, starts_on=granted.starts_on,
+                ends_on=granted.ends_on, fee_paid_on=paid, created_at=now,
+            )
+        )  # fmt: skip
+        await uow.session.flush()
+        report.imported += 1
+    return report
+
+
+async def show(desk: Desk, uow: UnitOfWork, number: str, profile: Profile) -> dict[str, Any]:
+    """The certificate's current status as of today; LookupError for an unknown number."""
+    model = profile.statuses
+    cert = await cert_repo.by_number(uow.session, " ".join(number.split()))
+    if cert is None or model is None:
+        raise LookupError(number)
+    history = await _history(uow, cert.id)
+    today = desk.clock.today()
+    if not history:
+        raise LookupError(number)
+    last = history[-1]
+    rule = model.get(last.status)
+    out: dict[str, Any] = {
+        "number": cert.number,
+        "holder": cert.holder,
+        "status": last.status,
+        "valid": is_certificate(model, last.status, last.ends_on, today),
+        "certification": bool(rule and rule.certificate),  # False: a status, not a certificate
+        "expires_on": last.ends_on.isoformat(),
+        "clause": rule.clause if rule else "",
+    }
+    again = reapply_from(model, _past(history), today)
+    if again is not None:
+        out["reapply_from"] = again.isoformat()
+    return out
+
+
+async def may_reapply(desk: Desk, uow: UnitOfWork, number: str, profile: Profile) -> date | None:
+    """None when a new application is accepted, else the first day it will be."""
+    cert = await cert_repo.by_number(uow.session, number)
+    if cert is None or profile.statuses is None:
+        return None
+    return reapply_from(profile.statuses, _past(await _history(uow, cert.id)), desk.clock.today())
+
+
+__all__ = ["StatusImport", "import_csv", "may_reapply", "show"]
