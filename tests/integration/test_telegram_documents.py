@@ -186,8 +186,18 @@ async def test_documents_in_chinese_and_double_press_is_harmless(
         await expect(user, "已收到 1/8")
         await outbox.drain()
         prompt = await expect(staff, "待审核资料", "组织图.pdf")
+        # The document itself, from the stored file, captioned with its checklist item.
+        await staff.press("📎 查看文件", message_id=prompt.message_id)
+        sent = await expect(staff, "组织机构图及职责", "组织图.pdf")
+        assert sent.method == "sendDocument" and sent.file is not None
+        assert sent.file.content == PDF and sent.file.file_name == "组织图.pdf"
+        assert "申请 AP-" in sent.text and "示例公司" in sent.text
+        assert sent.buttons == ["✅ 通过", "❌ 退回"]
+        await staff.press("✅ 通过", message_id=sent.message_id)
+        done = await expect(staff, "已通过（梅）")
+        assert done.method == "editMessageCaption" and "组织机构图及职责" in done.text
         await staff.press("✅ 通过", message_id=prompt.message_id)
-        await expect(staff, "已通过（梅）")
+        await expect(staff, "此文件已处理过")
         await outbox.drain()
         await expect(user, "“组织机构图及职责”已审核通过")
         await user.send("/status")
