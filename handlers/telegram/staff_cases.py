@@ -9,7 +9,6 @@ Texts: messages/catalogs/staff.toml.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import TypeVar
 
 from telegram import InlineKeyboardMarkup, Update
@@ -21,14 +20,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.clock import SHANGHAI
 from bot.desk import Desk
 from bot.domain.impartiality import Acting
 from bot.domain.refs import button_ref, normalise_ref
 from bot.services import case_acting, cases, staff
 from bot.services.cases import MILESTONE_ORDER, CaseRefused
-from handlers.telegram import common
-from handlers.telegram.cases_common import TEXT_LIMIT, typed
+from handlers.telegram import common, staff_case_file
+from handlers.telegram.cases_common import typed
 from handlers.telegram.common import (
     Context,
     Group,
@@ -45,9 +43,6 @@ from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 
 REPLY_TEXT = 0
-# /case shows the description whole (send() splits a long detail over several messages); only
-# a text longer than the filing flow keeps (a long letter) is cut there, marked with "…".
-DESCRIPTION_LIMIT = TEXT_LIMIT
 T = TypeVar("T")
 # A service call on one locked case: (uow, case, actor, who acts) -> result.
 Action = Callable[[UnitOfWork, Case, str, Acting], Awaitable[T]]
@@ -142,76 +137,18 @@ class StaffCases:
         await self._show(update, context, button_ref(_data(update)))
 
     async def _show(self, update: Update, context: Context, ref: str) -> None:
+        """The case file in words (handlers.telegram.staff_case_file), actions under it."""
         loc = locale_of(context)
         desk = desk_of(context)
-        record = await cases.case_record(uow_of(context), ref)
-        if record is None:
+        uow = uow_of(context)
+        shown = await staff_case_file.case_file_text(desk, uow, ref, loc)
+        if shown is None:
             await self.say(update, context, th("staff.not_found", loc, ref=ref))
             return
-        case = record.case
-        detail = self._detail(case, record.deadlines, record.events, loc, desk.clock.today())
-        await self.say(update, context, detail, self._actions(desk, case, loc))
-
-    def _detail(
-        self, case: Case, deadlines: list[Deadline], events: list[CaseEvent], loc: str, today: date
-    ) -> str:
-        first = (events[0].data or {}) if events else {}
-        identity = " / ".join(cases.complainant_identity(case, events))
-        history = [
-            th(
-                "staff.history_line",
-                loc,
-                seq=e.seq,
-                at=e.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
-                actor=e.actor,
-                type=e.type,
-            )
-            for e in events
-        ]
-        subject = case.subject or ""
-        if case.concerns_certificate_no and case.concerns_certificate_no != subject:
-            subject = f"{subject} {case.concerns_certificate_no}".strip()
-        received = date.fromisoformat(str(first.get("received_on"))) if first else None
-        return cases.th_with_lines(
-            "staff.case_detail",
-            loc,
-            {
-                "deadlines": [self._deadline_line(d, loc, today) for d in deadlines]
-                or [th("staff.no_deadlines", loc)],
-                "history": history,
-            },
-            kind=cases.kind_name(case.kind, loc),
-            ref=case.ref,
-            status=t(f"cases.status_{case.status}", loc),
-            flags=_short_flags(case, loc),
-            channel=t(f"staff.channel_{case.channel}", loc),
-            received=cases.format_date(received, loc) if received else "",
-            assignee=case.assignee or t("staff.unassigned", loc),
-            who=identity or t("cases.not_given", loc),
-            subject=cases.cut(subject, 300),
-            description=cases.cut(case.description or "", DESCRIPTION_LIMIT),
-        )
-
-    def _deadline_line(self, d: Deadline, loc: str, today: date) -> str:
-        rule = rule_label(d.rule_id, loc)
-        if d.closed_at is not None:
-            return th(
-                "staff.deadline_closed",
-                loc,
-                rule=rule,
-                due=cases.format_date(d.due_on, loc),
-                closed_by=d.closed_by or "",
-                closed=cases.format_date(d.closed_at.astimezone(SHANGHAI).date(), loc),
-            )
-        mark = t("staff.overdue_mark", loc) + " " if d.due_on < today else ""
-        return mark + th(
-            "staff.deadline_open",
-            loc,
-            rule=rule,
-            due=cases.format_date(d.due_on, loc),
-            provisional=t("staff.provisional", loc) if d.provisional else "",
-            clause=d.clause,
-        )
+        text, _open = shown
+        case = await cases.find_case_by_ref(uow.session, ref)
+        assert case is not None
+        await self.say(update, context, text, self._actions(desk, case, loc))
 
     def _actions(self, desk: Desk, case: Case, loc: str) -> InlineKeyboardMarkup | None:
         if case.closed_at is not None:

@@ -245,7 +245,12 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
     detail = await _step(li, f"/case {ref}")
     assert "Factory Ltd / qa@factory.example" in detail  # staff see the identity
     assert "组成申诉工作组：2026年10月16日" in detail
-    assert "1. 2026-09-28 10:00 complainant:telegram:503：received" in detail
+    # The case file in words, as the console shows it: no raw actor ids, event types or ids.
+    assert "1. 2026-09-28 10:00 投诉人：收到申诉（Telegram）" in detail
+    assert "系统：已发出书面确认" in detail
+    assert "李娜：分配给 李娜" in detail and "负责：李娜" in detail
+    assert "被申诉的决定：2026年6月1日" in detail and "作出人：Zhang Wei" in detail
+    assert "complainant:" not in detail and "received" not in detail and "9002" not in detail
     assert "关闭期限：组成申诉工作组" in await _step(li, "已组成工作组", press=True)
 
     assert "请发送对案件" in await _step(li, "答复投诉人", press=True)
@@ -254,6 +259,12 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
     (answer,) = await _delivered(bot, user)
     assert f"Answer about case {ref}" in answer
     assert "The work group met; decision by 27 November." in answer
+    detail = await _step(li, f"/case {ref}")
+    # How the deadline was met, with its clause; the reply sent, in full, by whom.
+    assert "✓ 组成申诉工作组：2026年10月16日（GGBZ §8.6.2" in detail
+    assert "2026年9月28日 已满足：已组成工作组" in detail
+    assert "李娜：节点：已组成工作组" in detail
+    assert "李娜：答复（Telegram）：The work group met; decision by 27 November." in detail
 
 
 async def test_someone_elses_reference_is_not_found(bot: Bot) -> None:

@@ -87,4 +87,5 @@ async def test_someone_elses_case_is_taken_over_by_a_recorded_hand_over(bot: Bot
     assert handed.actor == f"staff:{STAFF_B}"
     assert handed.data["handed_over_from"] == "zhang@desk.example.test"
     assert handed.data["assignee"] == "li@desk.example.test"
-    # STEP2
+    detail = await _step(zhang, f"/case {ref}")
+    assert "李娜：由 张伟 转交给 李娜" in detail and "负责：李娜" in detail
