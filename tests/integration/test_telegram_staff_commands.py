@@ -60,5 +60,5 @@ async def test_each_scope_has_its_menu_and_the_staff_chat_its_own_help(
         assert "/assign" not in public.text
 
         # The emulator refuses a scope Telegram does not know, as Telegram does.
-        with pytest.raises(BadRequest, match="(?i)wrong parameter scope"):
+        with pytest.raises(BadRequest, match=r"(?i)wrong parameter scope"):
             await app.bot.set_my_commands([("x", "y")], scope=BotCommandScope("nope"))
