@@ -70,6 +70,16 @@ async def test_checklist_upload_review_replace_until_under_review(
         await user.press("Application documents")
         await expect(user, "full name")
         await user.send("Acme <Ltd>")
+        # Opening the checklist creates nothing: the applicant sees what is needed, then starts.
+        offer = await expect(user, "needs these documents", "Start the application")
+        assert "1. Signed application form" in offer.text and "Acme &lt;Ltd&gt;" not in offer.text
+        async with bot_desk.sessions() as session:
+            assert (await session.exec(select(Application))).all() == []
+        await user.send("/status")
+        await expect(user, "no application yet")
+        await user.send("/documents")
+        await expect(user, "Start the application")
+        await user.press("📝 Start the application")
         await expect(user, "application has been opened")
         checklist = await expect(user, "Received 0/8, accepted 0/8")
         assert len(checklist.buttons) == 9
@@ -178,6 +188,9 @@ async def test_documents_in_chinese_and_double_press_is_harmless(
         await user.press("申请资料")
         await expect(user, "全称")
         await user.send("示例公司")
+        await expect(user, "申请认证需要提交以下资料", "示例公司")
+        await user.press("📝 开始申请")
+        await expect(user, "已为贵组织创建申请")
         await expect(user, "已收到 0/8，已审核通过 0/8")
         await user.press("dc:org_chart")
         await expect(user, "请上传“组织机构图及职责”")
