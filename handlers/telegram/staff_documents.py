@@ -17,6 +17,7 @@ from telegram.ext import Application, ApplicationHandlerStop
 from bot.desk import Desk
 from bot.domain import applications as rules
 from bot.services import applications as apps
+from bot.services import staff
 from handlers.telegram import common
 from handlers.telegram.common import Context, Group
 from handlers.telegram.staff_gate import StaffButton
@@ -83,7 +84,9 @@ async def review(update: Update, context: Context) -> None:
         await _send_file(update, context, doc_id, locale)
         raise ApplicationHandlerStop
     user = update.effective_user
-    by = user.full_name if user else "staff"
+    assert user is not None
+    # Recorded by directory identity (as the console records it), shown by name.
+    actor, by = await staff.telegram_actor(common.uow_of(context), user.id, user.full_name)
     reason = parts[3] if verb == "x" and len(parts) > 3 else None
     if verb == "x" and reason not in rules.REJECT_REASONS:
         await query.answer()
@@ -94,7 +97,7 @@ async def review(update: Update, context: Context) -> None:
         doc_id,
         accept=verb == "a",
         reason=reason,
-        by=by,
+        by=actor,
     )
     await query.answer()
     original = getattr(query.message, "text_html", None) or ""

@@ -211,6 +211,9 @@ async def test_documents_in_chinese_and_double_press_is_harmless(
         assert done.method == "editMessageCaption" and "组织机构图及职责" in done.text
         await staff.press("✅ 通过", message_id=prompt.message_id)
         await expect(staff, "此文件已处理过")
+        async with bot_desk.sessions() as session:
+            reviewed = (await session.exec(select(Document))).one()
+        assert reviewed.reviewed_by == f"staff:{STAFF_ID}"  # an identity, not the display name
         await outbox.drain()
         await expect(user, "“组织机构图及职责”已审核通过")
         await user.send("/status")
