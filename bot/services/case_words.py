@@ -78,7 +78,7 @@ def event_text(
             return r("console.event_reply_sent", loc, channel=channel, text=said)
         case "outcome_sent":
             channel = channel_name(str(data.get("channel") or ""), loc) or "—"
-            said = cut(str(data.get("text") or ""), 1000)
+            said = _suffix(data.get("text"), loc, 1000)
             return r("staff.event_outcome_sent", loc, channel=channel, text=said)
         case "withdrawn":
             return r("console.event_withdrawn", loc, note=note)

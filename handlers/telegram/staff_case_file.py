@@ -55,6 +55,10 @@ def deadline_line(d: Deadline, loc: str, today: date) -> str:
     )
 
 
+def _size(size: int) -> str:
+    return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
+
+
 def _decision(found: CaseFile, loc: str) -> str:
     case = found.case
     if not (case.decided_on or case.decided_by or case.audit_team):
@@ -94,14 +98,14 @@ def render(desk: Desk, found: CaseFile, names: dict[str, str], loc: str) -> str:
         description=cases.cut(case.description or "", DESCRIPTION_LIMIT),
     )
     today = desk.clock.today()
-    sections = [head, th("staff.case_deadlines_head", loc)]
+    sections = [head, "", th("staff.case_deadlines_head", loc)]
     sections += [deadline_line(d, loc, today) for d in found.deadlines] or [
         th("staff.no_deadlines", loc)
     ]
     if found.attachments:
         sections += ["", th("staff.case_attachments_head", loc, count=len(found.attachments))]
         for item in found.attachments:
-            size = f"{int(item.get('size') or 0) / 1024:.1f}"
+            size = _size(int(item.get("size") or 0))
             kind = str(item.get("content_type") or "")
             sections.append(
                 th("staff.attachment_line", loc, name=item.get("name"), type=kind, size=size)

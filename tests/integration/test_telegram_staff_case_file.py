@@ -8,6 +8,7 @@ from bot.services import cases
 from storage.repo import cases as repo
 from storage.unit_of_work import UnitOfWork
 from tests.integration.test_cases_telegram import (
+    PDF,
     STAFF_A,
     STAFF_CHAT,
     Bot,
@@ -45,7 +46,7 @@ async def test_the_case_file_in_words_with_files_information_and_the_console_lin
         lambda: any("控制台：" in r.text for r in staff.replies[before:])
     )
     shown = "\n".join(r.text for r in staff.replies[before:])
-    assert "附件（1）" in shown and "• 加班记录.pdf（application/pdf，" in shown
+    assert "附件（1）" in shown and f"• 加班记录.pdf（application/pdf，{len(PDF)} B）" in shown
     assert "投诉人：投诉人补充信息：还有工资单。" in shown
     assert "投诉人/申诉人：王芳 / 13800138000" in shown
     assert "张伟：分配给 张伟" in shown and "张伟：节点：已书面答复" in shown
