@@ -7,13 +7,15 @@ Functions of a profile and plain values, so they are tested without a database. 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from bot.domain.deadlines import ComputedDeadline
+from bot.domain.impartiality import Acting, impartiality_conflict, same_person
 from bot.domain.policy import COMPLAINT_ABOUT, FILING_EVENTS, MILESTONES, Profile, TimeRule
+from bot.domain.refusals import CaseRefused
 from bot.domain.zone import SHANGHAI
 
 WITHDRAWN = "withdrawn"
@@ -30,14 +32,6 @@ class Status:
     IN_PROGRESS = "in_progress"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
-
-
-class CaseRefused(Exception):
-    """An action the rules refuse: `key` names the catalog text saying why, `args_` fill it."""
-
-    def __init__(self, key: str, **args: object) -> None:
-        super().__init__(key)
-        self.key, self.args_ = key, args
 
 
 @dataclass(frozen=True)
@@ -208,52 +202,7 @@ def check_extension(
     return rule.extension_approver
 
 
-# --- impartiality -----------------------------------------------------------------------------
-
-
-class Decided(Protocol):
-    """What a case records of the decision under appeal (storage.models.Case has it)."""
-
-    @property
-    def decided_by(self) -> str | None: ...
-
-    @property
-    def audit_team(self) -> Sequence[str] | None: ...
-
-
-def same_person(a: str, b: str) -> bool:
-    return a.strip().casefold().lstrip("@") == b.strip().casefold().lstrip("@")
-
-
-def impartiality_conflict(case: Decided, identities: Iterable[str]) -> str | None:
-    """Why these staff identities may not handle the case, as a catalog key; None if they may.
-
-    GGBZ §8.6.2 / §8.3, SGC §八: nobody involved in the audit or the decision under appeal.
-    """
-    ids = [i for i in identities if i and i.strip()]
-    if case.decided_by and any(same_person(i, case.decided_by) for i in ids):
-        return "staff.assign_refused_decider"
-    if any(same_person(i, member) for i in ids for member in case.audit_team or []):
-        return "staff.assign_refused_auditor"
-    return None
-
-
-def check_assignment(
-    case: Decided, ref: str, staff_id: str, staff_names: Sequence[str] | None
-) -> list[str]:
-    """The names to record for an assignment; CaseRefused when impartiality forbids it.
-
-    `staff_names=None`: their names are not known, so a case that records who decided or
-    audited is refused rather than assigned unchecked.
-    """
-    if staff_names is None:
-        if case.decided_by or case.audit_team:
-            raise CaseRefused("staff.assign_refused_unverified", ref=ref, who=staff_id)
-        staff_names = ()
-    conflict = impartiality_conflict(case, [staff_id, *staff_names])
-    if conflict is not None:
-        raise CaseRefused(conflict, ref=ref, who=staff_names[0] if staff_names else staff_id)
-    return list(staff_names)
+# --- impartiality: bot.domain.impartiality (re-exported here) -----------------------------------
 
 
 # --- what users type --------------------------------------------------------------------------
@@ -289,11 +238,10 @@ __all__ = [
     "FINAL_MILESTONE",
     "MILESTONE_ORDER",
     "WITHDRAWN",
+    "Acting",
     "CaseRefused",
     "Complainant",
-    "Decided",
     "Status",
-    "check_assignment",
     "check_extension",
     "check_milestone",
     "complaint_about",

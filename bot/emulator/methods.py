@@ -62,6 +62,8 @@ class BotApi:
 
     def set_my_commands(self, p: Params, files: Uploads) -> bool:
         commands = p.get("commands") or []
+        if len(commands) > 100:
+            raise ApiError(400, "Bad Request: BOT_COMMANDS_TOO_MUCH")
         check_commands(commands)
         self.state.commands[_commands_key(p)] = commands
         return True
@@ -222,7 +224,27 @@ class BotApi:
         return stored
 
 
+# BotCommandScope types, with the fields each needs (core.telegram.org/bots/api#botcommandscope).
+_SCOPES: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "all_private_chats": (),
+    "all_group_chats": (),
+    "all_chat_administrators": (),
+    "chat": ("chat_id",),
+    "chat_administrators": ("chat_id",),
+    "chat_member": ("chat_id", "user_id"),
+}
+
+
 def _commands_key(p: Params) -> tuple[str, str]:
-    """Telegram keeps one command list per (scope, language)."""
+    """Telegram keeps one command list per (scope, language); a scope it does not know, or one
+    without the chat it names, is refused as Telegram refuses it."""
     scope = p.get("scope") or {"type": "default"}
+    if isinstance(scope, str):
+        scope = json.loads(scope)
+    needs = _SCOPES.get(scope.get("type", "")) if isinstance(scope, dict) else None
+    if needs is None:
+        raise ApiError(400, "Bad Request: wrong parameter scope")
+    if any(scope.get(k) in (None, "") for k in needs):
+        raise ApiError(400, "Bad Request: chat not found")
     return json.dumps(scope, sort_keys=True), p.get("language_code") or ""

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
@@ -30,6 +30,7 @@ from handlers.telegram import (
     cases_mine,
     certificates,
     changes,
+    commands,
     common,
     documents,
     eligibility,
@@ -39,7 +40,7 @@ from handlers.telegram import (
     staff_documents,
     staff_findings,
 )
-from handlers.telegram.common import COMMANDS, commit_before_reply
+from handlers.telegram.common import commit_before_reply
 from messages.render import th
 from storage.persistence import DatabasePersistence, engine_of
 from storage.unit_of_work import AlreadyHandled, UnitOfWork, bind, current, unbind
@@ -61,6 +62,7 @@ class HandlerModule(Protocol):
 # (its guard must exist before anything is handled).
 HANDLER_MODULES: tuple[HandlerModule, ...] = (
     common,
+    commands,
     staff_documents,
     staff_findings,
     staff_cases,
@@ -124,12 +126,6 @@ class CertdeskApplication(Application):  # type: ignore[type-arg]
         return await super().process_error(update, error, job, coroutine)
 
 
-async def _set_commands(app: Application) -> None:
-    for locale, language_code in (("zh_CN", "zh"), ("en", "en"), ("zh_CN", None)):
-        commands = [BotCommand(name, th(key, locale)) for name, key in COMMANDS]
-        await app.bot.set_my_commands(commands, language_code=language_code)
-
-
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the failure (type and update id only: no personal data) and apologise once."""
     update_id = update.update_id if isinstance(update, Update) else None
@@ -186,7 +182,7 @@ def build_application(
     limiter = limiter or RateLimiter(settings.telegram_rate_per_second)
 
     async def post_init(app: Application) -> None:
-        await _set_commands(app)
+        await commands.set_commands(app, desk)  # the menus, per scope and language
         for hook in on_start:
             await hook(app)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,7 +26,7 @@ from bot.outbox.messages import TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from messages.render import catalog, t, th
 from storage.files import store_file
-from storage.models import Application, Contact, Document, Organisation
+from storage.models import Application, Contact, Document, Organisation, StoredFile
 from storage.repo import applications as repo
 from storage.unit_of_work import UnitOfWork
 
@@ -155,11 +156,51 @@ async def _queue_review_prompt(
         [
             {"text": t("application.btn_accept", locale), "callback_data": f"sd:a:{doc.id}"},
             {"text": t("application.btn_reject", locale), "callback_data": f"sd:r:{doc.id}"},
-        ]
+        ],
+        # The file itself, sent into the staff chat on demand (handlers/telegram/staff_documents).
+        [{"text": t("staff.btn_view_file", locale), "callback_data": f"sd:v:{doc.id}"}],
     ]
     await queue_for_staff(
         desk, session, key=f"document-review:{doc.id}", text=text, buttons=buttons
     )
+
+
+@dataclass(frozen=True)
+class ReviewFile:
+    """An uploaded document as staff open it: the stored bytes, and a caption naming the
+    checklist item it was sent for."""
+
+    path: Path
+    name: str
+    content_type: str
+    caption: str  # HTML
+    pending: bool  # not yet accepted or rejected
+
+
+async def review_file(desk: Desk, uow: UnitOfWork, document_id: int) -> ReviewFile | None:
+    """The file of document `document_id`; None when there is no such document or its bytes
+    are gone from DATA_DIR (never a path outside it)."""
+    found = await repo.document_with_context(uow.session, document_id)
+    if found is None:
+        return None
+    doc, app, org, _contact = found
+    row = await uow.session.get(StoredFile, doc.stored_file_id)
+    if row is None:
+        return None
+    root = desk.data_dir.resolve()
+    path = (root / row.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    locale = desk.settings.default_locale
+    caption = th(
+        "staff.file_caption",
+        locale,
+        item=t(f"documents.{doc.item_id}", locale),
+        ref=app.ref,
+        organisation=org.name,
+        name=doc.original_name,
+    )
+    return ReviewFile(path, doc.original_name, row.content_type, caption, doc.status == "received")
 
 
 @dataclass(frozen=True)
@@ -209,10 +250,12 @@ async def review_document(
 __all__ = [
     "APPLICATION_REF_PREFIX",
     "Review",
+    "ReviewFile",
     "Snapshot",
     "open_application",
     "receive_document",
     "review_document",
+    "review_file",
     "scheme_name",
     "snapshot",
 ]

@@ -19,8 +19,8 @@ from bot.desk import Desk
 from bot.domain import case_decisions as rules
 from bot.domain.cases import CaseRefused, Status
 from bot.domain.staff import may
-from bot.services import staff
-from bot.services.case_desk import check_impartial, locked_case
+from bot.services import case_acting, staff
+from bot.services.case_desk import locked_case
 from bot.services.cases import kind_name
 from bot.services.cases.events import append
 from bot.services.cases.steps import ACCEPTANCE_DECIDED, acceptance_told
@@ -69,7 +69,7 @@ async def decide(
     if not may(actor.role, needed):
         role = t(f"console.role_{needed.value}", desk.settings.default_locale)
         raise CaseRefused("console.decision_needs_role", ref=case.ref, role=role)
-    check_impartial(case, actor)
+    await case_acting.check(uow, case, case_acting.acting_member(actor), "decision")
     assert case.id is not None
     earlier = await repo.events_of(uow.session, case.id)
     reason = (reason or "").strip() or None

@@ -7,14 +7,14 @@ records `staff:<e-mail>` as the actor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from bot.desk import Desk
-from bot.domain.cases import FINAL_MILESTONE, CaseRefused, impartiality_conflict
-from bot.services import cases, staff
+from bot.domain.cases import FINAL_MILESTONE
+from bot.domain.impartiality import check_action
+from bot.services import case_acting, cases, staff
 from bot.services.today import Letter, letter_of
 from storage.models import Case, CaseEvent, Deadline, OutboxMessage, StaffMember, StoredFile
 from storage.repo import console as repo
@@ -140,9 +140,9 @@ async def attachment(uow: UnitOfWork, ref: str, file_id: int) -> tuple[StoredFil
 # --- actions, as a directory member -----------------------------------------------------------
 
 
-def check_impartial(case: Case, member: StaffMember) -> None:
-    if impartiality_conflict(case, staff.identities_of(member)) is not None:
-        raise CaseRefused("console.refused_not_impartial", ref=case.ref)
+def check_impartial(case: Case, member: StaffMember, action: str = "enquiry") -> None:
+    """Impartiality alone (no assignee), for what any impartial member may do on a case."""
+    check_action(case, case.ref, case_acting.acting_member(member), action)
 
 
 async def locked_case(uow: UnitOfWork, ref: str) -> Case:
@@ -157,9 +157,8 @@ async def assign(
 ) -> StaffMember:
     """Assign `to` (a member); refused when either the actor or `to` must stand aside."""
     case = await locked_case(uow, ref)
-    check_impartial(case, actor)
-    names: Sequence[str] = [to.name, *staff.identities_of(to)[1:]]
-    await cases.assign(desk, uow, case, staff.actor_of(actor), to.email, names)
+    by, target = case_acting.acting_member(actor), case_acting.acting_member(to)
+    await case_acting.assign(desk, uow, case, staff.actor_of(actor), by, target)
     return to
 
 
@@ -167,8 +166,8 @@ async def reply(
     desk: Desk, uow: UnitOfWork, ref: str, actor: StaffMember, text: str
 ) -> OutboxMessage:
     case = await locked_case(uow, ref)
-    check_impartial(case, actor)
-    return await cases.reply(desk, uow, case, staff.actor_of(actor), text)
+    who = case_acting.acting_member(actor)
+    return await case_acting.reply(desk, uow, case, staff.actor_of(actor), who, text)
 
 
 async def milestone(
@@ -176,5 +175,5 @@ async def milestone(
 ) -> list[Deadline]:
     """Record a milestone (the kind's final one closes the case)."""
     case = await locked_case(uow, ref)
-    check_impartial(case, actor)
-    return await cases.record_milestone(desk, uow, case, staff.actor_of(actor), name, note)
+    who = case_acting.acting_member(actor)
+    return await case_acting.milestone(desk, uow, case, staff.actor_of(actor), who, name, note)

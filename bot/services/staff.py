@@ -144,6 +144,21 @@ def identities_of(member: StaffMember) -> list[str]:
     return identities(member.name, member.email, member.telegram_user_id)
 
 
+async def telegram_member(uow: UnitOfWork, user_id: int) -> StaffMember | None:
+    """The enabled directory member with this Telegram id, if any."""
+    found = await repo.by_telegram_id(uow.session, user_id)
+    return None if found is None or found.disabled else found
+
+
+async def telegram_actor(uow: UnitOfWork, user_id: int, shown: str) -> tuple[str, str]:
+    """(what is recorded, how it is shown) for a Telegram staff user's action: the directory's
+    identity when they are in it (as the console records it), else their Telegram id."""
+    found = await telegram_member(uow, user_id)
+    if found is None:
+        return f"staff:{user_id}", shown
+    return actor_of(found), found.name
+
+
 async def telegram_identities(uow: UnitOfWork, user_id: int) -> list[str] | None:
     """What impartiality compares for a Telegram staff member who is in the directory (mapped by
     Telegram id); None when they are not (or are disabled), so the caller falls back."""
@@ -187,5 +202,7 @@ __all__ = [
     "members",
     "names_of_actors",
     "set_disabled",
+    "telegram_actor",
     "telegram_identities",
+    "telegram_member",
 ]

@@ -1,4 +1,8 @@
-"""Application documents: the checklist with progress, uploads checked on the bytes, replace."""
+"""Application documents: the checklist with progress, uploads checked on the bytes, replace.
+
+Opening the checklist creates nothing: without an application the applicant sees what will be
+needed and chooses to start one (`dc:go:<scheme>`); only then is it created and staff told.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from messages.render import th
 from storage.models import Application as ApplicationRow
 
 ORG, SCHEME, LIST, FILE = "documents.org", "documents.scheme", "documents.list", "documents.file"
+START = "documents.start"  # the checklist to expect, and the choice to start an application
 _ITEM = "documents_item"  # user_data: the item an upload is for (an input in progress)
 
 _MARKS = {None: "⬜", "received": "📄", "accepted": "✅", "rejected": "❌"}
@@ -86,8 +91,40 @@ async def _open(update: Update, context: Context, org: Any, scheme: str | None) 
             update, context, th("applicant.choose_scheme", locale), common.keyboard(rows)
         )
         return SCHEME
+    if snap is not None and snap.application.stage != rules.NOT_ACCEPTED:
+        return await _show(update, context)
+    return await _offer_start(update, context, org, scheme or "")
+
+
+async def _offer_start(update: Update, context: Context, org: Any, scheme: str) -> str:
+    """What an application will need, and a button to start one (nothing is created yet)."""
+    desk = common.desk_of(context)
+    locale = common.locale_of(context)
+    items = rules.progress(desk.profile, scheme, []).items
+    lines = [th("documents.start_title", locale, scheme=apps.scheme_name(scheme, locale))]
+    lines += [f"{n}. {th(f'documents.{i.item_id}', locale)}" for n, i in enumerate(items, 1)]
+    lines += ["", th("documents.start_hint", locale, organisation=org.name)]
+    rows = [
+        [(th("documents.btn_start", locale), f"dc:go:{scheme}")],
+        [(th("menu.btn_menu", locale), common.MENU_MAIN)],
+    ]
+    await common.send(update, context, "\n".join(lines), common.keyboard(rows))
+    return START
+
+
+@stay
+async def start_chosen(update: Update, context: Context) -> str | None:
+    """The applicant chooses to start: the application is created now (and staff told)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    desk = common.desk_of(context)
+    scheme = query.data.removeprefix("dc:go:")
+    org = await common.organisation(context)
+    if scheme not in desk.profile.body.schemes or org is None:
+        return None
     app, created = await apps.open_application(
-        desk, common.uow_of(context), common.contact_of(context), org, scheme or ""
+        desk, common.uow_of(context), common.contact_of(context), org, scheme
     )
     if created:
         await reply(update, context, "application.created", ref=app.ref)
@@ -217,8 +254,9 @@ def register(app: Application, desk: Desk) -> None:
                 common.not_a_button("applicant.ask_org_name"),
             ],
             SCHEME: [CallbackQueryHandler(scheme_chosen, pattern=r"^dc:s:"), common.not_a_button()],
+            START: [CallbackQueryHandler(start_chosen, pattern=r"^dc:go:"), common.not_a_button()],
             LIST: [
-                CallbackQueryHandler(item_chosen, pattern=r"^dc:(?!s:|back$)"),
+                CallbackQueryHandler(item_chosen, pattern=r"^dc:(?!s:|go:|back$)"),
                 common.not_a_button(),
             ],
             FILE: [

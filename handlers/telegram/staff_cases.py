@@ -9,10 +9,9 @@ Texts: messages/catalogs/staff.toml.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import TypeVar
 
-from telegram import InlineKeyboardMarkup, Update, User
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import (
     Application,
     CommandHandler,
@@ -21,13 +20,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.clock import SHANGHAI
 from bot.desk import Desk
+from bot.domain.impartiality import Acting
 from bot.domain.refs import button_ref, normalise_ref
-from bot.services import cases
+from bot.services import case_acting, cases, staff
 from bot.services.cases import MILESTONE_ORDER, CaseRefused
-from handlers.telegram import common
-from handlers.telegram.cases_common import TEXT_LIMIT, typed
+from handlers.telegram import common, staff_case_file
+from handlers.telegram.cases_common import typed
 from handlers.telegram.common import (
     Context,
     Group,
@@ -44,17 +43,9 @@ from storage.models import Case, CaseEvent, Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 
 REPLY_TEXT = 0
-# /case shows the description whole (send() splits a long detail over several messages); only
-# a text longer than the filing flow keeps (a long letter) is cut there, marked with "…".
-DESCRIPTION_LIMIT = TEXT_LIMIT
 T = TypeVar("T")
-# A service call on one locked case: (uow, case, actor) -> result.
-Action = Callable[[UnitOfWork, Case, str], Awaitable[T]]
-
-
-def _names(person: User) -> list[str]:
-    """The names impartiality is checked on: the full name and the @username."""
-    return [n for n in (person.full_name, person.username) if n]
+# A service call on one locked case: (uow, case, actor, who acts) -> result.
+Action = Callable[[UnitOfWork, Case, str, Acting], Awaitable[T]]
 
 
 def _short_flags(case: Case, loc: str) -> str:
@@ -90,8 +81,12 @@ class StaffCases:
         if case is None:
             await self.say(update, context, th("staff.not_found", loc, ref=ref))
             return None
+        user = update.effective_user
+        assert user is not None
+        # Who acts, as the staff directory knows them (never by a display name).
+        who = await case_acting.acting_telegram(uow, user.id, user.full_name)
         try:
-            return await action(uow, case, _staff_actor(update))
+            return await action(uow, case, _staff_actor(update), who)
         except CaseRefused as refused:
             await self.say(update, context, cases.refused_html(refused, loc))
             return None
@@ -103,6 +98,9 @@ class StaffCases:
         loc = locale_of(context)
         today = desk_of(context).clock.today()
         rows = await cases.open_cases(uow_of(context))
+        names = await staff.names_of_actors(
+            uow_of(context), [f"staff:{r.case.assignee}" for r in rows if r.case.assignee]
+        )
         if not rows:
             await self.say(update, context, th("staff.cases_none", loc))
             return
@@ -118,7 +116,7 @@ class StaffCases:
                     kind=cases.kind_name(case.kind, loc),
                     due=cases.format_date(due, loc) if due else t("staff.no_due", loc),
                     provisional=t("staff.provisional", loc) if row.provisional else "",
-                    assignee=t("staff.assignee", loc, who=case.assignee)
+                    assignee=t("staff.assignee", loc, who=names.get(case.assignee, case.assignee))
                     if case.assignee
                     else t("staff.unassigned", loc),
                     flags=_short_flags(case, loc),
@@ -139,76 +137,18 @@ class StaffCases:
         await self._show(update, context, button_ref(_data(update)))
 
     async def _show(self, update: Update, context: Context, ref: str) -> None:
+        """The case file in words (handlers.telegram.staff_case_file), actions under it."""
         loc = locale_of(context)
         desk = desk_of(context)
-        record = await cases.case_record(uow_of(context), ref)
-        if record is None:
+        uow = uow_of(context)
+        shown = await staff_case_file.case_file_text(desk, uow, ref, loc)
+        if shown is None:
             await self.say(update, context, th("staff.not_found", loc, ref=ref))
             return
-        case = record.case
-        detail = self._detail(case, record.deadlines, record.events, loc, desk.clock.today())
-        await self.say(update, context, detail, self._actions(desk, case, loc))
-
-    def _detail(
-        self, case: Case, deadlines: list[Deadline], events: list[CaseEvent], loc: str, today: date
-    ) -> str:
-        first = (events[0].data or {}) if events else {}
-        identity = " / ".join(cases.complainant_identity(case, events))
-        history = [
-            th(
-                "staff.history_line",
-                loc,
-                seq=e.seq,
-                at=e.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
-                actor=e.actor,
-                type=e.type,
-            )
-            for e in events
-        ]
-        subject = case.subject or ""
-        if case.concerns_certificate_no and case.concerns_certificate_no != subject:
-            subject = f"{subject} {case.concerns_certificate_no}".strip()
-        received = date.fromisoformat(str(first.get("received_on"))) if first else None
-        return cases.th_with_lines(
-            "staff.case_detail",
-            loc,
-            {
-                "deadlines": [self._deadline_line(d, loc, today) for d in deadlines]
-                or [th("staff.no_deadlines", loc)],
-                "history": history,
-            },
-            kind=cases.kind_name(case.kind, loc),
-            ref=case.ref,
-            status=t(f"cases.status_{case.status}", loc),
-            flags=_short_flags(case, loc),
-            channel=t(f"staff.channel_{case.channel}", loc),
-            received=cases.format_date(received, loc) if received else "",
-            assignee=case.assignee or t("staff.unassigned", loc),
-            who=identity or t("cases.not_given", loc),
-            subject=cases.cut(subject, 300),
-            description=cases.cut(case.description or "", DESCRIPTION_LIMIT),
-        )
-
-    def _deadline_line(self, d: Deadline, loc: str, today: date) -> str:
-        rule = rule_label(d.rule_id, loc)
-        if d.closed_at is not None:
-            return th(
-                "staff.deadline_closed",
-                loc,
-                rule=rule,
-                due=cases.format_date(d.due_on, loc),
-                closed_by=d.closed_by or "",
-                closed=cases.format_date(d.closed_at.astimezone(SHANGHAI).date(), loc),
-            )
-        mark = t("staff.overdue_mark", loc) + " " if d.due_on < today else ""
-        return mark + th(
-            "staff.deadline_open",
-            loc,
-            rule=rule,
-            due=cases.format_date(d.due_on, loc),
-            provisional=t("staff.provisional", loc) if d.provisional else "",
-            clause=d.clause,
-        )
+        text, _open = shown
+        case = await cases.find_case_by_ref(uow.session, ref)
+        assert case is not None
+        await self.say(update, context, text, self._actions(desk, case, loc))
 
     def _actions(self, desk: Desk, case: Case, loc: str) -> InlineKeyboardMarkup | None:
         if case.closed_at is not None:
@@ -225,7 +165,7 @@ class StaffCases:
     async def assign_button(self, update: Update, context: Context) -> None:
         user = update.effective_user
         assert user is not None
-        await self._assign(update, context, button_ref(_data(update)), str(user.id), _names(user))
+        await self._assign(update, context, button_ref(_data(update)), user.id)
 
     async def assign_command(self, update: Update, context: Context) -> None:
         """/assign REF [STAFF_ID]: to oneself, or to another staff member by Telegram id."""
@@ -238,27 +178,29 @@ class StaffCases:
             await self.say(update, context, th("staff.assign_usage", loc))
             return
         if len(args) == 1:
-            await self._assign(update, context, ref, str(user.id), _names(user))
+            await self._assign(update, context, ref, user.id)
             return
         other = int(args[1]) if args[1].lstrip("-").isdigit() else None
         if not desk_of(context).is_staff(other):
             await self.say(update, context, th("staff.assign_not_staff", loc, who=args[1]))
             return
         assert other is not None
-        # Impartiality is checked on names: the other member's are those the desk has seen;
-        # unknown names (None) are refused on a case that records who decided or audited.
-        await self._assign(update, context, ref, str(other), await _names_of(context, other))
+        # Impartiality compares the other member by their directory entry (by Telegram id);
+        # someone not in it is refused on a case that records who decided or audited.
+        await self._assign(update, context, ref, other)
 
-    async def _assign(
-        self, update: Update, context: Context, ref: str, staff_id: str, names: list[str] | None
-    ) -> None:
+    async def _assign(self, update: Update, context: Context, ref: str, to_id: int) -> None:
         desk = desk_of(context)
+        user = update.effective_user
+        shown = user.full_name if user is not None and user.id == to_id else None
+        to = await case_acting.acting_telegram(uow_of(context), to_id, shown)
 
-        async def assign(uow: UnitOfWork, case: Case, actor: str) -> CaseEvent:
-            return await cases.assign(desk, uow, case, actor, staff_id, names)
+        async def assign(uow: UnitOfWork, case: Case, actor: str, who: Acting) -> CaseEvent:
+            return await case_acting.assign(desk, uow, case, actor, who, to)
 
-        if await self._act(update, context, ref, assign) is not None:
-            shown = names[0] if names else staff_id
+        event = await self._act(update, context, ref, assign)
+        if event is not None:
+            shown = (event.data or {}).get("names", [str(to_id)])[0]
             await self.say(
                 update, context, th("staff.assigned", locale_of(context), ref=ref, who=shown)
             )
@@ -280,8 +222,8 @@ class StaffCases:
         loc = locale_of(context)
         desk = desk_of(context)
 
-        async def record(uow: UnitOfWork, case: Case, actor: str) -> list[Deadline]:
-            return await cases.record_milestone(desk, uow, case, actor, milestone)
+        async def record(uow: UnitOfWork, case: Case, actor: str, who: Acting) -> list[Deadline]:
+            return await case_acting.milestone(desk, uow, case, actor, who, milestone)
 
         closed = await self._act(update, context, ref, record)
         if closed is None:
@@ -322,8 +264,8 @@ class StaffCases:
         loc = locale_of(context)
         desk = desk_of(context)
 
-        async def answer(uow: UnitOfWork, case: Case, actor: str) -> OutboxMessage:
-            return await cases.reply(desk, uow, case, actor, text)
+        async def answer(uow: UnitOfWork, case: Case, actor: str, who: Acting) -> OutboxMessage:
+            return await case_acting.reply(desk, uow, case, actor, who, text)
 
         row = await self._act(update, context, ref, answer)
         if row is not None:
@@ -335,11 +277,6 @@ def _data(update: Update) -> str:
     query = update.callback_query
     assert query is not None and query.data is not None
     return query.data
-
-
-async def _names_of(context: Context, user_id: int) -> list[str] | None:
-    """Another staff member's name as the desk knows it (from their own chat with the bot)."""
-    return await cases.staff_names(uow_of(context), user_id)
 
 
 def register(app: Application, desk: Desk) -> None:

@@ -35,6 +35,7 @@ from handlers.telegram import cases_filing, cases_mine, common, staff_cases
 from storage.db import session_factory
 from storage.models import OutboxMessage
 from storage.repo import cases as repo
+from storage.repo import staff as staff_repo
 from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import SmtpSink
 
@@ -209,6 +210,8 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
         STAFF_A, "Zhang", last_name="Wei", chat_type="group", chat_id=STAFF_CHAT
     )
     li = bot.emulator.user(STAFF_B, "Li", last_name="Na", chat_type="group", chat_id=STAFF_CHAT)
+    await in_directory(bot.desk, "Zhang Wei", "zhang@desk.example.test", STAFF_A)
+    await in_directory(bot.desk, "李娜", "li@desk.example.test", STAFF_B)
     await _step(user, "/case")
     assert "Which decision" in await _step(user, "Appeal", press=True)
     assert "On which date" in await _step(user, "Suspension of certificate GGBZ-SA-2025-007")
@@ -234,15 +237,20 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
 
     # The decision-maker may not take it; another staff member may.
     refused = await _step(zhang, "由我处理", press=True)
-    assert "不能将案件" in refused and "被申诉决定的作出人" in refused
-    assert f"案件 {ref} 已分配给 Li Na" in await _step(li, "由我处理", press=True)
+    assert "您不能处理案件" in refused and "您是被申诉决定的作出人（Zhang Wei）" in refused
+    assert f"案件 {ref} 已分配给 李娜" in await _step(li, "由我处理", press=True)
 
     listing = await _step(li, "/cases")
-    assert ref in listing and "2026年10月16日" in listing and "负责：9002" in listing
+    assert ref in listing and "2026年10月16日" in listing and "负责：李娜" in listing
     detail = await _step(li, f"/case {ref}")
     assert "Factory Ltd / qa@factory.example" in detail  # staff see the identity
     assert "组成申诉工作组：2026年10月16日" in detail
-    assert "1. 2026-09-28 10:00 complainant:telegram:503：received" in detail
+    # The case file in words, as the console shows it: no raw actor ids, event types or ids.
+    assert "1. 2026-09-28 10:00 投诉人：收到申诉（Telegram）" in detail
+    assert "系统：已发出书面确认" in detail
+    assert "李娜：分配给 李娜" in detail and "负责：李娜" in detail
+    assert "被申诉的决定：2026年6月1日" in detail and "作出人：Zhang Wei" in detail
+    assert "complainant:" not in detail and "received" not in detail and "9002" not in detail
     assert "关闭期限：组成申诉工作组" in await _step(li, "已组成工作组", press=True)
 
     assert "请发送对案件" in await _step(li, "答复投诉人", press=True)
@@ -251,6 +259,12 @@ async def test_appeal_staff_workflow_and_reply_on_telegram(bot: Bot) -> None:
     (answer,) = await _delivered(bot, user)
     assert f"Answer about case {ref}" in answer
     assert "The work group met; decision by 27 November." in answer
+    detail = await _step(li, f"/case {ref}")
+    # How the deadline was met, with its clause; the reply sent, in full, by whom.
+    assert "✓ 组成申诉工作组：2026年10月16日（GGBZ §8.6.2" in detail
+    assert "2026年9月28日 已满足：已组成工作组" in detail
+    assert "李娜：节点：已组成工作组" in detail
+    assert "李娜：答复（Telegram）：The work group met; decision by 27 November." in detail
 
 
 async def test_someone_elses_reference_is_not_found(bot: Bot) -> None:
@@ -388,6 +402,20 @@ async def test_user_text_is_escaped_everywhere_and_identity_kept_for_staff(bot: 
     assert not any("Eve</i>" in text or "eve@example.test" in text for text in shown)
 
 
+async def in_directory(desk: Desk, name: str, email: str, telegram_id: int) -> None:
+    """A staff directory entry (`certdesk staff add`), its password never used here."""
+    async with UnitOfWork(desk.sessions) as uow:
+        await staff_repo.add(
+            uow.session,
+            name=name,
+            email=email,
+            telegram_user_id=telegram_id,
+            role="staff",
+            password_hash="unused",
+            now=desk.clock.now(),
+        )
+
+
 async def test_impartiality_holds_when_assigning_someone_else_by_id(bot: Bot) -> None:
     desk = bot.desk
     opened = await _open(
@@ -405,9 +433,13 @@ async def test_impartiality_holds_when_assigning_someone_else_by_id(bot: Bot) ->
         STAFF_A, "Zhang", last_name="Wei", chat_type="group", chat_id=STAFF_CHAT
     )
     await _delivered(bot, zhang)
-    # Li Na took the decision; her names are unknown until she has a chat with the bot.
+    # Nobody is in the staff directory yet: nobody can be checked, so nobody acts.
+    assert "不在工作人员名录中" in await _step(zhang, f"/assign {ref}")
+    await in_directory(desk, "Zhang Wei", "zhang@desk.example.test", STAFF_A)
     assert "无法确认其姓名" in await _step(zhang, f"/assign {ref} {STAFF_B}")
-    li = bot.emulator.user(STAFF_B, "Li", last_name="Na")
+    # A display name proves nothing: Li Na calling herself something else is still Li Na.
+    await in_directory(desk, "Li Na", "li@desk.example.test", STAFF_B)
+    li = bot.emulator.user(STAFF_B, "Someone", last_name="Else")
     await _step(li, "/start")
     assert "被申诉决定的作出人" in await _step(zhang, f"/assign {ref} {STAFF_B}")
     assert "不是已配置的工作人员" in await _step(zhang, f"/assign {ref} 12345")
@@ -419,7 +451,7 @@ async def test_impartiality_holds_when_assigning_someone_else_by_id(bot: Bot) ->
     # Staff cannot withdraw a case for the complainant, even with forged button data.
     await _forge(zhang, f"staff:ms:withdrawn:{ref}")
     await _forge(zhang, f"staff:ms:bogus:{ref}")
-    assert "（处理中）" in await _step(zhang, f"/case {ref}")  # the very next answer
+    assert "处理中" in await _step(zhang, f"/case {ref}")  # the very next answer
     assert await _events(desk, ref) == ["received", "acknowledged", "assigned", "work_group_formed"]
 
 

@@ -407,6 +407,7 @@ async def test_scheme_choice_drives_questions_and_checklist(
                     await user.send(answer)
             await expect(user, "meets the conditions to apply")
             await user.send("/documents")
+            await user.press((await expect(user, "Start the application")).buttons[0])
             checklist = await expect(user, "Received 0/5")
             assert "Environmental impact assessment acceptance" in checklist.text
             assert "health examination" not in checklist.text

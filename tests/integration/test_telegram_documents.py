@@ -70,6 +70,16 @@ async def test_checklist_upload_review_replace_until_under_review(
         await user.press("Application documents")
         await expect(user, "full name")
         await user.send("Acme <Ltd>")
+        # Opening the checklist creates nothing: the applicant sees what is needed, then starts.
+        offer = await expect(user, "needs these documents", "Start the application")
+        assert "1. Signed application form" in offer.text and "Acme &lt;Ltd&gt;" not in offer.text
+        async with bot_desk.sessions() as session:
+            assert (await session.exec(select(Application))).all() == []
+        await user.send("/status")
+        await expect(user, "no application yet")
+        await user.send("/documents")
+        await expect(user, "Start the application")
+        await user.press("📝 Start the application")
         await expect(user, "application has been opened")
         checklist = await expect(user, "Received 0/8, accepted 0/8")
         assert len(checklist.buttons) == 9
@@ -178,6 +188,9 @@ async def test_documents_in_chinese_and_double_press_is_harmless(
         await user.press("申请资料")
         await expect(user, "全称")
         await user.send("示例公司")
+        await expect(user, "申请认证需要提交以下资料", "示例公司")
+        await user.press("📝 开始申请")
+        await expect(user, "已为贵组织创建申请")
         await expect(user, "已收到 0/8，已审核通过 0/8")
         await user.press("dc:org_chart")
         await expect(user, "请上传“组织机构图及职责”")
@@ -186,8 +199,21 @@ async def test_documents_in_chinese_and_double_press_is_harmless(
         await expect(user, "已收到 1/8")
         await outbox.drain()
         prompt = await expect(staff, "待审核资料", "组织图.pdf")
+        # The document itself, from the stored file, captioned with its checklist item.
+        await staff.press("📎 查看文件", message_id=prompt.message_id)
+        sent = await expect(staff, "组织机构图及职责", "组织图.pdf")
+        assert sent.method == "sendDocument" and sent.file is not None
+        assert sent.file.content == PDF and sent.file.file_name == "组织图.pdf"
+        assert "申请 AP-" in sent.text and "示例公司" in sent.text
+        assert sent.buttons == ["✅ 通过", "❌ 退回"]
+        await staff.press("✅ 通过", message_id=sent.message_id)
+        done = await expect(staff, "已通过（梅）")
+        assert done.method == "editMessageCaption" and "组织机构图及职责" in done.text
         await staff.press("✅ 通过", message_id=prompt.message_id)
-        await expect(staff, "已通过（梅）")
+        await expect(staff, "此文件已处理过")
+        async with bot_desk.sessions() as session:
+            reviewed = (await session.exec(select(Document))).one()
+        assert reviewed.reviewed_by == f"staff:{STAFF_ID}"  # an identity, not the display name
         await outbox.drain()
         await expect(user, "“组织机构图及职责”已审核通过")
         await user.send("/status")

@@ -258,6 +258,8 @@ async def test_run_with_a_token_serves_with_outbox_and_scheduler(
         await user.send("/documents")
         await expect(user, "full name")
         await user.send("Acme")
+        await expect(user, "Start the application")
+        await user.press("📝 Start the application")
         await expect(user, "application has been opened")
         await expect(staff, "新申请", "Acme", timeout=10)  # sent by the outbox worker
         assert {lang for _, lang in emulator.commands} == {"", "zh", "en"}

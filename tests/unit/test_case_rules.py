@@ -11,9 +11,11 @@ import pytest
 
 from bot.clock import SHANGHAI
 from bot.domain import cases as rules
+from bot.domain import impartiality
 from bot.domain.calendar import WorkCalendar
 from bot.domain.cases import CaseRefused, Complainant, letter_receipt_day
 from bot.domain.deadlines import ComputedDeadline, case_deadlines
+from bot.domain.impartiality import Acting
 from bot.domain.policy import Profile
 from bot.profiles import load_profile
 
@@ -23,10 +25,11 @@ GGBZ, BQC, SGC = load_profile("ggbz"), load_profile("bqc"), load_profile("sgc")
 
 @dataclass
 class Decision:
-    """What a case records of the decision under appeal (the `Decided` protocol)."""
+    """What a case records of the decision under appeal and its assignee (`Handled`)."""
 
     decided_by: str | None = None
     audit_team: Sequence[str] | None = field(default_factory=list)
+    assignee: str | None = None
 
 
 # --- milestones -------------------------------------------------------------------------------
@@ -196,21 +199,87 @@ def test_same_person() -> None:
     assert not rules.same_person("Zhang Wei", "Zhang Wen")
 
 
-def test_assignment_checks() -> None:
-    ref = "TS-2026-AAAAAA"
+# Directory members as the staff service builds them (bot.services.case_acting).
+ZHANG = Acting(("Zhang Wei", "zhang@desk.test", "zhang", "9001"), "zhang@desk.test", "Zhang Wei")
+WANG = Acting(("Wang Fang", "wang@desk.test", "wang", "9002"), "wang@desk.test", "Wang Fang")
+LI = Acting(("Li Na", "li@desk.test", "li", "9003"), "li@desk.test", "Li Na")
+REF = "TS-2026-AAAAAA"
+
+
+def _refusal(case: Decision, who: Acting, action: str) -> tuple[str, dict[str, object]] | None:
+    try:
+        impartiality.check_action(case, REF, who, action, "Li Na")
+    except CaseRefused as refused:
+        return refused.key, refused.args_
+    return None
+
+
+def test_every_action_is_refused_to_the_decider_and_the_audit_team() -> None:
+    appeal = Decision(decided_by="zhang@desk.test", audit_team=["9002"])
+    for action in ("reply", "milestone", "decision", "extension", "assign", "enquiry"):
+        assert _refusal(appeal, ZHANG, action) == (
+            "staff.refused_decider",
+            {"ref": REF, "who": "Zhang Wei"},
+        )
+        # The audit team recorded by Telegram id still finds Wang Fang by her directory entry.
+        assert _refusal(appeal, WANG, action) == (
+            "staff.refused_auditor",
+            {"ref": REF, "who": "Wang Fang"},
+        )
+        assert _refusal(appeal, LI, action) is None
+    with pytest.raises(ValueError):
+        impartiality.check_action(appeal, REF, LI, "anything")
+
+
+def test_a_display_name_is_not_an_identity() -> None:
+    appeal = Decision(decided_by="Zhang Wei")
+    # Someone outside the directory calling themselves "Li Na" proves nothing either way.
+    stranger = Acting.unlisted(9009, "Li Na")
+    assert stranger.ids == ("9009",) and not stranger.known
+    assert _refusal(appeal, stranger, "reply") == (
+        "staff.refused_unverified",
+        {"ref": REF, "who": "9009"},
+    )
+    # Where nobody must stand aside, a Telegram id alone will do.
+    assert _refusal(Decision(), stranger, "reply") is None
+
+
+def test_someone_elses_case_waits_for_a_hand_over() -> None:
+    case = Decision(assignee="li@desk.test")
+    assert _refusal(case, LI, "reply") is None
+    # Taken on Telegram (the assignee is a Telegram id): the directory entry is the same person.
+    assert _refusal(Decision(assignee="9003"), LI, "milestone") is None
+    assert _refusal(case, WANG, "reply") == (
+        "staff.refused_not_assignee",
+        {"ref": REF, "who": "Wang Fang", "assignee": "Li Na"},
+    )
+    for action in ("milestone", "decision", "extension"):
+        assert _refusal(case, WANG, action) is not None
+    # Taking it over is an assignment, which names whom it is handed over from.
+    assert _refusal(case, WANG, "assign") is None
+    assert impartiality.check_assignment(case, REF, WANG, WANG) == "li@desk.test"
+    assert impartiality.check_assignment(case, REF, WANG, LI) is None  # Li Na has it already
+    assert impartiality.check_assignment(Decision(), REF, WANG, LI) is None  # a first one
+
+
+def test_assignment_checks_the_one_assigned_too() -> None:
     appeal = Decision(decided_by="Zhang Wei", audit_team=["Wang Fang"])
     with pytest.raises(CaseRefused) as refused:
-        rules.check_assignment(appeal, ref, "9001", ["Zhang Wei", "zw"])
+        impartiality.check_assignment(appeal, REF, LI, ZHANG)
     assert refused.value.key == "staff.assign_refused_decider"
-    assert refused.value.args_ == {"ref": ref, "who": "Zhang Wei"}
-    # Names unknown: not checkable, so refused where someone must stand aside.
+    assert refused.value.args_ == {"ref": REF, "who": "Zhang Wei"}
     with pytest.raises(CaseRefused) as refused:
-        rules.check_assignment(appeal, ref, "9002", None)
+        impartiality.check_assignment(appeal, REF, LI, Acting.unlisted(9002))
     assert refused.value.key == "staff.assign_refused_unverified"
-    assert refused.value.args_ == {"ref": ref, "who": "9002"}
-    assert rules.check_assignment(appeal, ref, "9003", ("Li Na",)) == ["Li Na"]
+    assert refused.value.args_ == {"ref": REF, "who": "9002"}
+    # The one assigning stands aside as well, whoever they would assign.
+    with pytest.raises(CaseRefused) as refused:
+        impartiality.check_assignment(appeal, REF, WANG, LI)
+    assert refused.value.key == "staff.refused_auditor"
+    assert impartiality.check_assignment(appeal, REF, LI, LI) is None
     # Nobody to stand aside: an id alone will do.
-    assert rules.check_assignment(Decision(audit_team=None), ref, "9002", None) == []
+    unlisted = Acting.unlisted(9002)
+    assert impartiality.check_assignment(Decision(), REF, unlisted, unlisted) is None
 
 
 # --- what users type --------------------------------------------------------------------------

@@ -6,14 +6,24 @@ from __future__ import annotations
 from bot.domain.policy import Contact
 from bot.profiles import load_profile
 from bot.services.applications import scheme_name
-from handlers.telegram.context import COMMANDS
+from handlers.telegram.commands import PUBLIC_COMMANDS
 from handlers.telegram.help_text import help_text
 
-PUBLIC = ("case", "mycases", "change", "eligibility", "quote", "documents", "status", "certificate")
+PUBLIC = (
+    "case",
+    "mycases",
+    "change",
+    "link",
+    "eligibility",
+    "quote",
+    "documents",
+    "status",
+    "certificate",
+)
 
 
 def test_every_public_command_is_in_the_menu_and_in_help() -> None:
-    names = {name for name, _key in COMMANDS}
+    names = {name for name, _key in PUBLIC_COMMANDS}
     assert set(PUBLIC) <= names
     for locale in ("zh_CN", "en"):
         text = help_text(Contact(), locale)

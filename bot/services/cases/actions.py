@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from bot.desk import Desk
 from bot.domain import cases as rules
 from bot.domain.cases import WITHDRAWN, CaseRefused, Status
+from bot.domain.impartiality import Acting, check_assignee
 from bot.domain.refs import subject_tag
 from bot.services.cases.attachments import Attachment
 from bot.services.cases.events import Work, append, check_open, session_of
@@ -189,28 +190,34 @@ async def assign(
     uow: UnitOfWork,
     case: Case,
     actor: str,
-    staff_id: str,
+    staff_id: str | Acting,
     staff_names: Sequence[str] | None = (),
 ) -> CaseEvent:
-    """Assign a staff member; refused (CaseRefused) to whoever took or audited the decision.
+    """Assign a staff member (an `Acting`, or an id and the names they are known by); refused
+    (CaseRefused) to whoever took or audited the decision (bot.domain.impartiality).
 
     `staff_names=None` (names unknown) is refused on a case that records who decided or audited.
+    A case assigned to someone else is handed over: the event names whom it was handed over from.
+    Whether the actor may assign is the caller's check (bot.services.case_acting).
     """
     check_open(case)
-    names = rules.check_assignment(case, case.ref, staff_id, staff_names)
+    if isinstance(staff_id, Acting):
+        to = staff_id
+    else:
+        names = tuple(staff_names or ())
+        shown = names[0] if names else staff_id
+        to = Acting((staff_id, *names), staff_id, shown, known=staff_names is not None)
+    handed_from = check_assignee(case, case.ref, to)
     now = desk.clock.now()
-    case.assignee = staff_id
+    case.assignee = to.key
     if case.status == Status.RECEIVED:
         case.status = Status.IN_PROGRESS
     uow.session.add(case)
-    return await append(
-        uow.session,
-        case,
-        actor=actor,
-        type="assigned",
-        now=now,
-        data={"assignee": staff_id, "names": names},
-    )
+    known_as = list(dict.fromkeys([to.shown, *to.ids]))
+    data: dict[str, object] = {"assignee": to.key, "names": known_as}
+    if handed_from is not None:
+        data["handed_over_from"] = handed_from
+    return await append(uow.session, case, actor=actor, type="assigned", now=now, data=data)
 
 
 async def reply(desk: Desk, uow: UnitOfWork, case: Case, actor: str, text: str) -> OutboxMessage:
