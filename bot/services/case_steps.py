@@ -16,8 +16,8 @@ from bot.desk import Desk
 from bot.domain import cases as rules
 from bot.domain.cases import CaseRefused
 from bot.domain.staff import Role, may
-from bot.services import cases, staff
-from bot.services.case_desk import check_impartial, locked_case
+from bot.services import case_acting, cases, staff
+from bot.services.case_desk import locked_case
 from messages.render import t
 from storage.models import Case, CaseEvent, Deadline, StaffMember
 from storage.unit_of_work import UnitOfWork
@@ -72,7 +72,8 @@ def steps_of(desk: Desk, case: Case, deadlines: list[Deadline], events: list[Cas
 
 async def _case(uow: UnitOfWork, ref: str, actor: StaffMember) -> Case:
     case = await locked_case(uow, ref)
-    check_impartial(case, actor)
+    # The one rule every action passes: impartiality by identity, and the assignee acts.
+    await case_acting.check(uow, case, case_acting.acting_member(actor), "step")
     return case
 
 
