@@ -50,7 +50,7 @@ async def _act(desk: Desk, letter: RawLetter) -> str:
     async with UnitOfWork(desk.sessions) as uow:
         stored = await inbound_mail.store(desk, uow, "INBOX", 1, [letter])
     async with UnitOfWork(desk.sessions) as uow:
-        outcome = await inbound_mail.act(desk, uow, stored[letter.uid], parser(desk))
+        outcome = await inbound_mail.act(desk, uow, stored.new[letter.uid], parser(desk))
     return outcome.status
 
 
