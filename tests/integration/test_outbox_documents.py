@@ -10,16 +10,27 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings, load_settings
 from bot.delivery.telegram import TelegramSender, telegram_sender
+from bot.desk import Desk
 from bot.emulator import Emulator
-from bot.outbox.messages import Action, TelegramDocument, enqueue
+from bot.main.desk import open_desk
+from bot.outbox.messages import (
+    Action,
+    Letter,
+    StaffNotice,
+    TelegramDocument,
+    enqueue,
+    message_of,
+)
 from bot.outbox.worker import Outbox
+from bot.services.staff_files import queue_file_for_staff
 from storage.db import session_factory
 from storage.files import store_bytes
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, StoredFile
 from storage.repo.outbox import STAFF_LANE
 
 T0 = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -99,3 +110,49 @@ async def test_a_document_gone_or_changed_on_disk_is_not_sent(
     assert emulator.calls("sendDocument") == []
     assert any("changed on disk" in e for e in stats.errors)
     assert any("stored file missing" in e for e in stats.errors)
+
+
+async def _file_alert(desk: Desk, data_dir: Path) -> list[OutboxMessage]:
+    sha, path = store_bytes(data_dir, PDF)
+    async with desk.sessions() as s, s.begin():
+        file = StoredFile(sha256=sha, size=len(PDF), content_type="application/pdf", path=path)
+        verdict = [{"text": "接受", "callback_data": "sd:a:9"}]
+        view = [{"text": "查看", "callback_data": "sd:v:9"}]
+        await queue_file_for_staff(
+            desk, s, key="document-review:9", file=file, name="a.pdf", caption="<b>cap</b>",
+            text="<b>待审核</b>\n正文", buttons=[verdict], text_buttons=[verdict, view],
+        )  # fmt: skip
+    async with desk.sessions() as s:
+        return list((await s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all())
+
+
+async def test_the_file_goes_to_the_staff_chat_and_the_text_to_the_other_staff_channels(
+    database_url: str, data_dir: Path
+) -> None:
+    settings = _settings(database_url, data_dir).model_copy(
+        update={"staff_alert_emails": ["staff@example.cn"]}
+    )
+    desk = await open_desk(settings, FrozenClock(T0))
+    try:
+        chat, mail = await _file_alert(desk, data_dir)
+    finally:
+        await desk.close()
+    document, letter = message_of(chat), message_of(mail)
+    assert isinstance(document, TelegramDocument) and document.caption == "<b>cap</b>"
+    assert [a.data for row in document.actions for a in row] == ["sd:a:9"]
+    assert chat.idempotency_key == "document-review:9" and chat.lane == STAFF_LANE
+    assert isinstance(letter, Letter) and "正文" in letter.text and mail.lane == STAFF_LANE
+
+
+async def test_without_a_staff_chat_the_text_is_kept_with_its_open_the_file_button(
+    database_url: str, data_dir: Path
+) -> None:
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    desk = await open_desk(settings, FrozenClock(T0))
+    try:
+        (kept,) = await _file_alert(desk, data_dir)
+    finally:
+        await desk.close()
+    notice = message_of(kept)
+    assert isinstance(notice, StaffNotice) and "正文" in notice.text
+    assert [a.data for row in notice.actions for a in row] == ["sd:a:9", "sd:v:9"]
