@@ -24,7 +24,7 @@ from bot.domain.applications import (
 from bot.domain.refs import unique_ref
 from bot.outbox.messages import TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
-from bot.services.staff_files import queue_file_for_staff
+from bot.services.staff_files import StaffFile, queue_files_for_staff
 from messages.render import catalog, t, th
 from storage.files import store_file
 from storage.models import Application, Contact, Document, Organisation, StoredFile
@@ -166,13 +166,11 @@ async def _queue_review_prompt(
     # Kept as a text (no staff chat yet): the file is sent on demand (handlers/telegram/
     # staff_documents), so the text keeps its "open the file" button.
     view = [{"text": t("staff.btn_view_file", locale), "callback_data": f"sd:v:{doc.id}"}]
-    await queue_file_for_staff(
+    await queue_files_for_staff(
         desk,
         session,
         key=f"document-review:{doc.id}",
-        file=file,
-        name=doc.original_name,
-        caption=text,
+        files=[StaffFile(file, doc.original_name, text)],
         text=text,
         buttons=[verdict],
         text_buttons=[verdict, view],

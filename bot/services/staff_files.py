@@ -7,6 +7,9 @@ e-mail), which cannot carry a file. Without a staff chat it is the plain staff a
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,50 +30,44 @@ def _length(caption_html: str) -> int:
     return len(plain_text(caption_html).encode("utf-16-le")) // 2
 
 
-async def queue_file_for_staff(
+@dataclass(frozen=True)
+class StaffFile:
+    """One file of an alert: the stored file, the name it is shown under, its caption (HTML)."""
+
+    file: StoredFile
+    name: str
+    caption: str
+
+
+async def queue_files_for_staff(
     desk: Desk,
     session: AsyncSession,
     *,
     key: str,
-    file: StoredFile,
-    name: str,
-    caption: str,
+    files: Sequence[StaffFile],
     text: str,
     buttons: Buttons,
     text_buttons: Buttons | None = None,
     case_id: int | None = None,
 ) -> None:
-    """Queue `file` (shown as `name`) for the staff chat with `caption` (HTML) and `buttons`;
-    `text` (HTML) with `text_buttons` (default `buttons`) for the other staff channels, or for
-    the staff channel kept when none is configured. Once per `key`, each row on the staff lane.
-    """
+    """Queue each of `files` for the staff chat, captioned, with `buttons` under each; `text`
+    (HTML) with `text_buttons` (default `buttons`) once for the other staff channels, or for the
+    staff channel kept when none is configured. Once per `key`, every row on the staff lane."""
     settings, now = desk.settings, desk.clock.now()
     found = targets(settings)
     chat = next((target for target in found if target.channel is Channel.TELEGRAM), None)
     shown = actions(text_buttons if text_buttons is not None else buttons)
-    if chat is None:
+    if chat is None or not files:
         await queue_for_staff(desk, session, key=key, text=text, buttons=shown, case_id=case_id)
         return
-    link = await console_link(settings, session, key, case_id)
+    link, footer = await console_link(settings, session, key, case_id), ""
     if link:
         opener = html.escape(t("console.open_in_console", settings.default_locale))
-        caption += f'\n\n<a href="{html.escape(link)}">{opener}</a>'
-    if _length(caption) > MAX_CAPTION:
-        # Too long to caption a file (a long name, a long note): the text first, then the file
-        # under its name alone, the buttons under it.
-        before = TelegramText(chat.recipient, caption)
-        await enqueue(session, before, key=f"{key}:text", case_id=case_id, now=now, lane=STAFF_LANE)
-        caption = html.escape(name[:200])
-    document = TelegramDocument(
-        chat.recipient,
-        file.path,
-        name,
-        caption,
-        actions(buttons),
-        sha256=file.sha256,
-        content_type=file.content_type,
-    )
-    await enqueue(session, document, key=chat.key(key), case_id=case_id, now=now, lane=STAFF_LANE)
+        footer = f'\n\n<a href="{html.escape(link)}">{opener}</a>'
+    for i, item in enumerate(files):
+        # The first file keeps the alert's own key (as its text did); the others are numbered.
+        row_key = chat.key(key) if i == 0 else f"{key}:file:{i + 1}"
+        await _queue_file(session, chat.recipient, item, buttons, footer, row_key, case_id, now)
     others = [target for target in found if target is not chat]
     if others:
         await fan_out(
@@ -78,4 +75,33 @@ async def queue_file_for_staff(
         )
 
 
-__all__ = ["MAX_CAPTION", "queue_file_for_staff"]
+async def _queue_file(
+    session: AsyncSession,
+    chat_id: str,
+    item: StaffFile,
+    buttons: Buttons,
+    footer: str,
+    key: str,
+    case_id: int | None,
+    now: datetime,
+) -> None:
+    caption = item.caption + footer
+    if _length(caption) > MAX_CAPTION:
+        # Too long to caption a file (a long name, a long note): the text first, then the file
+        # under its name alone, the buttons under it.
+        before = TelegramText(chat_id, caption)
+        await enqueue(session, before, key=f"{key}:text", case_id=case_id, now=now, lane=STAFF_LANE)
+        caption = html.escape(item.name[:200])
+    document = TelegramDocument(
+        chat_id,
+        item.file.path,
+        item.name,
+        caption,
+        actions(buttons),
+        sha256=item.file.sha256,
+        content_type=item.file.content_type,
+    )
+    await enqueue(session, document, key=key, case_id=case_id, now=now, lane=STAFF_LANE)
+
+
+__all__ = ["MAX_CAPTION", "StaffFile", "queue_files_for_staff"]

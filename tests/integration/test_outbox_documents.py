@@ -27,7 +27,7 @@ from bot.outbox.messages import (
     message_of,
 )
 from bot.outbox.worker import Outbox
-from bot.services.staff_files import queue_file_for_staff
+from bot.services.staff_files import StaffFile, queue_files_for_staff
 from storage.db import session_factory
 from storage.files import store_bytes
 from storage.models import OutboxMessage, StoredFile
@@ -118,8 +118,8 @@ async def _file_alert(desk: Desk, data_dir: Path) -> list[OutboxMessage]:
         file = StoredFile(sha256=sha, size=len(PDF), content_type="application/pdf", path=path)
         verdict = [{"text": "接受", "callback_data": "sd:a:9"}]
         view = [{"text": "查看", "callback_data": "sd:v:9"}]
-        await queue_file_for_staff(
-            desk, s, key="document-review:9", file=file, name="a.pdf", caption="<b>cap</b>",
+        await queue_files_for_staff(
+            desk, s, key="document-review:9", files=[StaffFile(file, "a.pdf", "<b>cap</b>")],
             text="<b>待审核</b>\n正文", buttons=[verdict], text_buttons=[verdict, view],
         )  # fmt: skip
     async with desk.sessions() as s:
