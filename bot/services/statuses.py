@@ -220,4 +220,31 @@ async def may_reapply(desk: Desk, uow: UnitOfWork, number: str, profile: Profile
     return reapply_from(profile.statuses, _past(await _history(uow, cert.id)), desk.clock.today())
 
 
-__all__ = ["PlanDeadline", "StatusImport", "import_csv", "may_reapply", "plan_deadlines", "show"]
+async def organisation_may_reapply(
+    desk: Desk, uow: UnitOfWork, organisation_id: int | None
+) -> date | None:
+    """`may_reapply` for a factory by its organisation (the certificates linked to it, under the
+    desk's profile): the last first-day of any running termination period, None when none runs."""
+    model = desk.profile.statuses
+    if organisation_id is None or model is None:
+        return None
+    ids = (
+        await uow.session.exec(
+            select(Certificate.id).where(col(Certificate.organisation_id) == organisation_id)
+        )
+    ).all()
+    today = desk.clock.today()
+    found = [reapply_from(model, _past(await _history(uow, i)), today) for i in ids]
+    days = [d for d in found if d is not None]
+    return max(days) if days else None
+
+
+__all__ = [
+    "PlanDeadline",
+    "StatusImport",
+    "import_csv",
+    "may_reapply",
+    "organisation_may_reapply",
+    "plan_deadlines",
+    "show",
+]

@@ -1,7 +1,8 @@
 """IETP progressing (seed 000): the corrective plan submitted and started within 3 months is a
 tracked deadline — shown with the status, met by the first evidence on one of the factory's
-findings, and put to staff once the day after it passes unmet. The clock is T0 (2026-11-20,
-10:00 in Shanghai, a Friday)."""
+findings, and put to staff once the day after it passes unmet; a factory in its termination
+period is refused by the eligibility check, which says from when it may reapply. The clock is T0
+(2026-11-20, 10:00 in Shanghai, a Friday)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from bot.desk import Desk
+from bot.emulator import Emulator
 from bot.profiles import load_profile
 from bot.scheduler.findings_scan import FindingsScan
 from bot.services import findings, statuses
-from storage.models import OutboxMessage
+from storage.models import Certificate, Contact, Organisation, OutboxMessage
 from storage.repo import findings as findings_repo
 from storage.unit_of_work import UnitOfWork
-from tests.fixtures.telegram_app import STAFF_CHAT, make_desk
+from tests.fixtures.telegram_app import STAFF_CHAT, expect, make_desk, running
 
 IETP = load_profile("ietp")
 STATUSES = """number,holder,decided_on,status
@@ -86,3 +88,38 @@ async def _certified(desk: Desk) -> dict[str, object]:
     async with UnitOfWork(desk.sessions) as uow:
         assert (await statuses.import_csv(desk, uow, text, IETP)).imported == 1
     return await _show(desk, "C-1")
+
+
+TERMINATED = """number,holder,decided_on,status,validity_months
+F-2,Toy Factory B,2026-06-01,terminated,6
+"""
+
+
+async def test_a_factory_in_its_termination_period_is_told_from_when_it_may_reapply(
+    database_url: str, data_dir: Path, emulator: Emulator
+) -> None:
+    desk = await make_desk(database_url, data_dir, profile="ietp")
+    try:
+        async with UnitOfWork(desk.sessions) as uow:
+            assert (await statuses.import_csv(desk, uow, TERMINATED, IETP)).imported == 1
+        async with desk.sessions() as s, s.begin():
+            org = Organisation(name="Toy Factory B", locale="en")
+            s.add(org)
+            await s.flush()
+            cert = (await s.exec(select(Certificate))).one()
+            cert.organisation_id = org.id
+            s.add(cert)
+            s.add(Contact(organisation_id=org.id, telegram_chat_id=7300, telegram_user_id=7300,
+                          locale="en"))  # fmt: skip
+        user = emulator.user(7300, "Bo", language_code="en")
+        async with running(desk, emulator):
+            await user.send("/start")
+            await expect(user, "What would you like to do?")
+            await user.send("/eligibility")
+            await expect(user, "termination period")
+            await user.press("el:n:ietp_terminated")  # it says no: its history says otherwise
+            refused = await expect(user, "does not meet these conditions")
+            # 2026-06-01 + 6 months ends 2026-12-01: a new application from the day after.
+            assert "may reapply from 2026-12-02" in refused.text
+    finally:
+        await desk.close()
