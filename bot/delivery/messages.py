@@ -10,6 +10,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from bot.domain.vocabulary import Channel
@@ -58,6 +59,32 @@ class TelegramText:
     @property
     def recipient(self) -> str:
         return self.chat_id
+
+
+@dataclass(frozen=True)
+class TelegramDocument:
+    """A file sent to a Telegram chat (sendDocument): the stored file by its reference under
+    DATA_DIR (storage.files: files/ab/cd/<sha256>), never its bytes in the payload, with an
+    HTML caption and inline buttons under it."""
+
+    chat_id: str
+    file: str  # relative to DATA_DIR, as storage.files stores it
+    file_name: str
+    caption: str = ""  # HTML, at most 1,024 characters as Telegram counts them
+    actions: Actions = ()
+    sha256: str | None = None  # checked when read back: the bytes are the ones reviewed
+    content_type: str | None = None
+    root: str | None = field(default=None, compare=False)  # DATA_DIR, set by the worker
+    channel: ClassVar[Channel] = Channel.TELEGRAM
+
+    @property
+    def recipient(self) -> str:
+        return self.chat_id
+
+    @property
+    def text(self) -> str:
+        """What it says (its caption), for a copy of it on another channel."""
+        return self.caption
 
 
 @dataclass(frozen=True)
@@ -110,13 +137,23 @@ class StaffNotice:
     recipient: ClassVar[str] = UNROUTED
 
 
-Outbound = TelegramText | Letter | RobotAlert | StaffNotice
+Outbound = TelegramText | TelegramDocument | Letter | RobotAlert | StaffNotice
 
 
 def encode(message: Outbound) -> tuple[Channel, str, dict[str, Any]]:
     """The row's channel, recipient and JSON payload."""
     payload: dict[str, Any]
-    if isinstance(message, TelegramText | StaffNotice):
+    if isinstance(message, TelegramDocument):
+        payload = {
+            "document": message.file,
+            "file_name": message.file_name,
+            "caption": message.caption,
+            "sha256": message.sha256,
+            "content_type": message.content_type,
+        }
+        if message.actions:
+            payload["reply_markup"] = _rows(message.actions)
+    elif isinstance(message, TelegramText | StaffNotice):
         payload = {"text": message.text}
         if message.actions:
             payload["reply_markup"] = _rows(message.actions)
@@ -170,12 +207,34 @@ def _actions(payload: Mapping[str, Any]) -> Actions:
         raise BadPayload(f"bad 'reply_markup': {exc!r}") from None
 
 
+def _document(recipient: str, payload: Mapping[str, Any]) -> TelegramDocument:
+    file = _str(payload, "document", required=True) or ""
+    parts = PurePosixPath(file).parts
+    # Only a path storage.files made: under files/, never absolute, never climbing out.
+    if not parts or parts[0] != "files" or ".." in parts or file.startswith("/") or "\\" in file:
+        raise BadPayload(f"'document' must be a stored file under files/, not {file!r}")
+    name = _str(payload, "file_name", required=True) or ""
+    if not name.strip():
+        raise BadPayload("needs a non-empty 'file_name'")
+    return TelegramDocument(
+        chat_id=recipient,
+        file=file,
+        file_name=name,
+        caption=_str(payload, "caption") or "",
+        actions=_actions(payload),
+        sha256=_str(payload, "sha256"),
+        content_type=_str(payload, "content_type"),
+    )
+
+
 def decode(channel: str, recipient: str, payload: Mapping[str, Any]) -> Outbound:
     """A stored row back into its message; `BadPayload` when it is not one."""
     try:
         kind = Channel(channel)
     except ValueError:
         raise BadPayload(f"unknown channel {channel!r}") from None
+    if kind is Channel.TELEGRAM and "document" in payload:
+        return _document(recipient, payload)
     if kind is Channel.TELEGRAM:
         text = _str(payload, "text", required=True) or ""
         html = payload.get("parse_mode", "HTML") is not None
@@ -216,6 +275,7 @@ __all__ = [
     "Outbound",
     "RobotAlert",
     "StaffNotice",
+    "TelegramDocument",
     "TelegramText",
     "actions",
     "decode",

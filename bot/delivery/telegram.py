@@ -11,13 +11,17 @@ over `AiohttpRequest`, one pool of kept-alive connections shared by the outbox's
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import time
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -32,7 +36,7 @@ from telegram.error import (
 from telegram.request import BaseRequest, RequestData
 
 from bot.delivery import ChatMoved, PermanentFailure, TransientFailure
-from bot.delivery.messages import Actions, Outbound, TelegramText
+from bot.delivery.messages import Actions, Outbound, TelegramDocument, TelegramText
 from bot.delivery.telegram_split import split
 
 # Per-chat spacing Telegram asks for: private chats 1/s, groups 20/min, plus a margin: requests
@@ -165,7 +169,9 @@ class AiohttpRequest(BaseRequest):
             data = request_data.json_parameters
             files = request_data.multipart_data
             if files:
-                form = aiohttp.FormData(data)
+                # File names as UTF-8, as httpx and browsers send them (quoted, Telegram would
+                # show "%E8%90%A5….pdf"); control characters are dropped by the sender.
+                form = aiohttp.FormData(data, quote_fields=False)
                 for name, part in files.items():
                     filename, content, *mime = part if isinstance(part, tuple) else (name, part)
                     form.add_field(
@@ -203,7 +209,7 @@ def _markup(rows: Actions) -> InlineKeyboardMarkup | None:
 
 
 class TelegramSender:
-    """`Sender` for channel "telegram": a `TelegramText`."""
+    """`Sender` for channel "telegram": a `TelegramText` or a `TelegramDocument`."""
 
     channel = "telegram"
 
@@ -212,6 +218,8 @@ class TelegramSender:
         self.limiter = limiter
 
     async def send(self, message: Outbound) -> str | None:
+        if isinstance(message, TelegramDocument):
+            return await self._send_document(message)
         if not isinstance(message, TelegramText):
             raise PermanentFailure(f"telegram cannot send a {type(message).__name__}")
         # Over 4,096 characters: several messages, the buttons under the last.
@@ -219,25 +227,37 @@ class TelegramSender:
         sent_id = None
         for i, text in enumerate(parts):
             last = i == len(parts) - 1
-            sent_id = await self._send_one(
-                message, text, _markup(message.actions) if last else None
-            )
-        return sent_id
-
-    async def _send_one(
-        self, message: TelegramText, text: str, markup: InlineKeyboardMarkup | None
-    ) -> str:
-        # HTML, or plain text (e.g. a reason quoted from an error).
-        parse_mode = ParseMode.HTML if message.html else None
-        await self.limiter.acquire(message.chat_id)
-        try:
-            sent = await self.bot.send_message(
+            # HTML, or plain text (e.g. a reason quoted from an error).
+            send = functools.partial(
+                self.bot.send_message,
                 chat_id=int(message.chat_id),
                 text=text,
-                parse_mode=parse_mode,
-                reply_markup=markup,
+                parse_mode=ParseMode.HTML if message.html else None,
+                reply_markup=_markup(message.actions) if last else None,
                 disable_web_page_preview=True,
             )
+            sent_id = await self._call(message.chat_id, send)
+        return sent_id
+
+    async def _send_document(self, message: TelegramDocument) -> str:
+        data = await asyncio.to_thread(_read_stored, message)
+        return await self._call(
+            message.chat_id,
+            functools.partial(
+                self.bot.send_document,
+                chat_id=int(message.chat_id),
+                document=InputFile(data, filename=_file_name(message.file_name)),
+                caption=message.caption or None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=_markup(message.actions),
+            ),
+        )
+
+    async def _call(self, chat_id: str, send: Callable[[], Awaitable[Message]]) -> str:
+        """One request under the limiter, its errors as the outbox's failures."""
+        await self.limiter.acquire(chat_id)
+        try:
+            sent = await send()
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
             self.limiter.pause(wait)
@@ -255,6 +275,30 @@ class TelegramSender:
         except TelegramError as exc:
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
         return str(sent.message_id)
+
+
+def _file_name(name: str) -> str:
+    """A file name fit for a multipart header: no control characters (no header injection)."""
+    return "".join(c for c in name if c.isprintable()).strip() or "document"
+
+
+def _read_stored(message: TelegramDocument) -> bytes:
+    """The stored file's bytes, from under DATA_DIR only, and the bytes it was stored as."""
+    if message.root is None:
+        raise PermanentFailure("document without its DATA_DIR: not sent through the worker")
+    root = Path(message.root).resolve()
+    path = (root / message.file).resolve()
+    if not path.is_relative_to(root):
+        raise PermanentFailure(f"document outside DATA_DIR: {message.file}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PermanentFailure(f"stored file missing: {message.file}") from None
+    except OSError as exc:
+        raise TransientFailure(f"reading {message.file}: {exc}") from exc
+    if message.sha256 and hashlib.sha256(data).hexdigest() != message.sha256:
+        raise PermanentFailure(f"stored file changed on disk: {message.file}")
+    return data
 
 
 def telegram_sender(

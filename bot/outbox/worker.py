@@ -38,7 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import ChatMoved, PermanentFailure, Sender, TransientFailure
-from bot.delivery.messages import Letter, StaffNotice, TelegramText
+from bot.delivery.messages import Letter, StaffNotice, TelegramDocument, TelegramText
 from bot.outbox import failures
 from bot.outbox.admin import status_counts
 from bot.outbox.lanes import run_lane
@@ -250,8 +250,10 @@ class Outbox:
         except BadPayload as exc:  # never sendable: failed, and staff told
             await self._fail(message, f"bad payload: {exc}", stats, recorder)
             return
-        if isinstance(content, TelegramText) and content.chat_id in self.moved:
+        if isinstance(content, TelegramText | TelegramDocument) and content.chat_id in self.moved:
             content = dataclasses.replace(content, chat_id=self.moved[content.chat_id])
+        if isinstance(content, TelegramDocument):  # its stored file is read from DATA_DIR
+            content = dataclasses.replace(content, root=str(self.settings.data_dir))
         if isinstance(content, Letter) and content.message_id is None:
             # Sent again after a crash, a letter is the same letter: one Message-ID per row.
             digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:20]
@@ -261,7 +263,7 @@ class Outbox:
             try:
                 external_id = await sender.send(content)
             except ChatMoved as exc:  # followed at once, so the chat's order is kept
-                assert isinstance(content, TelegramText)
+                assert isinstance(content, TelegramText | TelegramDocument)
                 await self._follow(message, exc.new_chat_id)
                 content = dataclasses.replace(content, chat_id=exc.new_chat_id)
                 external_id = await sender.send(content)

@@ -1,6 +1,8 @@
 """Time that acts on findings: reminders to the organisation before each due date (the profile's
 `[findings] reminder_days_before`), a staff escalation the day after it passes, and — for the
 grades the profile names (GGBZ: major) — a suspension review put to staff (GGBZ §5.10.4, §7.3).
+For a status-model programme (IETP) a status whose corrective plan is not started within its
+months (progressing: 3) is put to staff the day after (bot.services.statuses.plan_deadlines).
 
 Safe at any instant and on several instances: every message is queued under an idempotency key
 naming the finding, its due date and the lead, so it goes out once; a finding's status moves to
@@ -20,6 +22,7 @@ from bot.domain import findings as rules
 from bot.domain.alerts import in_working_hours, local
 from bot.domain.reminders import PlannedReminder, ScheduleItem, plan
 from bot.outbox.to_staff import queue_for_staff
+from bot.services import statuses
 from messages.render import t, th
 from storage.models import Certificate, Finding
 from storage.repo import findings as repo
@@ -39,21 +42,45 @@ class FindingsScan:
         """Queue what is due today; the number of messages queued (staff and organisation)."""
         desk, now = self.desk, self.desk.clock.now()
         policy = desk.profile.findings
-        if policy is None or not in_working_hours(now, desk.settings.work_window, desk.calendar):
+        if policy is None and desk.profile.statuses is None:
+            return 0
+        if not in_working_hours(now, desk.settings.work_window, desk.calendar):
             return 0
         today = local(now).date()
         if self._done_on == today and not force:
             return 0
         queued = 0
         async with desk.sessions() as session, session.begin():
-            for finding, cert in await repo.listed(session, statuses=rules.ACTIONABLE):
+            actionable = (
+                [] if policy is None else await repo.listed(session, statuses=rules.ACTIONABLE)
+            )
+            for finding, cert in actionable:
+                assert policy is not None
                 item = ScheduleItem(
                     f"finding:{finding.id}", "finding", finding.due_on, finding.rule_clause
                 )
                 for p in plan([item], policy.reminder_days_before, today):
                     if p.send_on <= today:
                         queued += await self._send(session, finding, cert, p, today)
+            queued += await self._plans(session, today)
         self._done_on = today
+        return queued
+
+    async def _plans(self, session: AsyncSession, today: date) -> int:
+        """A status's corrective plan not started by its date (IETP progressing: within 3
+        months): staff are alerted once, the day after the date has passed."""
+        desk, loc, queued = self.desk, self.staff_locale, 0
+        for d in await statuses.plan_deadlines(session, desk.profile):
+            if d.started_on is not None or today <= d.due_on:
+                continue
+            text = th(
+                "findings.staff_plan_overdue", loc, number=d.certificate.number,
+                holder=d.certificate.holder, status=t(f"statuses.status_{d.record.status}", loc),
+                starts=d.record.starts_on.isoformat(), due=d.due_on.isoformat(), clause=d.clause,
+            )  # fmt: skip
+            key = f"status-plan:{d.record.id}:{d.due_on.isoformat()}:overdue"
+            await queue_for_staff(desk, session, key=key, text=text)
+            queued += 1
         return queued
 
     async def _send(

@@ -24,6 +24,7 @@ from bot.domain.applications import (
 from bot.domain.refs import unique_ref
 from bot.outbox.messages import TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
+from bot.services.staff_files import StaffFile, queue_files_for_staff
 from messages.render import catalog, t, th
 from storage.files import store_file
 from storage.models import Application, Contact, Document, Organisation, StoredFile
@@ -123,7 +124,7 @@ async def receive_document(
     assert current is not None
     docs = await repo.current_documents(session, app.id or 0)
     await _follow_checklist(desk, session, current, docs)
-    await _queue_review_prompt(desk, session, doc, current, org)
+    await _queue_review_prompt(desk, session, doc, row, current, org)
     return doc
 
 
@@ -140,9 +141,15 @@ async def _follow_checklist(
 
 
 async def _queue_review_prompt(
-    desk: Desk, session: AsyncSession, doc: Document, app: Application, org: Organisation
+    desk: Desk,
+    session: AsyncSession,
+    doc: Document,
+    file: StoredFile,
+    app: Application,
+    org: Organisation,
 ) -> None:
-    """The accept/reject prompt for the staff chat, through the outbox."""
+    """The accept/reject prompt: in the staff chat the document itself, captioned with its
+    checklist item, the buttons under it; on the other staff channels the text alert."""
     locale = desk.settings.default_locale
     text = th(
         "application.staff_review",
@@ -152,16 +159,21 @@ async def _queue_review_prompt(
         item=t(f"documents.{doc.item_id}", locale),
         name=doc.original_name,
     )
-    buttons = [
-        [
-            {"text": t("application.btn_accept", locale), "callback_data": f"sd:a:{doc.id}"},
-            {"text": t("application.btn_reject", locale), "callback_data": f"sd:r:{doc.id}"},
-        ],
-        # The file itself, sent into the staff chat on demand (handlers/telegram/staff_documents).
-        [{"text": t("staff.btn_view_file", locale), "callback_data": f"sd:v:{doc.id}"}],
+    verdict = [
+        {"text": t("application.btn_accept", locale), "callback_data": f"sd:a:{doc.id}"},
+        {"text": t("application.btn_reject", locale), "callback_data": f"sd:r:{doc.id}"},
     ]
-    await queue_for_staff(
-        desk, session, key=f"document-review:{doc.id}", text=text, buttons=buttons
+    # Kept as a text (no staff chat yet): the file is sent on demand (handlers/telegram/
+    # staff_documents), so the text keeps its "open the file" button.
+    view = [{"text": t("staff.btn_view_file", locale), "callback_data": f"sd:v:{doc.id}"}]
+    await queue_files_for_staff(
+        desk,
+        session,
+        key=f"document-review:{doc.id}",
+        files=[StaffFile(file, doc.original_name, text)],
+        text=text,
+        buttons=[verdict],
+        text_buttons=[verdict, view],
     )
 
 

@@ -23,6 +23,7 @@ from bot.desk import Desk
 from bot.domain import findings as rules
 from bot.domain.policy import Profile
 from bot.outbox.to_staff import queue_for_staff
+from bot.services.findings_alerts import evidence_to_staff
 from messages.render import t, th
 from storage.files import store_file
 from storage.models import Certificate, Contact, Finding
@@ -284,22 +285,7 @@ async def submit_evidence(
         now=now,
     )  # fmt: skip
     await repo.set_status(uow.session, finding, status, now, reason=finding.reason)
-    loc = desk.settings.default_locale
-    text = th(
-        "findings.staff_evidence",
-        loc,
-        id=finding.id,
-        number=cert.number,
-        holder=cert.holder,
-        grade=t(f"findings.grade_{finding.grade}", loc),
-        clause=finding.clause,
-        due=finding.due_on.isoformat(),
-        files="\n".join(f"• {name}" for _, name in files),
-        note=note or "—",
-    )
-    accept = [[{"text": t("findings.btn_accept", loc), "callback_data": f"sf:a:{finding.id}"}]]
-    key = f"finding-evidence:{evidence.id}"
-    await queue_for_staff(desk, uow.session, key=key, text=text, buttons=accept)
+    await evidence_to_staff(desk, uow.session, finding, cert, evidence.id or 0, files, note)
     return view(finding, cert, today)
 
 

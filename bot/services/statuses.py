@@ -24,11 +24,14 @@ from datetime import date
 from typing import Any
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.desk import Desk
+from bot.domain.alerts import local
+from bot.domain.deadlines import add_months
 from bot.domain.policy import Profile
 from bot.domain.statuses import PastStatus, StatusRefused, grant, is_certificate, reapply_from
-from storage.models import CertificateStatusRecord
+from storage.models import Certificate, CertificateStatusRecord, Finding, FindingEvidence
 from storage.repo import certificates as cert_repo
 from storage.unit_of_work import UnitOfWork
 
@@ -154,7 +157,59 @@ async def show(desk: Desk, uow: UnitOfWork, number: str, profile: Profile) -> di
     again = reapply_from(model, _past(history), today)
     if again is not None:
         out["reapply_from"] = again.isoformat()
+    if rule is not None and rule.plan_start_months is not None:
+        (plan,) = [p for p in await plan_deadlines(uow.session, profile) if p.record.id == last.id]
+        out["plan_due_on"] = plan.due_on.isoformat()
+        out["plan_started_on"] = plan.started_on.isoformat() if plan.started_on else None
     return out
+
+
+@dataclass(frozen=True)
+class PlanDeadline:
+    """A status that needs a corrective plan submitted and started within months of its start
+    (IETP progressing: 3); met by the first evidence on one of the certificate's findings."""
+
+    certificate: Certificate
+    record: CertificateStatusRecord
+    due_on: date
+    clause: str
+    started_on: date | None  # the day the first evidence since the status began came in
+
+
+async def plan_deadlines(session: AsyncSession, profile: Profile) -> list[PlanDeadline]:
+    """Every certificate whose current status (its latest decision) has a plan deadline."""
+    model = profile.statuses
+    if model is None:
+        return []
+    rows = (
+        await session.exec(
+            select(CertificateStatusRecord).order_by(
+                col(CertificateStatusRecord.certificate_id),
+                col(CertificateStatusRecord.starts_on),
+                col(CertificateStatusRecord.id),
+            )
+        )
+    ).all()
+    latest = {r.certificate_id: r for r in rows}  # the last of each certificate's history
+    found = []
+    for record in latest.values():
+        rule = model.get(record.status)
+        if rule is None or rule.plan_start_months is None:
+            continue
+        cert = await session.get(Certificate, record.certificate_id)
+        if cert is None:
+            continue
+        submitted = (
+            await session.exec(
+                select(FindingEvidence.submitted_at)
+                .join(Finding, col(Finding.id) == col(FindingEvidence.finding_id))
+                .where(col(Finding.certificate_id) == record.certificate_id)
+            )
+        ).all()
+        days = sorted(d for d in (local(at).date() for at in submitted) if d >= record.starts_on)
+        due = add_months(record.starts_on, rule.plan_start_months)
+        found.append(PlanDeadline(cert, record, due, rule.clause, days[0] if days else None))
+    return found
 
 
 async def may_reapply(desk: Desk, uow: UnitOfWork, number: str, profile: Profile) -> date | None:
@@ -165,4 +220,31 @@ async def may_reapply(desk: Desk, uow: UnitOfWork, number: str, profile: Profile
     return reapply_from(profile.statuses, _past(await _history(uow, cert.id)), desk.clock.today())
 
 
-__all__ = ["StatusImport", "import_csv", "may_reapply", "show"]
+async def organisation_may_reapply(
+    desk: Desk, uow: UnitOfWork, organisation_id: int | None
+) -> date | None:
+    """`may_reapply` for a factory by its organisation (the certificates linked to it, under the
+    desk's profile): the last first-day of any running termination period, None when none runs."""
+    model = desk.profile.statuses
+    if organisation_id is None or model is None:
+        return None
+    ids = (
+        await uow.session.exec(
+            select(Certificate.id).where(col(Certificate.organisation_id) == organisation_id)
+        )
+    ).all()
+    today = desk.clock.today()
+    found = [reapply_from(model, _past(await _history(uow, i)), today) for i in ids]
+    days = [d for d in found if d is not None]
+    return max(days) if days else None
+
+
+__all__ = [
+    "PlanDeadline",
+    "StatusImport",
+    "import_csv",
+    "may_reapply",
+    "organisation_may_reapply",
+    "plan_deadlines",
+    "show",
+]

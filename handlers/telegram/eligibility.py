@@ -21,7 +21,7 @@ from bot.desk import Desk
 from bot.domain.eligibility import add_months, questions, verdict
 from bot.domain.policy import Condition
 from bot.services import applications as apps
-from bot.services import eligibility
+from bot.services import eligibility, statuses
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from messages.render import th
@@ -140,8 +140,14 @@ async def _verdict(update: Update, context: Context, answers: dict[str, Any]) ->
     }
     result = verdict(desk.profile, parsed, desk.clock.today(), _scheme(answers))
     await _save(context, answers, result.to_json())
+    # A factory in a termination period (IETP) is refused whatever it answered, with the day
+    # it may reapply from its own status history.
+    org_id = common.contact_of(context).organisation_id
+    again = await statuses.organisation_may_reapply(desk, common.uow_of(context), org_id)
     lines: list[str] = []
-    if result.status == "eligible":
+    if again is not None:
+        lines.append(th("eligibility.verdict_not_eligible", locale))
+    elif result.status == "eligible":
         lines.append(th("eligibility.verdict_eligible", locale))
     elif result.status == "eligible_from":
         lines.append(th("eligibility.verdict_eligible_from", locale, date=result.eligible_on))
@@ -155,6 +161,8 @@ async def _verdict(update: Update, context: Context, answers: dict[str, Any]) ->
         lines.append("  " + th("applicant.clause_line", locale, clause=f.clause))
         if f.absolute:
             lines.append("  " + th("eligibility.absolute_refusal", locale))
+    if again is not None:
+        lines += ["", "• " + th("statuses.reapply_from", locale, date=again.isoformat())]
     lines += ["", th("applicant.elig_saved", locale)]
     await common.commit_before_reply()
     await common.send(update, context, "\n".join(lines), common.main_menu(locale))

@@ -36,8 +36,12 @@ async def accept(update: Update, context: Context) -> None:
         note = th("findings.staff_accepted", locale, by=_by(update), id=done.id)
     except service.Refusal as refused:
         note = th(refused.key, locale)
-    original = getattr(query.message, "text_html", None) or ""
-    await query.edit_message_text(f"{original}\n\n{note}", reply_markup=None)
+    if getattr(query.message, "document", None) is not None:  # an evidence file, captioned
+        original = getattr(query.message, "caption_html", None) or ""
+        await query.edit_message_caption(f"{original}\n\n{note}", reply_markup=None)
+    else:
+        original = getattr(query.message, "text_html", None) or ""
+        await query.edit_message_text(f"{original}\n\n{note}", reply_markup=None)
     raise ApplicationHandlerStop
 
 

@@ -47,8 +47,11 @@ async def test_alerts_link_to_their_console_page(
     desk = make_desk(engine, settings)
     ref = await file_complaint(desk)
     applicant = await apply_with_documents(desk, uploads=1)
+    # A text, or a document's caption (the review prompt is the document itself).
     telegram = [
-        r.payload["text"] for r in await _staff_rows(desk, "telegram") if r.recipient == "-100200"
+        r.payload.get("text") or r.payload["caption"]
+        for r in await _staff_rows(desk, "telegram")
+        if r.recipient == "-100200"
     ]
     assert any(
         ref in text and f'<a href="{BASE}/cases/{ref}">在控制台打开</a>' in text

@@ -160,7 +160,12 @@ async def _reminders(s: AsyncSession) -> list[OutboxMessage]:
 async def _staff_texts(desk: Desk) -> list[str]:
     async with desk.sessions() as s:
         rows = (await s.exec(select(OutboxMessage))).all()
-    return [r.payload["text"] for r in rows if r.recipient == str(STAFF_CHAT)]
+    # A text, or a document's caption (evidence files are sent as documents).
+    return [
+        r.payload.get("text") or r.payload.get("caption") or ""
+        for r in rows
+        if r.payload is not None and r.recipient == str(STAFF_CHAT)
+    ]
 
 
 async def test_contact_sends_evidence_staff_reject_then_accept(
@@ -203,8 +208,14 @@ async def test_contact_sends_evidence_staff_reject_then_accept(
         await user.send("Night shift trained on 2026-11-18, records attached")
         await expect(user, "2 evidence file(s) submitted")
         await outbox.drain()
-        alert = [t for t in await _staff_texts(bot_desk) if "整改证据待验证" in t]
-        assert len(alert) == 1 and "training.pdf" in alert[0] and "Night shift" in alert[0]
+        # Each evidence file reaches the staff chat as a document, with the finding's button.
+        sent = [r for r in staff.replies if "整改证据待验证" in r.text]
+        assert [r.method for r in sent] == ["sendDocument", "sendDocument"]
+        assert sent[0].file is not None and sent[0].file.content == PDF
+        assert sent[1].file is not None and sent[1].file.content == PNG
+        assert "1/2" in sent[0].text and "training.pdf" in sent[0].text
+        assert "2/2" in sent[1].text and all("Night shift" in r.text for r in sent)
+        assert all(r.buttons == ["✅ 验证通过"] for r in sent)
 
         # Staff reject with a reason, from the staff chat: the contact is told; open again.
         async with UnitOfWork(bot_desk.sessions) as uow:
@@ -234,12 +245,14 @@ async def test_contact_sends_evidence_staff_reject_then_accept(
         await expect(user, "1 evidence file(s) submitted")
         await outbox.drain()
         prompts = [r for r in staff.replies if "整改证据待验证" in r.text]
-        assert len(prompts) == 2 and prompts[-1].buttons == ["✅ 验证通过"]
+        assert len(prompts) == 3 and prompts[-1].buttons == ["✅ 验证通过"]
+        assert prompts[-1].method == "sendDocument" and "signed.pdf" in prompts[-1].text
         await intruder.press(f"sf:a:{minor_id}", message_id=prompts[-1].message_id)
         async with bot_desk.sessions() as s:
             assert (await s.get(Finding, minor_id)).status == "evidence_submitted"  # type: ignore[union-attr]
         await staff.press(f"sf:a:{minor_id}", message_id=prompts[-1].message_id)
-        await expect(staff, f"已验证通过不符合项 #{minor_id}")
+        done = await expect(staff, f"已验证通过不符合项 #{minor_id}")
+        assert done.method == "editMessageCaption" and "signed.pdf" in done.text
         await outbox.drain()
         closed = await expect(user, "was accepted; the finding is closed")
         assert "Progress: 1 of 3 findings closed" in closed.text

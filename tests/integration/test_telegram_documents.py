@@ -33,7 +33,8 @@ def docx() -> bytes:
 def outbox_for(desk: Desk, app: TelegramApp) -> Outbox:
     """The real outbox worker and Telegram sender, through the running app's bot."""
     sender = TelegramSender(app.bot, RateLimiter(1000, private_interval=0, group_interval=0))
-    return Outbox(desk.sessions, {"telegram": sender}, desk.clock, staff_chat_id=STAFF_CHAT)
+    # The desk's settings: the staff chat, and DATA_DIR the documents are sent from.
+    return Outbox(desk.sessions, {"telegram": sender}, desk.clock, settings=desk.settings)
 
 
 async def upload(
@@ -198,18 +199,25 @@ async def test_documents_in_chinese_and_double_press_is_harmless(
         await expect(user, "已收到“组织机构图及职责”：组织图.pdf")
         await expect(user, "已收到 1/8")
         await outbox.drain()
-        prompt = await expect(staff, "待审核资料", "组织图.pdf")
-        # The document itself, from the stored file, captioned with its checklist item.
-        await staff.press("📎 查看文件", message_id=prompt.message_id)
-        sent = await expect(staff, "组织机构图及职责", "组织图.pdf")
-        assert sent.method == "sendDocument" and sent.file is not None
-        assert sent.file.content == PDF and sent.file.file_name == "组织图.pdf"
-        assert "申请 AP-" in sent.text and "示例公司" in sent.text
-        assert sent.buttons == ["✅ 通过", "❌ 退回"]
-        await staff.press("✅ 通过", message_id=sent.message_id)
+        # The prompt is the document itself, from the stored file, captioned with its item.
+        prompt = await expect(staff, "待审核资料", "组织机构图及职责", "组织图.pdf")
+        assert prompt.method == "sendDocument" and prompt.file is not None
+        assert prompt.file.content == PDF and prompt.file.file_name == "组织图.pdf"
+        assert "申请 <b>AP-" in (prompt.raw or "") and "示例公司" in prompt.text
+        assert prompt.buttons == ["✅ 通过", "❌ 退回"]  # no "open the file": it is here
+        texts = [r for r in emulator.delivered(STAFF_CHAT) if r.method == "sendMessage"]
+        assert not any("待审核资料" in r.text for r in texts)  # the file alone, no text beside
+        await staff.press("❌ 退回", message_id=prompt.message_id)
+        await expect(staff, "")  # the reasons
+        await staff.press("« 返回", message_id=prompt.message_id)
+        back = await expect(staff, "")
+        assert back.buttons == ["✅ 通过", "❌ 退回"]
+        first = prompt.message["reply_markup"]["inline_keyboard"][0][0]
+        await staff.press("✅ 通过", message_id=prompt.message_id)
         done = await expect(staff, "已通过（梅）")
         assert done.method == "editMessageCaption" and "组织机构图及职责" in done.text
-        await staff.press("✅ 通过", message_id=prompt.message_id)
+        # Pressed again from a screen that still shows the buttons: nothing changes.
+        await staff._callback(prompt.message, first)
         await expect(staff, "此文件已处理过")
         async with bot_desk.sessions() as session:
             reviewed = (await session.exec(select(Document))).one()

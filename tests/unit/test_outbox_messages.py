@@ -10,6 +10,7 @@ from bot.delivery.messages import (
     Letter,
     RobotAlert,
     StaffNotice,
+    TelegramDocument,
     TelegramText,
     decode,
     encode,
@@ -33,6 +34,15 @@ MESSAGES = [
     ),
     RobotAlert(Channel.DINGTALK, "新投诉", "正文", "https://console.example/", "打开控制台"),
     StaffNotice("<b>staff</b>", ((Action("A", "sd:a:1"), Action("R", "sd:r:1")),)),
+    TelegramDocument(
+        "-100",
+        "files/ab/cd/abcd" + "0" * 60,
+        "营业执照.pdf",
+        "<b>营业执照</b>",
+        ((Action("Accept", "sd:a:1"), Action("Reject", "sd:r:1")),),
+        sha256="abcd" + "0" * 60,
+        content_type="application/pdf",
+    ),
 ]
 
 
@@ -58,8 +68,23 @@ def test_rows_queued_before_the_types_still_decode() -> None:
         ("wecom", {"title": " ", "text": "t"}),
         ("feishu", {"title": "t", "text": "t", "link": "javascript:alert(1)"}),
         ("pigeon", {"text": "t"}),
+        ("telegram", {"document": "/etc/passwd", "file_name": "p"}),
+        ("telegram", {"document": "files/../../etc/passwd", "file_name": "p"}),
+        ("telegram", {"document": "uploads/x", "file_name": "p"}),
+        ("telegram", {"document": "files/ab/cd/x", "file_name": " "}),
+        ("telegram", {"document": 7, "file_name": "p"}),
     ],
 )
 def test_a_payload_that_is_no_message_is_refused(channel: str, payload: dict) -> None:
     with pytest.raises(BadPayload):
         decode(channel, "r", payload)
+
+
+def test_a_document_keeps_a_file_reference_never_its_bytes() -> None:
+    doc = TelegramDocument("-100", "files/ab/cd/abcd", "a.pdf", "<i>c</i>", root="/srv/data")
+    channel, recipient, payload = encode(doc)
+    assert (channel, recipient) == (Channel.TELEGRAM, "-100")
+    assert payload["document"] == "files/ab/cd/abcd" and "root" not in payload
+    assert set(payload) == {"document", "file_name", "caption", "sha256", "content_type"}
+    back = decode(channel, recipient, payload)
+    assert isinstance(back, TelegramDocument) and back.root is None and back.text == "<i>c</i>"
