@@ -77,7 +77,7 @@ async def test_a_tagged_letter_from_a_contact_is_evidence(bot_desk: Desk, data_d
         files = (await s.exec(select(FindingEvidenceFile))).all()
         letters = (await s.exec(select(InboundEmail).order_by(col(InboundEmail.id)))).all()
         staff = [
-            m.payload.get("text", "")
+            m.payload.get("text") or m.payload.get("caption", "")  # a text, or the file itself
             for m in (await s.exec(select(OutboxMessage))).all()
             if m.recipient == str(STAFF_CHAT)
         ]
