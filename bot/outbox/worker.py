@@ -3,6 +3,8 @@
 Messages are written by `bot.outbox.messages.enqueue` in the transaction that caused them. Claiming
 is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` so several instances on
 PostgreSQL never take the same row (SQLite ignores the clause; one instance is assumed there).
+Telegram rows are claimed only by the instance holding the sender lock (an advisory lock,
+storage.repo.outbox.SenderLock), so the token's rate limits hold across instances.
 
 Two lanes, claimed and sent apart: the main lane (complainants, organisations) and the staff lane
 (staff alerts, at the staff chat's 20 a minute), so a flood of staff alerts never delays anyone's
