@@ -7,8 +7,10 @@ on a throwaway PostgreSQL database dropped at the end. Prints figures; asserts n
     python bench/outbox_drain.py [--messages 10000] [--cap 1000 | --cap 30,200,1000]
                                  [--workers 2] [--lanes 8] [--no-sync-commit]
 
-`--workers` outbox instances share one sender (one HTTP pool, one limiter), each sending on
-`--lanes` chats at once. Also printed: the workers' and the emulator's CPU per message.
+`--workers` outbox workers share one sender (one HTTP pool, one limiter), each sending on
+`--lanes` chats at once; `--instances` such groups each have their own engine and sender, as
+separate instances would (the holder of the PostgreSQL advisory lock sends Telegram messages).
+Also printed: the workers' and the emulator's CPU per message; the figure last, as JSON.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ async def fill(url: str, n: int) -> None:
 
 
 async def main(
-    n: int, cap: int, workers: int, lanes: int, durable: bool = True
+    n: int, cap: int, workers: int, lanes: int, durable: bool = True, instances: int = 1
 ) -> dict[str, float]:
     name = f"certdesk_bench_{int(time.time())}"
     admin = await asyncpg.connect(f"{PG}/test")
@@ -102,26 +104,38 @@ async def main(
         await fill(url, n)
         assert emu.stdout is not None and emu.stdin is not None
         port = int((await emu.stdout.readline()).decode())
-        sender = telegram_sender(
-            "123:BENCH",
-            base_url=f"http://127.0.0.1:{port}/bot",
-            per_second=cap,
-            connections=workers * lanes,
-        )
-        await sender.bot.initialize()
-        engine = make_engine(url, pool_size=workers + 2)
-        sessions = session_factory(engine)
-        outboxes = [
-            Outbox(sessions, {"telegram": sender}, Clock(), worker_id=f"w{i}", concurrency=lanes)
-            for i in range(workers)
-        ]
+        senders, engines, outboxes = [], [], []
+        for k in range(instances):  # each its own engine, HTTP pool and limiter
+            sender = telegram_sender(
+                "123:BENCH",
+                base_url=f"http://127.0.0.1:{port}/bot",
+                per_second=cap,
+                connections=workers * lanes,
+            )
+            await sender.bot.initialize()
+            engine = make_engine(url, pool_size=workers + 2)
+            sessions = session_factory(engine)
+            senders.append(sender)
+            engines.append(engine)
+            outboxes += [
+                Outbox(
+                    sessions,
+                    {"telegram": sender},
+                    Clock(),
+                    worker_id=f"i{k}w{i}",
+                    concurrency=lanes,
+                )
+                for i in range(workers)
+            ]
         start, cpu = time.perf_counter(), time.process_time()
         results = await asyncio.gather(*(o.drain(limit=100) for o in outboxes))
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
-        counts = await status_counts(sessions)
-        await engine.dispose()
-        await sender.bot.shutdown()
+        counts = await status_counts(session_factory(engines[0]))
+        for engine in engines:
+            await engine.dispose()
+        for sender in senders:
+            await sender.bot.shutdown()
         emu.stdin.close()
         stats = json.loads((await emu.stdout.readline()).decode())
         await emu.wait()
@@ -136,7 +150,8 @@ async def main(
     window = stats["last"] - stats["first"]
     lost = n - stats["chats"]
     mode = "" if durable else ", synchronous_commit=off"
-    print(f"outbox drain: {n} reminders, {workers} workers × {lanes} lanes, cap {cap}/s{mode}")
+    print(f"outbox drain: {n} reminders, {instances} instance(s) × {workers} workers × {lanes} "
+          f"lanes, cap {cap}/s{mode}")  # fmt: skip
     print(f"  sent {sent} in {elapsed:.2f} s = {rate:,.0f}/s; achieved/cap = {rate / cap:.2f}; "
           f"worker CPU {cpu / max(sent, 1) * 1000:.2f} ms/message")  # fmt: skip
     emu_cpu = stats["cpu"] / max(stats["accepted"], 1) * 1000
@@ -146,9 +161,12 @@ async def main(
     retried = sum(r.retried for r in results)
     if retried:
         print(f"  retried {retried}: {sorted(set(e for r in results for e in r.errors))[:3]}")
-    return {"n": n, "cap": cap, "rate": rate, "ratio": rate / cap, "refused": stats["rejected"],
-            "lost": lost, "dup": stats["accepted"] - stats["chats"],
-            "cpu": cpu / max(sent, 1) * 1000}  # fmt: skip
+    figure = {"n": n, "cap": cap, "rate": rate, "ratio": rate / cap, "refused": stats["rejected"],
+              "lost": lost, "dup": stats["accepted"] - stats["chats"],
+              "cpu": cpu / max(sent, 1) * 1000}  # fmt: skip
+    print(json.dumps({"bench": "outbox_drain", "instances": instances, **{
+        k: round(v, 3) if isinstance(v, float) else v for k, v in figure.items()}}))  # fmt: skip
+    return figure
 
 
 async def table(caps: list[int], n: int, workers: int, lanes: int, durable: bool) -> None:
@@ -169,12 +187,16 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2, help="outbox workers (instances)")
     parser.add_argument("--lanes", type=int, default=8, help="concurrent sends per worker")
     parser.add_argument(
+        "--instances", type=int, default=1,
+        help="instances, each its own engine and sender (limiter); one sends Telegram (lock)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-sync-commit", action="store_true", help="PostgreSQL synchronous_commit=off"
     )
     args = parser.parse_args()
     caps = [int(c) for c in args.cap.split(",")]
     durable = not args.no_sync_commit
     if len(caps) == 1:
-        asyncio.run(main(args.messages, caps[0], args.workers, args.lanes, durable))
+        asyncio.run(main(args.messages, caps[0], args.workers, args.lanes, durable, args.instances))
     else:  # a table; each cap's run is kept under a minute (at most 50 s of messages)
         asyncio.run(table(caps, args.messages, args.workers, args.lanes, durable))

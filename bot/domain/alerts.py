@@ -13,7 +13,7 @@ Alerts go out only within working hours on working days: a breach found at night
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -156,24 +156,49 @@ def due_alerts(
     return out
 
 
-def kinds_by_date(
-    dates: Iterable[date],
-    now: datetime,
-    leads: Sequence[int],
-    hours: WorkHours,
-    cal: WorkCalendar,
-) -> dict[date, tuple[str, ...]]:
-    """The alert kinds (alert_sent keys) `due_alerts` gives at `now` for a deadline due on each
-    date, dates without any left out: what a scan asks the database about."""
-    if not in_working_hours(now, hours, cal):
-        return {}
-    today = local(now).date()
+@dataclass(frozen=True)
+class ScanWindow:
+    """What a day's due-scan asks the database: the alert kinds due today, by due date.
+
+    Every deadline due before `before` is past its escalation day and has the same kinds
+    (`overdue`: today's repeat and the escalation); the few dates from `before` to `until` have
+    their own (`dated`, dates without any left out). Worked out once a day, so the database needs
+    no query for the dates first.
+    """
+
+    until: date
+    before: date
+    overdue: tuple[str, ...]
+    dated: Mapping[date, tuple[str, ...]]
+
+    def kinds(self, due_on: date) -> tuple[str, ...]:
+        return self.overdue if due_on < self.before else self.dated.get(due_on, ())
+
+    @property
+    def overdue_mark(self) -> str:
+        """The one kind of `overdue` whose record means all are recorded: today's repeat is
+        recorded only with the escalation or after it (`pending`, `DueAlert.supersedes`), so the
+        scan probes one row per overdue deadline, not two."""
+        return self.overdue[0]
+
+
+def scan_window(today: date, leads: Sequence[int], cal: WorkCalendar) -> ScanWindow:
+    """The kinds `due_alerts` gives on `today` (in working hours) for each due date."""
     lead_set = sorted(set(leads), reverse=True)
-    out = {}
-    for day in dates:
+    until = scan_horizon(today, leads, cal)
+    # escalation_day is monotonic: walk back to the first date escalating today or later.
+    before = today - timedelta(days=1)
+    while escalation_day(before - timedelta(days=1), cal) >= today:
+        before -= timedelta(days=1)
+    overdue = _kinds_due(before - timedelta(days=1), today, lead_set, cal)
+    assert overdue[0][0].startswith(OVERDUE_PREFIX) and overdue[1][1] == (overdue[0][0],)
+    dated = {}
+    day = before
+    while day <= until:
         if kinds := _kinds_due(day, today, lead_set, cal):
-            out[day] = tuple(kind for kind, _ in kinds)
-    return out
+            dated[day] = tuple(kind for kind, _ in kinds)
+        day += timedelta(days=1)
+    return ScanWindow(until, before, tuple(kind for kind, _ in overdue), dated)
 
 
 def _kinds_due(
@@ -241,15 +266,16 @@ __all__ = [
     "Digest",
     "DueAlert",
     "OpenDeadline",
+    "ScanWindow",
     "WorkHours",
     "digest",
     "digest_due",
     "due_alerts",
     "escalation_day",
     "in_working_hours",
-    "kinds_by_date",
     "next_window_start",
     "pending",
     "scan_horizon",
+    "scan_window",
     "warning_day",
 ]

@@ -3,6 +3,8 @@
 Messages are written by `bot.outbox.messages.enqueue` in the transaction that caused them. Claiming
 is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` so several instances on
 PostgreSQL never take the same row (SQLite ignores the clause; one instance is assumed there).
+Telegram rows are claimed only by the instance holding the sender lock (an advisory lock,
+storage.repo.outbox.SenderLock), so the token's rate limits hold across instances.
 
 Two lanes, claimed and sent apart: the main lane (complainants, organisations) and the staff lane
 (staff alerts, at the staff chat's 20 a minute), so a flood of staff alerts never delays anyone's
@@ -46,7 +48,7 @@ from bot.outbox.messages import BadPayload, message_of
 from bot.outbox.recording import DATABASE_AWAY, LEASE, Lease, Recorder, brief
 from bot.outbox.staff_notice import targets
 from storage.models import OutboxMessage
-from storage.repo.outbox import MAIN_LANE, STAFF_LANE
+from storage.repo.outbox import MAIN_LANE, SENDER_LOCK_RETRY, STAFF_LANE, sender_lock
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class Outbox:
         concurrency: int = 1,
         settings: Settings | None = None,
         lease: timedelta = LEASE,
+        sender_lock_retry: float = SENDER_LOCK_RETRY,
     ) -> None:
         self.sessions = sessions
         self.senders = senders
@@ -105,6 +108,8 @@ class Outbox:
         self.locale = self.settings.default_locale
         self.concurrency = max(1, concurrency)
         self.lease = Lease(sessions, clock, worker_id, lease)
+        # One instance sends Telegram messages, so the token's limits hold in total.
+        self.sender_lock = sender_lock(sessions.kw.get("bind"), retry=sender_lock_retry)
         self.moved: dict[str, str] = {}  # Telegram chats that migrated: old id → new
         self._down: set[tuple[str, str]] = set()  # staff channels that failed since they worked
 
@@ -121,6 +126,8 @@ class Outbox:
             where = and_(where, col(OutboxMessage.lane) == lane)
         if self.lease.held:  # ours, in flight: never taken over by ourselves
             where = and_(where, col(OutboxMessage.id).not_in(sorted(self.lease.held)))
+        if not await self.sender_lock.held():  # another instance sends through the token
+            where = and_(where, col(OutboxMessage.channel) != TelegramText.channel.value)
         ids = (
             select(OutboxMessage.id)
             .where(where)
@@ -140,6 +147,10 @@ class Outbox:
             rows = list((await session.exec(stmt)).scalars().all())
         self.lease.hold(rows, now)
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
+
+    async def close(self) -> None:
+        """Let another instance send the Telegram messages (this one is stopping)."""
+        await self.sender_lock.release()
 
     async def drain_once(self, limit: int = 100) -> DrainStats:
         """Send what is due now, at most `limit` messages per lane (one claim each)."""

@@ -23,13 +23,13 @@ from bot.domain.alerts import (
     ESCALATION,
     DueAlert,
     OpenDeadline,
+    ScanWindow,
     digest,
     due_alerts,
     in_working_hours,
-    kinds_by_date,
     local,
     pending,
-    scan_horizon,
+    scan_window,
 )
 from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleItem, plan, schedule
 from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
@@ -72,6 +72,7 @@ class Scans:
         self.staff_locale = desk.settings.default_locale
         self._planned_on: date | None = None
         self._digest_on: date | None = None
+        self._window: tuple[date, ScanWindow] | None = None
         self.findings = FindingsScan(desk)  # corrective actions: reminders, overdue, review
 
     @property
@@ -109,15 +110,18 @@ class Scans:
         if not in_working_hours(now, self.hours, cal):
             return 0  # a breach found at night waits for the next working morning
         today = local(now).date()
-        horizon = scan_horizon(today, self.leads, cal)
+        if self._window is None or self._window[0] != today:
+            self._window = (today, scan_window(today, self.leads, cal))  # once a day
+        window = self._window[1]
         async with desk.sessions() as session:
-            # Only deadlines with an alert of today not yet recorded come back: the steady state
-            # (all sent) reads no rows, so the cost grows with what is due and new.
-            dates = await deadline_repo.open_due_dates(session, due_until=horizon)
-            kinds = kinds_by_date(dates, now, self.leads, self.hours, cal)
-            open_ = await deadline_repo.with_unsent_alerts(session, due_until=horizon, kinds=kinds)
-            alerts = due_alerts(open_, now, self.leads, self.hours, cal)
-            sent = await deadline_repo.sent_alerts(session, {a.deadline.id for a in alerts})
+            # Only deadlines with an alert of today not yet recorded come back, in one statement
+            # and no transaction: the steady state (all sent) reads no rows and writes nothing,
+            # so the cost grows with what is due and new.
+            open_, unsent = await deadline_repo.unsent_alerts(session, window)
+        if not open_:
+            return 0
+        alerts = due_alerts(open_, now, self.leads, self.hours, cal)
+        sent = {(a.deadline.id, a.kind) for a in alerts} - unsent
         todo = pending(alerts, sent)
         queued = 0
         for i in range(0, len(todo), BATCH):

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from bot.domain.alerts import OpenDeadline
+from bot.domain.alerts import OpenDeadline, ScanWindow
 from storage.models import AlertSent, Case, Deadline
 from storage.sql import dialect_name, table_of
 
@@ -94,64 +94,94 @@ _CASES_ANY = sa.select(_CASE.c.id, _CASE.c.ref, _CASE.c.kind, _CASE.c.assignee).
 _SENT_ANY = sa.select(_SENT.c.deadline_id, _SENT.c.kind).where(_SENT.c.deadline_id == sa.any_(_IDS))
 
 
-_DUE_DATES = (
-    sa.select(col(Deadline.due_on))
-    .distinct()
-    .where(_OPEN_CASE, col(Deadline.due_on) <= sa.bindparam("until"))
-    .order_by(col(Deadline.due_on))
+# Open deadlines with an alert of today not recorded yet, with their case and the kinds recorded
+# for them — one statement, one round trip. The kinds come from `ScanWindow`: two parallel arrays
+# (due date, kind) for the few dates near today, and for everything older (past its escalation
+# day) one probe for today's repeat (`ScanWindow.overdue_mark`). In the steady state — everything
+# due already sent — the answer is empty and costs one index probe per due deadline, whatever the
+# size of alert_sent (OFFSET 0 keeps each NOT EXISTS a probe, not a hash of the whole table). The
+# case by its primary key in a LATERAL that is not flattened (OFFSET 0): the planner misestimates
+# how many open rows come back and would otherwise hash the whole case table.
+_UNSENT_PG = """
+WITH k(due_on, kind) AS (SELECT * FROM unnest($1::date[], $2::varchar[])),
+unsent AS MATERIALIZED (
+  SELECT d.id, d.case_id, d.due_on, d.rule_id, d.clause, d.provisional
+  FROM deadline d JOIN k ON d.due_on = k.due_on
+  WHERE d.closed_at IS NULL AND d.case_id IS NOT NULL AND d.due_on >= $3 AND d.due_on <= $4
+    AND NOT EXISTS (
+      SELECT 1 FROM alert_sent a WHERE a.deadline_id = d.id AND a.kind = k.kind OFFSET 0)
+  UNION ALL
+  SELECT d.id, d.case_id, d.due_on, d.rule_id, d.clause, d.provisional
+  FROM deadline d
+  WHERE d.closed_at IS NULL AND d.case_id IS NOT NULL AND d.due_on < $3
+    AND NOT EXISTS (
+      SELECT 1 FROM alert_sent a WHERE a.deadline_id = d.id AND a.kind = $5 OFFSET 0)
 )
-# Open deadlines with at least one of their date's alert kinds not recorded yet: the kinds come
-# as two parallel arrays (due date, kind), so in the steady state — everything due already
-# sent — the database answers with no rows and the scan costs two index scans.
-_UNSENT_PG = sa.text(
+SELECT u.id, u.due_on, u.rule_id, u.clause, u.provisional, c.ref, c.kind, c.assignee,
+  ARRAY(SELECT a.kind FROM alert_sent a WHERE a.deadline_id = u.id AND a.kind = ANY($6::varchar[]))
+FROM unsent u
+JOIN LATERAL (SELECT ref, kind, assignee FROM case_file WHERE id = u.case_id OFFSET 0) c ON true
+ORDER BY u.due_on, u.id
+"""
+# The planner cannot estimate how few open rows lie before a date (most rows before it are closed
+# history): it guesses tens of thousands, then starts parallel workers (15–20 ms of start-up) and
+# JIT-compiles the plan (250 ms) for a scan of a few milliseconds. Both off on the connection.
+_SERIAL = "SET max_parallel_workers_per_gather = 0; SET jit = off"
+_SERIAL_LOCAL = "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off"
+_SERIAL_MARK = "certdesk_serial_plans"
+
+
+async def unsent_alerts(
+    session: AsyncSession, window: ScanWindow
+) -> tuple[list[OpenDeadline], set[tuple[int, str]]]:
+    """Open case deadlines with at least one alert kind of `window` not in alert_sent (earliest
+    first), and those (deadline_id, kind) pairs.
+
+    On PostgreSQL one statement on the driver connection: plain rows, no ORM or Core result
+    plumbing, and no transaction when the session has not begun one (a read needs none).
     """
-    SELECT DISTINCT d.id, d.case_id, d.due_on, d.rule_id, d.clause, d.provisional
-    FROM deadline d
-    JOIN unnest(CAST(:dates AS date[]), CAST(:kinds AS varchar[])) AS k(due_on, kind)
-      ON d.due_on = k.due_on
-    WHERE d.closed_at IS NULL AND d.case_id IS NOT NULL AND d.due_on <= :until
-      AND NOT EXISTS (SELECT 1 FROM alert_sent a WHERE a.deadline_id = d.id AND a.kind = k.kind)
-    ORDER BY d.due_on, d.id
-    """
-).columns(
-    *(
-        table_of(Deadline).c[c]
-        for c in ("id", "case_id", "due_on", "rule_id", "clause", "provisional")
-    )
-)
-
-
-async def open_due_dates(session: AsyncSession, *, due_until: date) -> list[date]:
-    """The distinct due dates of open case deadlines up to `due_until` (overdue included)."""
-    await _serial_plan(session)
-    conn = await session.connection()
-    return list((await conn.execute(_DUE_DATES, {"until": due_until})).scalars())
-
-
-async def with_unsent_alerts(
-    session: AsyncSession, *, due_until: date, kinds: dict[date, tuple[str, ...]]
-) -> list[OpenDeadline]:
-    """Open case deadlines due on or before `due_until` with at least one of `kinds[due_on]`
-    not in alert_sent, earliest first."""
-    if not kinds:
-        return []
     conn = await session.connection()
     if conn.dialect.name != "postgresql":
-        found = await open_case_deadlines(session, due_until=due_until)
-        sent = await sent_alerts(session, (d.id for d in found if d.due_on in kinds))
-        return [d for d in found if any((d.id, k) not in sent for k in kinds.get(d.due_on, ()))]
-    await _serial_plan(session)
-    dates = [day for day, ks in kinds.items() for _ in ks]
-    names = [k for ks in kinds.values() for k in ks]
-    params = {"dates": dates, "kinds": names, "until": due_until}
-    rows = list((await conn.execute(_UNSENT_PG, params)).all())
-    return await _with_cases(session, rows)
+        return await _unsent_in_python(session, window)
+    pg: Any = (await conn.get_raw_connection()).driver_connection  # asyncpg.Connection
+    if pg.is_in_transaction():
+        # A session-wide SET in a transaction is undone by its rollback: for this one only.
+        await pg.execute(_SERIAL_LOCAL)
+    elif not conn.info.get(_SERIAL_MARK):
+        # Once per pooled connection (its record's `info` lives as long as the connection): the
+        # bot's queries are all small, none gains from parallel workers.
+        await pg.execute(_SERIAL)
+        conn.info[_SERIAL_MARK] = True
+    dates = [day for day, ks in window.dated.items() for _ in ks]
+    names = [k for ks in window.dated.values() for k in ks]
+    every = sorted({*names, *window.overdue})
+    rows = await pg.fetch(
+        _UNSENT_PG, dates, names, window.before, window.until, window.overdue_mark, every
+    )
+    found: dict[int, OpenDeadline] = {}
+    unsent: set[tuple[int, str]] = set()
+    for id_, due_on, rule_id, clause, provisional, ref, kind, assignee, sent in rows:
+        missing = {(id_, k) for k in window.kinds(due_on) if k not in sent}
+        if missing and id_ not in found:  # a date with two kinds comes back twice
+            found[id_] = OpenDeadline(
+                id_, due_on, rule_id, clause, provisional, ref, kind, assignee
+            )
+        unsent |= missing
+    return list(found.values()), unsent
 
 
-async def _serial_plan(session: AsyncSession) -> None:
-    if dialect_name(session) == "postgresql":
-        # See open_case_deadlines: no parallel workers for a scan that takes well under 1 ms.
-        await session.exec(text("SET LOCAL max_parallel_workers_per_gather = 0"))  # type: ignore[call-overload]
+async def _unsent_in_python(
+    session: AsyncSession, window: ScanWindow
+) -> tuple[list[OpenDeadline], set[tuple[int, str]]]:
+    """SQLite: the open rows up to the horizon, then what was sent of them, compared here."""
+    found = [
+        d
+        for d in await open_case_deadlines(session, due_until=window.until)
+        if window.kinds(d.due_on)
+    ]
+    sent = await sent_alerts(session, (d.id for d in found))
+    unsent = {(d.id, k) for d in found for k in window.kinds(d.due_on) if (d.id, k) not in sent}
+    return [d for d in found if any((d.id, k) in unsent for k in window.kinds(d.due_on))], unsent
 
 
 async def _with_cases(session: AsyncSession, rows: list[Any]) -> list[OpenDeadline]:

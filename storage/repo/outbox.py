@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+import asyncpg  # type: ignore[import-untyped]  # no stubs: its connection is typed Any here
+from sqlalchemy import event, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Channel, OutboxMessage, OutboxStatus, utcnow
 from storage.sql import dialect_name
 
+log = logging.getLogger(__name__)
+
 MAIN_LANE = "main"
 STAFF_LANE = "staff"
+# The advisory lock whose holder sends through the Telegram token ("certdesk" in ASCII).
+TELEGRAM_SENDER_LOCK = 0x63657274_6465736B
+SENDER_LOCK_RETRY = 5.0  # seconds between a standby instance's attempts to take the lock
 
 
 async def enqueue(
@@ -105,3 +116,89 @@ async def count_in(
         .execution_options(synchronize_session=False)
     )
     return count
+
+
+class SenderLock:
+    """Which instance sends Telegram messages: the one holding a PostgreSQL advisory lock.
+
+    Telegram's limits (30 a second overall, 20 a minute to a group, 1 a second to a chat) are per
+    bot token, and each instance paces only what it sends itself: with one sending instance the
+    total is its limiter's. The lock is held on a connection of its own, outside the pool and any
+    transaction (no snapshot held open), so it lasts as long as that session: an instance that
+    stops or dies lets it go, and a standby takes it at its next attempt (every `retry` seconds).
+    The holder checks its session is alive before each claim. Disposing of the engine drops the
+    lock too. One per engine (`sender_lock`): the workers of a process are one instance. SQLite
+    runs one instance: always the holder.
+    """
+
+    def __init__(self, engine: AsyncEngine | None, *, retry: float = SENDER_LOCK_RETRY) -> None:
+        postgres = engine is not None and engine.dialect.name == "postgresql"
+        self.engine = engine if postgres else None
+        self.retry = retry
+        self._conn: Any = None  # asyncpg.Connection
+        self._tried_at: float | None = None
+        self._lock = asyncio.Lock()  # one statement at a time on the dedicated connection
+        if self.engine is not None:
+            event.listen(self.engine.sync_engine, "engine_disposed", self._disposed)
+
+    async def held(self) -> bool:
+        """Whether this instance sends Telegram messages now (taking the lock when it is free)."""
+        if self.engine is None:
+            return True
+        async with self._lock:
+            if self._conn is not None:
+                try:
+                    await self._conn.fetchval("SELECT 1")
+                    return True
+                except Exception as exc:  # the session, and with it the lock, is gone
+                    log.warning("outbox: the Telegram sender lock was lost: %s", exc)
+                    self._drop()
+            now = time.monotonic()
+            if self._tried_at is not None and now - self._tried_at < self.retry:
+                return False
+            self._tried_at = now
+            url = self.engine.url.set(drivername="postgresql")
+            conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+            try:
+                got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", TELEGRAM_SENDER_LOCK)
+            except BaseException:
+                conn.terminate()
+                raise
+            if not got:
+                await conn.close()
+                return False
+            log.info("outbox: this instance now sends the Telegram messages")
+            self._conn = conn
+            return True
+
+    async def release(self) -> None:
+        """Let another instance send (this one is stopping): closing the session unlocks."""
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    await conn.close(timeout=5)
+                except Exception:
+                    conn.terminate()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    def _disposed(self, _engine: object) -> None:
+        self._drop()  # synchronous: closes the socket, the server lets the lock go
+
+
+_LOCKS: weakref.WeakKeyDictionary[object, SenderLock] = weakref.WeakKeyDictionary()
+
+
+def sender_lock(engine: AsyncEngine | None, *, retry: float = SENDER_LOCK_RETRY) -> SenderLock:
+    """The engine's one SenderLock: the outbox workers of one process are one instance."""
+    if engine is None:
+        return SenderLock(None)
+    lock = _LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _LOCKS[engine.sync_engine] = SenderLock(engine, retry=retry)
+    lock.retry = min(lock.retry, retry)
+    return lock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -17,6 +17,7 @@ from bot.domain.alerts import (
     next_window_start,
     pending,
     scan_horizon,
+    scan_window,
     warning_day,
 )
 from bot.domain.calendar import WorkCalendar
@@ -113,3 +114,24 @@ def test_digest_sorts_due_overdue_and_provisional() -> None:
     assert [d.id for d in dg.overdue] == [2]
     assert [d.id for d in dg.due_this_week] == [1]
     assert [d.id for d in dg.provisional] == [3]
+
+
+@pytest.mark.parametrize("leads", [(3, 0), (5, 3, 1), (0,)])
+def test_the_scan_window_gives_every_due_date_the_kinds_due_alerts_gives(
+    leads: tuple[int, ...],
+) -> None:
+    # The due-scan asks the database by the window, worked out once a day without reading the
+    # due dates first: for every date, a year back to the horizon, the same kinds as the rows'.
+    start = date(2026, 9, 21)
+    for today in (start + timedelta(days=i) for i in range(40)):  # across the National Day
+        if not CAL.is_workday(today):
+            continue
+        now = datetime.combine(today, time(10), SHANGHAI)
+        window = scan_window(today, leads, CAL)
+        assert window.until == scan_horizon(today, leads, CAL)
+        day = today - timedelta(days=365)
+        while day <= window.until + timedelta(days=10):
+            d = OpenDeadline(1, day, "r", "c")
+            expected = tuple(a.kind for a in due_alerts([d], now, leads, HOURS, CAL))
+            assert window.kinds(day) == (expected if day <= window.until else ()), (today, day)
+            day += timedelta(days=1)
