@@ -100,6 +100,7 @@ def services(
         if app is not None:
             for key in ("intake", "scheduler"):
                 app.bot_data.pop(key, None)
+        await outbox.close()  # another instance takes over sending to Telegram at once
         for sender in outbox.senders.values():
             close = getattr(sender, "close", None)
             if close is not None:
