@@ -21,13 +21,13 @@ from bot.desk import Desk
 from bot.domain import findings as rules
 from bot.domain.alerts import in_working_hours, local
 from bot.domain.reminders import PlannedReminder, ScheduleItem, plan
+from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from bot.services import statuses
 from messages.render import t, th
 from storage.models import Certificate, Finding
 from storage.repo import findings as repo
 from storage.repo import reminders as reminder_repo
-from storage.repo.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +108,20 @@ class FindingsScan:
             session, cert.organisation_id, desk.settings.default_locale
         )
         for r in recipients:
+            message: Outbound
             if r.channel == "telegram":
-                text = th("findings.reminder", r.locale, **args(r.locale))
-                payload: dict[str, Any] = {"text": text}
+                message = TelegramText(
+                    r.address, th("findings.reminder", r.locale, **args(r.locale))
+                )
             else:
-                payload = {
-                    "subject": t("findings.reminder_subject", r.locale, **args(r.locale)),
-                    "text": t("findings.reminder_body", r.locale, **args(r.locale)),
-                    "html": None,
-                    "locale": r.locale,
-                    "auto_reply": False,
-                }
-            await enqueue(
-                session, channel=r.channel, recipient=r.address, payload=payload,
-                idempotency_key=f"{base}:{p.lead_days}:{r.channel}:{r.address}", now=now,
-            )  # fmt: skip
+                message = Letter(
+                    r.address,
+                    t("findings.reminder_subject", r.locale, **args(r.locale)),
+                    t("findings.reminder_body", r.locale, **args(r.locale)),
+                    locale=r.locale,
+                )
+            key = f"{base}:{p.lead_days}:{r.channel}:{r.address}"
+            await enqueue(session, message, key=key, now=now)
         if not recipients:  # a reminder nobody receives is a staff alert, never "sent"
             loc = self.staff_locale
             text = th("findings.staff_no_recipient", loc, number=cert.number, holder=cert.holder)

@@ -22,6 +22,7 @@ from typing import Any
 from bot.desk import Desk
 from bot.domain import findings as rules
 from bot.domain.policy import Profile
+from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from bot.services.findings_alerts import evidence_to_staff
 from messages.render import t, th
@@ -31,7 +32,6 @@ from storage.repo import applications as files_repo
 from storage.repo import certificates as cert_repo
 from storage.repo import findings as repo
 from storage.repo import reminders as reminder_repo
-from storage.repo.outbox import enqueue
 from storage.unit_of_work import UnitOfWork
 
 REQUIRED = ("certificate", "audit_type", "audit_end_on", "grade", "clause", "text")
@@ -340,26 +340,15 @@ async def _tell_organisation(
             "total": progress_.total,
         }
         key = f"findings.org_{verdict}"
+        message: Outbound
         if r.channel == "telegram":
-            payload: dict[str, Any] = {"text": th(key, r.locale, **args)}
+            message = TelegramText(r.address, th(key, r.locale, **args))
         else:
-            payload = {
-                "subject": t(
-                    "findings.org_subject",
-                    r.locale,
-                    number=cert.number,
-                    tag=rules.tag(finding.id or 0),
-                ),
-                "text": t(key, r.locale, **args),
-                "html": None,
-                "locale": r.locale,
-                "auto_reply": False,
-            }
-        await enqueue(
-            uow.session, channel=r.channel, recipient=r.address, payload=payload,
-            idempotency_key=f"finding-{verdict}:{evidence_id}:{r.channel}:{r.address}",
-            now=desk.clock.now(),
-        )  # fmt: skip
+            tag = rules.tag(finding.id or 0)
+            subject = t("findings.org_subject", r.locale, number=cert.number, tag=tag)
+            message = Letter(r.address, subject, t(key, r.locale, **args), locale=r.locale)
+        rkey = f"finding-{verdict}:{evidence_id}:{r.channel}:{r.address}"
+        await enqueue(uow.session, message, key=rkey, now=desk.clock.now())
     if not recipients:  # nobody to tell: staff must, never "sent" (domain.md §6)
         loc = desk.settings.default_locale
         text = th("findings.staff_no_recipient", loc, number=cert.number, holder=cert.holder)
