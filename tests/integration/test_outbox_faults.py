@@ -159,6 +159,8 @@ async def _worker(
         "MAIL_FROM": "desk@desk.example.test",
         "OUTBOX_LEASE_SECONDS": "2",
         "LOG_LEVEL": "WARNING",
+        # The same clock as this test: under `faketime` the worker must see the letters as due.
+        **{k: v for k, v in os.environ.items() if k == "LD_PRELOAD" or k.startswith("FAKETIME")},
     }
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "outbox", "send", *once,
@@ -178,11 +180,13 @@ async def test_the_worker_killed_4_times_while_sending_loses_and_doubles_nothing
     start = time.monotonic()
     for _ in range(kills):
         proc = await _worker(database_url, smtp_server, tmp_path)
-        # Killed mid-drain: once it has sent a few more letters, at a random moment after.
-        seen = len(smtp_server.received)
-        await smtp_server.wait_for(seen + rng.randint(5, 30), timeout=60)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        try:
+            # Killed mid-drain: once it has sent a few more letters, at a random moment after.
+            seen = len(smtp_server.received)
+            await smtp_server.wait_for(seen + rng.randint(5, 30), timeout=60)
+        finally:  # killed whatever happens: a stray worker would take other tests' messages
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
     proc = await _worker(database_url, smtp_server, tmp_path)  # the last one runs to the end
     try:
         async with session_factory(engine)() as s:
