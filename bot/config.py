@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     mail_from: str = "certdesk@example.com"
     mail_domain: str = "example.com"
     auto_replies_per_sender_per_hour: int = Field(default=5, ge=0)
+    # Sent or cancelled outbox rows older than this many days are deleted daily; 0 keeps them.
+    outbox_retention_days: int = Field(default=180, ge=0)
 
     # time and alerts
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

@@ -348,6 +348,7 @@ from storage.models_findings import Finding as Finding  # noqa: E402
 from storage.models_findings import FindingEvidence as FindingEvidence  # noqa: E402
 from storage.models_findings import FindingEvidenceFile as FindingEvidenceFile  # noqa: E402
 from storage.models_findings import MemberFactory as MemberFactory  # noqa: E402
+from storage.models_messaging import CaseMessageId as CaseMessageId  # noqa: E402
 from storage.models_messaging import ChatMigration as ChatMigration  # noqa: E402
 from storage.models_messaging import ConversationState as ConversationState  # noqa: E402
 from storage.models_messaging import InboundEmail as InboundEmail  # noqa: E402

@@ -22,6 +22,10 @@ class OutboxMessage(SQLModel, table=True):
         sa.Index("ix_outbox_message_status_next_attempt_at", "status", "next_attempt_at"),
         # Each lane claims its own due rows: staff messages never queue ahead of complainants'.
         sa.Index("ix_outbox_message_lane_status_next", "lane", "status", "next_attempt_at"),
+        # The auto-reply limit counts one sender's last hour by index, whatever the outbox holds.
+        sa.Index("ix_outbox_message_auto_reply_created", "auto_reply_key", "created_at"),
+        # The retention prune finds old finished rows without reading the rest.
+        sa.Index("ix_outbox_message_status_created", "status", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -41,8 +45,22 @@ class OutboxMessage(SQLModel, table=True):
     claimed_at: datetime | None = _instant(nullable=True, default=None)  # renewed: the lease
     case_id: int | None = Field(default=None, foreign_key="case_file.id", index=True)
     email_message_id: str | None = Field(default=None, index=True)
+    # An automatic e-mail answer: sha256 of the lower-cased recipient (bounded whatever it is).
+    auto_reply_key: str | None = Field(default=None, sa_type=sa.String(64))
     created_at: datetime = _instant(default_factory=utcnow)
     sent_at: datetime | None = _instant(nullable=True, default=None)
+
+
+class CaseMessageId(SQLModel, table=True):
+    """Which case an e-mail Message-ID belongs to (ours or the complainant's), so a reply finds
+    its case by one indexed row; the outbox rows that also hold ours may be pruned."""
+
+    __tablename__ = "case_message_id"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # sha256 of the normalised Message-ID: bounded, however long the header a sender writes.
+    message_id_key: str = Field(sa_type=sa.String(64), unique=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
 
 
 class ChatMigration(SQLModel, table=True):

@@ -35,6 +35,7 @@ from bot.domain.reminders import OpenNonconformity, PlannedReminder, ScheduleIte
 from bot.outbox.messages import Letter, Outbound, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from bot.scheduler.findings_scan import FindingsScan
+from bot.scheduler.outbox_prune import OutboxPrune
 from bot.services.certificate_notices import alert_no_recipient, withdrawal_review_text
 from messages.render import rule_label, t, th
 from storage.models import Certificate, Reminder
@@ -60,6 +61,7 @@ class ScanStats:
     planned: int = 0
     reminders: int = 0
     obsolete: int = 0
+    pruned: int = 0
 
 
 class Scans:
@@ -74,6 +76,7 @@ class Scans:
         self._digest_on: date | None = None
         self._window: tuple[date, ScanWindow] | None = None
         self.findings = FindingsScan(desk)  # corrective actions: reminders, overdue, review
+        self.prune = OutboxPrune(desk)  # daily: old sent/cancelled outbox rows
 
     @property
     def staff_chat(self) -> str | None:
@@ -93,6 +96,8 @@ class Scans:
         if (pair := await self._guarded(self.send_reminders)) is not None:
             stats.reminders, stats.obsolete = pair
         await self._guarded(self.findings.run)
+        if (n := await self._guarded(self.prune.run)) is not None:
+            stats.pruned = n
         return stats
 
     async def _guarded(self, scan: Callable[[], Awaitable[T]]) -> T | None:

@@ -6,19 +6,21 @@ Events are only ever inserted here (the database refuses UPDATE and DELETE on ca
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from storage.models import Case, CaseEvent, Contact, Deadline, OutboxMessage
+from storage.models import Case, CaseEvent, CaseMessageId, Contact, Deadline, OutboxMessage
 from storage.repo.applications import stored_file  # one row per content hash, documents' too
 from storage.repo.contacts import contact_by_telegram_id, get_or_create_contact
+from storage.sql import dialect_name
 
 
 async def ref_exists(session: AsyncSession, ref: str) -> bool:
@@ -32,28 +34,45 @@ async def find_case_by_ref(session: AsyncSession, ref: str) -> Case | None:
 
 async def find_case_by_message_id(session: AsyncSession, message_id: str) -> Case | None:
     """The case an e-mail Message-ID belongs to: our acknowledgement and replies, or a letter
-    of the complainant's recorded on the case (`case_file.thread_message_ids`)."""
+    of the complainant's recorded on the case, by one indexed row of `case_message_id`."""
     mid = normalise_message_id(message_id)
     if not mid:
         return None
-    sent = await session.exec(
-        select(OutboxMessage.case_id).where(
-            OutboxMessage.email_message_id == mid, col(OutboxMessage.case_id).is_not(None)
+    query = select(CaseMessageId.case_id).where(CaseMessageId.message_id_key == message_id_key(mid))
+    case_id = (await session.exec(query)).first()
+    if case_id is None:
+        # A letter of ours with a case but outside its thread (a staff notice by e-mail).
+        sent = await session.exec(
+            select(OutboxMessage.case_id).where(
+                OutboxMessage.email_message_id == mid, col(OutboxMessage.case_id).is_not(None)
+            )
         )
+        case_id = sent.first()
+    return await session.get(Case, case_id) if case_id is not None else None
+
+
+def message_id_key(mid: str) -> str:
+    """The bounded key of a normalised Message-ID (a sender may write a header of any length)."""
+    return hashlib.sha256(mid.encode()).hexdigest()
+
+
+async def add_message_id(session: AsyncSession, case: Case, message_id: str | None) -> None:
+    """Put `message_id` in the case's thread (`thread_message_ids`, for References) and in
+    `case_message_id`, which a reply's In-Reply-To finds the case by. Once; the first case that
+    recorded a Message-ID keeps it."""
+    mid = normalise_message_id(message_id)
+    if not mid or case.id is None:
+        return
+    if mid not in (case.thread_message_ids or []):
+        case.thread_message_ids = [*(case.thread_message_ids or []), mid]
+        session.add(case)
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    stmt = (
+        insert(CaseMessageId)
+        .values(message_id_key=message_id_key(mid), case_id=case.id)
+        .on_conflict_do_nothing(index_elements=["message_id_key"])
     )
-    case_id = sent.first()
-    if case_id is not None:
-        return await session.get(Case, case_id)
-    # A JSON list: match its text, then confirm in Python (the LIKE is only a pre-filter).
-    needle = json.dumps(mid, ensure_ascii=False)
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    query = select(Case).where(
-        sa.cast(Case.thread_message_ids, sa.Text).like(f"%{escaped}%", escape="\\")
-    )
-    for case in (await session.exec(query)).all():
-        if mid in (case.thread_message_ids or []):
-            return case
-    return None
+    await session.exec(stmt)
 
 
 def normalise_message_id(message_id: str | None) -> str | None:

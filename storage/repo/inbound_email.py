@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.mail import DUPLICATE
 from storage.models import Case, InboundEmail, InboundStatus, OutboxMessage
+from storage.repo.outbox import address_key
 from storage.sql import dialect_name
 
 
@@ -182,12 +183,13 @@ async def pending_ids(session: AsyncSession, limit: int = 100) -> list[int]:
 
 async def automatic_answers_since(session: AsyncSession, recipient: str, since: datetime) -> int:
     """How many automatic e-mails (payload auto_reply) were queued to `recipient` since then."""
-    query = select(OutboxMessage.payload).where(
-        OutboxMessage.channel == "email",
-        func.lower(OutboxMessage.recipient) == recipient.lower(),
+    # By the indexed key of the recipient (ix_outbox_message_auto_reply_created): the cost is
+    # that sender's last hour, not the outbox.
+    query = select(func.count()).where(
+        OutboxMessage.auto_reply_key == address_key(recipient),
         OutboxMessage.created_at >= since,
     )
-    return sum(1 for payload in (await session.exec(query)).all() if payload.get("auto_reply"))
+    return (await session.exec(query)).one()
 
 
 async def outbox_by_message_id(session: AsyncSession, message_id: str) -> OutboxMessage | None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs: its connection is typed Any here
-from sqlalchemy import event, update
+from sqlalchemy import delete, event, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +29,14 @@ STAFF_LANE = "staff"
 # The advisory lock whose holder sends through the Telegram token ("certdesk" in ASCII).
 TELEGRAM_SENDER_LOCK = 0x63657274_6465736B
 SENDER_LOCK_RETRY = 5.0  # seconds between a standby instance's attempts to take the lock
+# Finished rows the retention prune may delete; failed ones wait for a retry or a cancel.
+PRUNABLE = (OutboxStatus.SENT.value, OutboxStatus.CANCELLED.value)
+PRUNE_BATCH = 1_000
+
+
+def address_key(address: str) -> str:
+    """The bounded key of an e-mail address the auto-reply limit counts by."""
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
 async def enqueue(
@@ -63,6 +72,11 @@ async def enqueue(
         "next_attempt_at": not_before or now,
         "case_id": case_id,
         "created_at": now,
+        "auto_reply_key": (
+            address_key(recipient)
+            if channel is Channel.EMAIL and payload.get("auto_reply")
+            else None
+        ),
     }
     # INSERT … ON CONFLICT DO NOTHING rather than SELECT-then-INSERT: two concurrent
     # transactions with the same key cannot both insert, and neither fails.
@@ -202,3 +216,27 @@ def sender_lock(engine: AsyncEngine | None, *, retry: float = SENDER_LOCK_RETRY)
         lock = _LOCKS[engine.sync_engine] = SenderLock(engine, retry=retry)
     lock.retry = min(lock.retry, retry)
     return lock
+
+
+async def prune_finished(session: AsyncSession, before: datetime) -> int:
+    """Delete up to PRUNE_BATCH sent or cancelled rows created before `before`; how many went.
+
+    Only the outbox: case events, inbound letters and the hash chain are never touched (a
+    letter's Message-ID stays findable in `case_message_id`)."""
+    old = (
+        select(OutboxMessage.id)
+        .where(col(OutboxMessage.status).in_(PRUNABLE), OutboxMessage.created_at < before)
+        .order_by(col(OutboxMessage.id))
+        .limit(PRUNE_BATCH)
+    )
+    ids = list((await session.exec(old)).all())
+    if not ids:
+        return 0
+    stmt = delete(OutboxMessage).where(col(OutboxMessage.id).in_(ids))
+    await session.exec(stmt.execution_options(synchronize_session=False))
+    return len(ids)
+
+
+def retention_cutoff(now: datetime, days: int) -> datetime | None:
+    """Rows created before this may go; None when the retention is 0 (keep forever)."""
+    return now - timedelta(days=days) if days > 0 else None

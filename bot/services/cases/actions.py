@@ -45,9 +45,8 @@ async def add_information(
     session = session_of(uow)
     now = desk.clock.now()
     mid = repo.normalise_message_id(source_message_id)
-    if mid and mid not in (case.thread_message_ids or []):
-        case.thread_message_ids = [*(case.thread_message_ids or []), mid]
-        session.add(case)
+    if mid:
+        await repo.add_message_id(session, case, mid)
     event = await append(
         session,
         case,

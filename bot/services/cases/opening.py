@@ -134,6 +134,8 @@ async def open_case(
     session.add(case)
     await session.flush()
     assert case.id is not None
+    for mid in thread:  # the complainant's letter: a reply to it finds the case too
+        await repo.add_message_id(session, case, mid)
 
     dates = Dates(received, decided_on, notified_on)
     deadlines = [_deadline_row(profile, case.id, d, dates, now) for d in computed]

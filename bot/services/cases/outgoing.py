@@ -13,6 +13,7 @@ from bot.outbox.messages import Letter, TelegramText, enqueue
 from bot.outbox.to_staff import queue_for_staff
 from bot.services.cases.texts import Buttons, email_html
 from storage.models import Case, Channel, OutboxMessage
+from storage.repo import cases as cases_repo
 
 
 def new_message_id(desk: Desk, ref: str) -> str:
@@ -80,8 +81,7 @@ async def email_to_complainant(
     # Recorded before sending, so a reply or a bounce to it finds the case at once.
     row.email_message_id = message_id
     session.add(row)
-    case.thread_message_ids = [*thread, message_id]
-    session.add(case)
+    await cases_repo.add_message_id(session, case, message_id)
     return row
 
 

@@ -111,8 +111,7 @@ async def _acknowledge_reply(
     # Known before it is sent, so an answer to it (or its bounce) finds the case.
     out.email_message_id = message_id
     session.add(out)
-    case.thread_message_ids = [*(case.thread_message_ids or []), message_id]
-    session.add(case)
+    await cases_repo.add_message_id(session, case, message_id)
 
 
 async def enquiry(desk: Desk, uow: UnitOfWork, row: InboundEmail, parsed: ParsedMail) -> None:

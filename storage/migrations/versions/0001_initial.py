@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:05:14.164409
+Create Date: 2026-12-01 23:32:04.321720
 
 """
 
@@ -476,6 +476,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("case_id", "seq", name=op.f("uq_case_event_case_id_seq")),
     )
     op.create_table(
+        "case_message_id",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id_key", sa.String(length=64), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case_file.id"], name=op.f("fk_case_message_id_case_id_case_file")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_message_id")),
+        sa.UniqueConstraint("message_id_key", name=op.f("uq_case_message_id_message_id_key")),
+    )
+    with op.batch_alter_table("case_message_id", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_case_message_id_case_id"), ["case_id"], unique=False)
+
+    op.create_table(
         "deadline",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
@@ -628,6 +642,7 @@ def upgrade() -> None:
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("email_message_id", sa.String(), nullable=True),
+        sa.Column("auto_reply_key", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -637,6 +652,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_outbox_message_idempotency_key")),
     )
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_message_auto_reply_created", ["auto_reply_key", "created_at"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_outbox_message_case_id"), ["case_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_outbox_message_coalesce_key"), ["coalesce_key"], unique=False
@@ -648,6 +666,9 @@ def upgrade() -> None:
             "ix_outbox_message_lane_status_next",
             ["lane", "status", "next_attempt_at"],
             unique=False,
+        )
+        batch_op.create_index(
+            "ix_outbox_message_status_created", ["status", "created_at"], unique=False
         )
         batch_op.create_index(
             "ix_outbox_message_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
@@ -702,10 +723,12 @@ def downgrade() -> None:
     op.drop_table("alert_sent")
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_message_status_next_attempt_at")
+        batch_op.drop_index("ix_outbox_message_status_created")
         batch_op.drop_index("ix_outbox_message_lane_status_next")
         batch_op.drop_index(batch_op.f("ix_outbox_message_email_message_id"))
         batch_op.drop_index(batch_op.f("ix_outbox_message_coalesce_key"))
         batch_op.drop_index(batch_op.f("ix_outbox_message_case_id"))
+        batch_op.drop_index("ix_outbox_message_auto_reply_created")
 
     op.drop_table("outbox_message")
     with op.batch_alter_table("inbound_email", schema=None) as batch_op:
@@ -733,6 +756,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deadline_case_id"))
 
     op.drop_table("deadline")
+    with op.batch_alter_table("case_message_id", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_message_id_case_id"))
+
+    op.drop_table("case_message_id")
     op.drop_table("case_event")
     with op.batch_alter_table("application_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_application_event_application_id"))
