@@ -26,7 +26,7 @@ from bot.profiles import load_profile
 from bot.services import cases
 from bot.services.cases import Complainant
 from storage.db import session_factory
-from storage.models import Case, CaseEvent, CaseHead, Deadline, OutboxMessage
+from storage.models import Case, CaseEvent, CaseHead, CaseMessageId, Deadline, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 
 RECEIVED_AT = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -347,7 +347,7 @@ async def test_export_of_heads_tells_a_rewound_database(
         sa.update(CaseHead).where(col(CaseHead.case_id) == ca.id).values(**restore),
         *(
             sa.delete(table).where(table.case_id == cb.id)  # type: ignore[attr-defined]
-            for table in (Deadline, OutboxMessage, CaseEvent, CaseHead)
+            for table in (Deadline, OutboxMessage, CaseMessageId, CaseEvent, CaseHead)
         ),
         sa.delete(Case).where(col(Case.id) == cb.id),
     )
