@@ -13,10 +13,10 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.desk import Desk
 from bot.domain import applications as rules
-from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.services import applications as apps
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
+from handlers.telegram.uploads import checked_upload, mb
 from messages.render import th
 from storage.models import Application as ApplicationRow
 
@@ -25,10 +25,6 @@ START = "documents.start"  # the checklist to expect, and the choice to start an
 _ITEM = "documents_item"  # user_data: the item an upload is for (an input in progress)
 
 _MARKS = {None: "⬜", "received": "📄", "accepted": "✅", "rejected": "❌"}
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f}".rstrip("0").rstrip(".")
 
 
 def render_checklist(p: rules.Progress, ref: str, locale: str) -> str:
@@ -182,7 +178,7 @@ async def item_chosen(update: Update, context: Context) -> str | None:
             "application.send_file",
             locale,
             item=th(f"documents.{item_id}", locale),
-            limit=_mb(limit),
+            limit=mb(limit),
         ),
         common.keyboard([[(th("menu.btn_back", locale), "dc:back")]]),
     )
@@ -206,28 +202,10 @@ async def uploaded(update: Update, context: Context) -> str | None:
     if item_id is None or found is None:  # after a restart the chosen item is gone
         return await _show(update, context)
     app, snap = found
-    limit = desk.settings.max_upload_bytes
-    if message.document is not None:
-        media: Any = message.document
-        name = sanitise_filename(message.document.file_name, default="document")
-    else:
-        media = message.photo[-1]  # the largest size
-        name = "photo.jpg"
-    if media.file_size is not None and media.file_size > limit:
-        await reply(
-            update, context, "application.too_big", size=_mb(media.file_size), limit=_mb(limit)
-        )
+    checked = await checked_upload(update, context)
+    if checked is None:
         return None
-    data = bytes(await (await media.get_file()).download_as_bytearray())
-    if len(data) > limit:
-        await reply(update, context, "application.too_big", size=_mb(len(data)), limit=_mb(limit))
-        return None
-    kind = sniff_type(data)
-    if kind is None:
-        await reply(update, context, "application.bad_type")
-        return None
-    if message.photo and not message.document:
-        name = f"photo{EXTENSIONS.get(kind, '')}"
+    data, name, kind = checked
     await apps.receive_document(
         desk, common.uow_of(context), app, snap.organisation, item_id, data, name, kind
     )

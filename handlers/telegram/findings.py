@@ -15,11 +15,11 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.desk import Desk
-from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.services import findings as service
 from handlers.telegram import common
 from handlers.telegram.common import Context, reply, stay
 from handlers.telegram.context import MENU_FINDINGS
+from handlers.telegram.uploads import checked_upload, mb
 from messages.render import th
 
 LIST, FILES = "findings.list", "findings.files"
@@ -29,10 +29,6 @@ MAX_NOTE = 2000
 MAX_FILES = 10  # per submission: enough for a policy, a licence and photos
 _FINDING = "findings_id"  # user_data: the finding evidence is being gathered for
 _FILES = "findings_files"  # user_data: [[stored_file id, shown name], …] gathered so far
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f}".rstrip("0").rstrip(".")
 
 
 def render_item(f: service.FindingView, locale: str) -> str:
@@ -104,7 +100,7 @@ async def chosen(update: Update, context: Context) -> str | None:
         [
             render_item(f, locale),
             th("findings.rule", locale, clause=f.rule_clause),
-            th("findings.send_files", locale, limit=_mb(limit), max=MAX_FILES),
+            th("findings.send_files", locale, limit=mb(limit), max=MAX_FILES),
         ]
     )
     await common.send(update, context, text, _files_keyboard(locale))
@@ -129,28 +125,10 @@ async def uploaded(update: Update, context: Context) -> str | int | None:
     if len(gathered) >= MAX_FILES:
         await reply(update, context, "findings.too_many", max=MAX_FILES)
         return None
-    limit = desk.settings.max_upload_bytes
-    if message.document is not None:
-        media: Any = message.document
-        name = sanitise_filename(message.document.file_name, default="document")
-    else:
-        media = message.photo[-1]
-        name = "photo.jpg"
-    if media.file_size is not None and media.file_size > limit:
-        await reply(
-            update, context, "application.too_big", size=_mb(media.file_size), limit=_mb(limit)
-        )
+    checked = await checked_upload(update, context)
+    if checked is None:
         return None
-    data = bytes(await (await media.get_file()).download_as_bytearray())
-    if len(data) > limit:
-        await reply(update, context, "application.too_big", size=_mb(len(data)), limit=_mb(limit))
-        return None
-    kind = sniff_type(data)
-    if kind is None:
-        await reply(update, context, "application.bad_type")
-        return None
-    if message.photo and not message.document:
-        name = f"photo{EXTENSIONS.get(kind, '')}"
+    data, name, kind = checked
     stored = await service.store_upload(desk, common.uow_of(context), data, kind)
     gathered.append([stored, name])
     context.user_data[_FILES] = gathered  # type: ignore[index]
