@@ -154,6 +154,16 @@ def test_sign_in_open_a_case_view_its_pdf_assign_and_reply(served: Served) -> No
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.reload()
             assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+
+            # The same case file in English: the language switch, then every label in English.
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.goto(f"{served.url}/lang?to=en&next=/cases/{served.ref}")
+            page.wait_for_url(f"**/cases/{served.ref}")
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert page.get_by_role("link", name="View").count() >= 1
+            assert "查看" not in page.locator("main").inner_text()
+            # The complainant's words are kept as written.
+            assert "您好，我们已开始调查。" in page.locator("#history").inner_text()
         finally:
             browser.close()
     assert violations == []
