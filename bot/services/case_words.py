@@ -7,10 +7,11 @@ not name yet, staff.toml's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from bot.domain.cases import ALL_MILESTONES, WITHDRAWN
-from bot.services.cases import cut, kind_name
+from bot.services.cases import cut, format_date, kind_name
 from messages.render import rule_label, t, th
 from storage.models import CaseEvent
 
@@ -76,10 +77,6 @@ def event_text(
             channel = channel_name(str(data.get("channel") or ""), loc)
             said = cut(str(data.get("text") or ""), 1000)
             return r("console.event_reply_sent", loc, channel=channel, text=said)
-        case "outcome_sent":
-            channel = channel_name(str(data.get("channel") or ""), loc) or "—"
-            said = _suffix(data.get("text"), loc, 1000)
-            return r("staff.event_outcome_sent", loc, channel=channel, text=said)
         case "withdrawn":
             return r("console.event_withdrawn", loc, note=note)
         case "accepted":
@@ -88,32 +85,43 @@ def event_text(
         case "refused":
             grounds = t(f"console.grounds_{data.get('grounds') or 'not_applicable'}", loc)
             return r("console.event_refused", loc, grounds=grounds, note=reason)
+        case "outcome_sent":
+            if not data.get("channel"):
+                return r("console.event_outcome_no_channel", loc)
+            channel = channel_name(str(data["channel"]), loc)
+            said = _suffix(data.get("text"), loc, 1000)
+            return r("staff.event_outcome_sent", loc, channel=channel, text=said)
         case "acceptance_decided":
-            key = (
-                "staff.event_acceptance_yes"
-                if data.get("accepted")
-                else "staff.event_acceptance_no"
-            )
-            return r(key, loc, note=reason)
+            key = "event_acceptance_yes" if data.get("accepted") else "event_acceptance_no"
+            return r(f"console.{key}", loc, note=reason)
         case "deadline_extended":
             return r(
-                "staff.event_deadline_extended",
+                "console.event_extended",
                 loc,
                 rule=rule_label(str(data["rule"]), loc) if data.get("rule") else "",
-                before=str(data.get("from") or ""),
-                to=str(data.get("to") or ""),
-                approver=str(data.get("approved_by") or ""),
+                before=_day(data.get("from"), loc),
+                after=_day(data.get("to"), loc),
+                who=str(data.get("approved_by") or ""),
+                role=str(data.get("approver_role") or ""),
                 note=reason,
             )
         case "organisation_informed":
-            return r("staff.event_organisation_informed", loc, how=str(data.get("how") or ""))
+            how = cut(str(data.get("how") or ""), 300)
+            return r("console.event_informed", loc, how=how, on=_day(data.get("on"), loc))
         case "publicity_decided":
             key = "staff.event_public_yes" if data.get("public") else "staff.event_public_no"
-            return r(key, loc, extent=str(data.get("extent") or ""))
+            return r(key, loc, extent=cut(str(data.get("extent") or ""), 300))
         case "marked_serious":
             return r("staff.event_marked_serious", loc, note=reason)
         case "dates_given":
-            return r("staff.event_dates_given", loc)
+            late = t("console.event_accepted_late", loc) if data.get("out_of_time") else ""
+            return r(
+                "console.event_dates_given",
+                loc,
+                decided=_day(data.get("decided_on"), loc),
+                notified=_day(data.get("notified_on"), loc),
+                late=late,
+            )
         case "opened_from_enquiry" | "enquiry_attached":
             letter = data.get("inbound_email", "?")
             return r(f"console.event_{event.type}", loc, id=letter, note=reason)
@@ -124,6 +132,14 @@ def event_text(
             label = milestone_name(milestone, loc)
             return r("console.event_milestone", loc, milestone=label, note=note)
     return r("console.event_other", loc, type=event.type)
+
+
+def _day(value: Any, loc: str) -> str:
+    """A day an event names, as the locale writes dates; what is not a date, as given."""
+    try:
+        return format_date(date.fromisoformat(str(value)), loc) if value else "—"
+    except ValueError:
+        return str(value)
 
 
 def _staff(key: str, given: list[str], names: dict[str, str]) -> str:
@@ -150,8 +166,10 @@ def met_text(closed_by: str | None, loc: str) -> str:
         return milestone_name(closed_by, loc)
     if closed_by == WITHDRAWN:
         return t("cases.status_withdrawn", loc)
-    if closed_by in ("refused", "not_accepted"):
+    if closed_by == "refused":
         return t("console.met_by_refused", loc)
+    if closed_by == "not_accepted":
+        return t("console.met_by_not_accepted", loc)
     if closed_by == "received":
         return t("console.met_by_received", loc)
     if closed_by == "outcome_sent":

@@ -11,7 +11,7 @@ import xlsxwriter
 
 from bot.clock import SHANGHAI
 from bot.services.case_desk import RegisterRow
-from handlers.console.words import met_text
+from bot.services.case_words import met_text
 from messages.render import rule_label, t
 
 

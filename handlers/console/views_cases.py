@@ -15,10 +15,10 @@ from bot.domain.files import JPEG, PDF, PNG
 from bot.domain.refs import normalise_ref
 from bot.domain.staff import may
 from bot.services import case_decisions, case_desk, case_steps, staff
+from bot.services import case_words as words
 from bot.services.case_desk import RegisterFilter
 from bot.services.cases import refused_text
 from bot.services.cases.steps import next_step_preview
-from handlers.console import words
 from handlers.console.export import register_xlsx
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t

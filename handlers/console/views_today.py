@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from bot.domain.staff import Role
+from bot.services import case_words as words
 from bot.services import outbox_desk, today
-from handlers.console import words
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t
 

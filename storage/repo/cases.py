@@ -19,7 +19,7 @@ from sqlmodel.sql.expression import Select
 
 from storage.models import Case, CaseEvent, CaseMessageId, Contact, Deadline, OutboxMessage
 from storage.repo.applications import stored_file  # one row per content hash, documents' too
-from storage.repo.contacts import contact_by_telegram_id, get_or_create_contact
+from storage.repo.contacts import get_or_create_contact
 from storage.sql import dialect_name
 
 
@@ -138,12 +138,6 @@ async def contact_for_telegram(
     return contact
 
 
-async def telegram_user_names(session: AsyncSession, user_id: int) -> list[str] | None:
-    """The name a Telegram user had when first seen in a private chat; None if never seen."""
-    contact = await contact_by_telegram_id(session, user_id)
-    return [contact.name] if contact is not None and contact.name else None
-
-
 async def cases_of_telegram_user(session: AsyncSession, user_id: int) -> Sequence[Case]:
     """The user's own cases, newest first: by their contact row, never by a typed reference."""
     query = (
@@ -238,5 +232,4 @@ __all__ = [
     "own_case",
     "ref_exists",
     "stored_file",
-    "telegram_user_names",
 ]

@@ -68,7 +68,6 @@ from bot.services.cases.lookups import (
     open_cases,
     own_case,
     own_case_record,
-    staff_names,
 )
 from bot.services.cases.opening import OpenedCase, open_case
 from bot.services.cases.outgoing import new_message_id
@@ -150,7 +149,6 @@ __all__ = [
     "refused_text",
     "reply",
     "rule_label",
-    "staff_names",
     "th_with_lines",
     "verify",
     "withdraw",

@@ -76,11 +76,6 @@ async def open_cases(uow: UnitOfWork) -> list[CaseDue]:
     return await repo.open_cases_by_due(uow.session)
 
 
-async def staff_names(uow: UnitOfWork, user_id: int) -> list[str] | None:
-    """A staff member's name as the desk knows it (from their own chat); None if never seen."""
-    return await repo.telegram_user_names(uow.session, user_id)
-
-
 # Rule ids of the windows an outcome opens: the profiles name them `*.second_level` and
 # `*.appeal_window` and count them from `outcome_sent` (only such rows are ever stored).
 FOLLOWUP_ROWS = "outcome_sent"
