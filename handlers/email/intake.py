@@ -39,7 +39,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.desk import Desk
 from bot.domain.mail import DUPLICATE, ParsedMail
 from bot.services import inbound_mail
-from bot.services.inbound_mail import TRANSIENT, Outcome, Parse, RawLetter, Stored, db_reason
+from bot.services.inbound_mail import (
+    TRANSIENT,
+    Outcome,
+    Parse,
+    ParseMany,
+    RawLetter,
+    Stored,
+    db_reason,
+)
 from handlers.email.imap import ImapMailbox, IntakeError, reason
 from handlers.email.parse import message_key, parse_message
 from storage.models import InboundStatus
@@ -51,7 +59,7 @@ log = logging.getLogger(__name__)
 
 FETCH_CHUNK = 50  # messages per FETCH (and per MOVE): few round trips, bounded memory
 CHUNK_BYTES = 32_000_000  # about the most letter bytes held at once (a larger letter goes alone)
-ACT_BATCH = 10  # letters acted upon per commit: fewer commits, little work redone after a crash
+ACT_BATCH = 50  # letters acted upon together, one commit: little work redone after a crash
 # A letter may carry about three files of MAX_UPLOAD_BYTES each (base64 makes them a third
 # larger); a larger one is not fetched whole: its header is stored and it is quarantined.
 LETTER_SIZE_FACTOR = 4
@@ -126,6 +134,28 @@ def parser(desk: Desk) -> Parse:
         )
 
     return parse
+
+
+def many_parser(desk: Desk) -> ParseMany:
+    """`parser` for a batch of letters: one trip off the event loop for them all."""
+    s = desk.settings
+
+    def parse_all(raws: Sequence[bytes]) -> list[ParsedMail]:
+        return [
+            parse_message(
+                raw,
+                case_ref_prefix=s.case_ref_prefix,
+                max_attachment_bytes=s.max_upload_bytes,
+                own_domain=s.mail_domain,
+                own_addresses=(s.mail_from,),
+            )
+            for raw in raws
+        ]
+
+    async def parse_many(raws: Sequence[bytes]) -> list[ParsedMail]:
+        return await asyncio.to_thread(parse_all, raws)
+
+    return parse_many
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,14 +294,18 @@ async def _act_many(
 ) -> dict[int, str]:
     """Act on stored letters; return each one's final status.
 
-    One unit of work per ACT_BATCH letters (one commit instead of one per letter); the service
-    locks each letter and acts on it in a savepoint of its own.
+    One unit of work (one commit) per ACT_BATCH letters, acted upon together by the service
+    (bot.services.inbound_mail.batch), which falls back to each letter alone in its own
+    savepoint when the batch fails.
     """
     todo = [i for i in inbound_ids if i not in stats.tried]  # a deferred letter: once a pass
+    parse_many = many_parser(desk)
     for start in range(0, len(todo), ACT_BATCH):
         async with UnitOfWork(desk.sessions) as uow:
-            for inbound_id in todo[start : start + ACT_BATCH]:
-                outcome = await inbound_mail.act(desk, uow, inbound_id, parse)
+            part = todo[start : start + ACT_BATCH]
+            outcomes = await inbound_mail.act_many(desk, uow, part, parse, parse_many)
+            for inbound_id in part:
+                outcome = outcomes[inbound_id]
                 stats.count(outcome)
                 stats.tried[inbound_id] = outcome.status
     return {inbound_id: stats.tried[inbound_id] for inbound_id in inbound_ids}

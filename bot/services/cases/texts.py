@@ -249,6 +249,17 @@ def new_case_alert(
 ) -> tuple[str, Buttons]:
     """The staff alert for a new case: kind, flags, the deadlines still open; two buttons."""
     open_ = [d for d in deadlines if d.closed_at is None]
+    return case_alert(case, open_, loc, unchecked, follows)
+
+
+def case_alert(
+    case: Case,
+    open_: Sequence[ComputedDeadline | Deadline],
+    loc: str,
+    unchecked: Sequence[str] = (),
+    follows: Followed | None = None,
+) -> tuple[str, Buttons]:
+    """`new_case_alert` given the deadlines still open."""
     notes = [th("cases.staff_unchecked", loc, window=rule_label(r, loc)) for r in unchecked]
     if follows is not None:
         notes.append(
@@ -284,6 +295,7 @@ __all__ = [
     "Dates",
     "ack_body",
     "both",
+    "case_alert",
     "case_flags",
     "complainant_identity",
     "cut",
