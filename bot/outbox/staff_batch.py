@@ -4,9 +4,9 @@ written together.
 For each notice and each staff channel, what `to_staff.fan_out` would queue one call at a time:
 the row itself, or — for a notice `about` a sender whose group already had one within
 COALESCE_WINDOW — a count folded into the group's summary row. The groups are read in one
-query; the notices are then followed in order in memory (a sender's third letter of the batch
-sees the first two), and the rows are written complete in one multi-row insert, with one update
-per summary row that was already queued.
+query (the newest row of each, locked); the notices are then followed in order in memory (a
+sender's third letter of the batch sees the first two), and the rows are written complete in
+one insert, the summary rows already queued in one update with their new counts.
 """
 
 from __future__ import annotations
@@ -127,12 +127,13 @@ async def queue_many(
         if id(row) in summaries and row["coalesced"] > 0:
             row["payload"] = _summary(desk, _target_of(row), _about(row), row["coalesced"])
     await bulk.insert_rows(session, bulk.OUTBOX, rows, skip_conflicts=True)
+    folded = []
     for key, g in groups.items():
-        if g.row_id is not None and g.added:
-            count = await bulk.add_to_coalesced(session, g.row_id, g.added)
-            where = _target_of({"coalesce_key": key})
-            payload = _summary(desk, where, _about({"coalesce_key": key}), count)
-            await bulk.update_rows(session, bulk.OUTBOX, [{"id": g.row_id, "payload": payload}])
+        if g.row_id is not None and g.added:  # a queued summary, locked: its new count
+            about, where = _about({"coalesce_key": key}), _target_of({"coalesce_key": key})
+            payload = _summary(desk, where, about, g.coalesced)
+            folded.append({"id": g.row_id, "coalesced": g.coalesced, "payload": payload})
+    await bulk.update_rows(session, bulk.OUTBOX, folded)
 
 
 async def _link(desk: Desk, session: AsyncSession, notice: Notice) -> str | None:

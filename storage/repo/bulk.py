@@ -222,7 +222,8 @@ async def latest_in_groups(
     session: AsyncSession, groups: Iterable[str], since: datetime
 ) -> dict[str, Any]:
     """The newest row of each coalescing group due (or sent) at or after `since`: id,
-    coalesce_key, coalesced, status, next_attempt_at."""
+    coalesce_key, coalesced, status, next_attempt_at — locked until commit (PostgreSQL; on
+    SQLite the batch holds the write lock already)."""
     wanted = list(dict.fromkeys(groups))
     if not wanted:
         return {}
@@ -232,8 +233,10 @@ async def latest_in_groups(
         .where(c.coalesce_key.in_(wanted), c.next_attempt_at >= since)
         .group_by(c.coalesce_key)
     )
-    query = sa.select(c.id, c.coalesce_key, c.coalesced, c.status, c.next_attempt_at).where(
-        c.id.in_(newest)
+    query = (
+        sa.select(c.id, c.coalesce_key, c.coalesced, c.status, c.next_attempt_at)
+        .where(c.id.in_(newest))
+        .with_for_update()  # their counts are this transaction's to raise
     )
     return {row.coalesce_key: row for row in (await (await _conn(session)).execute(query)).all()}
 
@@ -353,18 +356,6 @@ async def update_rows(
         await conn.execute(stmt, params)
 
 
-async def add_to_coalesced(session: AsyncSession, row_id: int, count: int) -> int:
-    """`count` more alerts folded into a queued summary row; its new count (the row locked)."""
-    c = OUTBOX.c
-    stmt = (
-        sa.update(OUTBOX)
-        .where(c.id == row_id)
-        .values(coalesced=c.coalesced + count)
-        .returning(c.coalesced)
-    )
-    return int((await (await _conn(session)).execute(stmt)).scalar_one())
-
-
 __all__ = [
     "CASES",
     "DEADLINES",
@@ -373,7 +364,6 @@ __all__ = [
     "INBOUND",
     "MESSAGE_IDS",
     "OUTBOX",
-    "add_to_coalesced",
     "automatic_answers",
     "case_ids_by_ref",
     "cases_by_id",

@@ -24,7 +24,7 @@ from bot.main.cli import main
 from bot.outbox.worker import Outbox
 from bot.profiles import load_profile
 from bot.services.inbound_mail import acting, batch
-from handlers.email import intake
+from handlers.email import chunks, intake
 from handlers.email.parse import parse_message
 from storage.db import session_factory
 from storage.models import Case, CaseEvent, Deadline, InboundEmail, OutboxMessage, StoredFile
@@ -438,7 +438,7 @@ async def test_a_letter_over_the_size_limit_is_not_fetched_whole_but_quarantined
 async def test_letters_are_held_in_memory_a_few_bytes_at_a_time(
     desk: Desk, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(intake, "CHUNK_BYTES", 1)  # every letter a part of its own
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)  # every letter a part of its own
     for name in ("one", "two", "three"):
         mailbox.append(letter("投诉", "我要投诉。", message_id=f"<{name}@qq.com>"))
     mailbox.append(letter("投诉", "我要投诉。", message_id="<one@qq.com>"))  # delivered twice

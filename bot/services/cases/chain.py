@@ -83,12 +83,28 @@ class Chains:
         self._chains: dict[int, _Chain] = {}
         self._events: list[dict[str, Any]] = []
         self._loaded: list[Case] = []
+        self._memo: dict[tuple[str, type, Any], str] = {}
 
     def start(self, case_id: int, ref: str, fields: dict[str, Any]) -> None:
         """A case this batch created: its covered fields as written."""
         self._chains[case_id] = _Chain(
-            ref, 0, None, None, case_digest(fields), field_seals(self.key, fields), True
+            ref, 0, None, None, case_digest(fields), self._seals(fields), True
         )
+
+    def _seals(self, fields: dict[str, Any]) -> dict[str, str]:
+        """`field_seals`, each seal of a plain value computed once per batch (most fields of new
+        cases hold the same few values: no contact, no decision, status received …)."""
+        seals = {}
+        for name, value in fields.items():
+            plain = value is None or isinstance(value, bool | int | str)
+            memo = (name, type(value), value) if plain else None
+            seal = self._memo.get(memo) if memo else None
+            if seal is None:
+                seal = field_seals(self.key, {name: value})[name]
+                if memo:
+                    self._memo[memo] = seal
+            seals[name] = seal
+        return seals
 
     async def load(self, cases: dict[int, Case]) -> None:
         """Existing cases (locked): where their histories stand, checked as `append` does."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,6 +62,31 @@ class NewCase:
 
 
 @dataclass
+class CaseView:
+    """A case this batch opened, as the texts and a later letter of the batch read it (its row
+    is written, not read back)."""
+
+    id: int
+    ref: str
+    kind: str
+    channel: str
+    locale: str
+    out_of_time: bool
+    incomplete: bool
+    complainant_email: str | None
+    thread_message_ids: list[str] | None
+
+
+AnyCase = Case | CaseView
+
+
+@dataclass(frozen=True)
+class Opened:
+    case: CaseView
+    alert: Notice
+
+
+@dataclass
 class Batch:
     """What a batch writes besides the cases: filled by `open_many` and `add_many`, written by
     `write` (their staff notices are returned, for the caller to queue in its letters' order
@@ -73,7 +98,7 @@ class Batch:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     message_ids: dict[str, int] = field(default_factory=dict)  # key → case id, first one wins
     threads: dict[int, list[str]] = field(default_factory=dict)  # case id → its new thread
-    cases: dict[int, Case] = field(default_factory=dict)  # existing cases changed
+    cases: dict[int, AnyCase] = field(default_factory=dict)  # cases whose thread grew
 
     def thread_add(self, case_id: int, thread: list[str], mid: str | None) -> None:
         mid = repo.normalise_message_id(mid)
@@ -92,7 +117,10 @@ class Batch:
         changed = [{"id": cid, "thread_message_ids": self.threads[cid]} for cid in self.cases]
         await bulk.update_rows(session, bulk.CASES, changed)
         for cid, case in self.cases.items():  # the loaded objects say what the rows say
-            set_committed_value(case, "thread_message_ids", list(self.threads[cid]))
+            if isinstance(case, Case):
+                set_committed_value(case, "thread_message_ids", list(self.threads[cid]))
+            else:
+                case.thread_message_ids = list(self.threads[cid])
         self.outbox, self.message_ids, self.cases = [], {}, {}
 
 
@@ -100,25 +128,32 @@ Computed = tuple[list[ComputedDeadline], list[ComputedDeadline], list[str]]
 
 
 class _Deadlines:
-    """Deadlines, filing windows and unchecked windows once per kind and receipt day."""
+    """Deadlines, filing windows and unchecked windows once per kind and receipt day, for one
+    profile and calendar (held by the memo, so their ids cannot be taken by others)."""
+
+    _memo: ClassVar[dict[tuple[int, int, str, date], tuple[object, object, Computed]]] = {}
+    SIZE = 1_000
 
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
-        self._memo: dict[tuple[str, date], Computed] = {}
 
     def of(self, kind: str, received: date) -> Computed:
-        key = (kind, received)
-        if key not in self._memo:
-            profile = self.desk.profile
-            computed = case_deadlines(
-                profile.rules.values(), kind, received, None, self.desk.calendar,
-                roll_to_workday=profile.calendar.roll_to_workday, notified=None,
-                about=rules.complaint_about(None) if kind == "complaint" else None,
-            )  # fmt: skip
-            windows = rules.filing_windows(profile, computed)
-            unchecked = [r.id for r in rules.unchecked_windows(profile, kind, computed)]
-            self._memo[key] = (computed, windows, unchecked)
-        return self._memo[key]
+        profile, calendar = self.desk.profile, self.desk.calendar
+        key = (id(profile), id(calendar), kind, received)
+        found = self._memo.get(key)
+        if found is not None and found[0] is profile and found[1] is calendar:
+            return found[2]
+        if len(self._memo) >= self.SIZE:
+            self._memo.clear()
+        computed = case_deadlines(
+            profile.rules.values(), kind, received, None, calendar,
+            roll_to_workday=profile.calendar.roll_to_workday, notified=None,
+            about=rules.complaint_about(None) if kind == "complaint" else None,
+        )  # fmt: skip
+        windows = rules.filing_windows(profile, computed)
+        unchecked = [r.id for r in rules.unchecked_windows(profile, kind, computed)]
+        self._memo[key] = (profile, calendar, (computed, windows, unchecked))
+        return computed, windows, unchecked
 
 
 async def _refs(desk: Desk, session: AsyncSession, years: Sequence[int]) -> list[str]:
@@ -160,10 +195,8 @@ async def _follows(session: AsyncSession, asked: Sequence[NewCase]) -> list[Foll
     return found
 
 
-async def open_many(
-    desk: Desk, batch: Batch, asked: Sequence[NewCase]
-) -> list[tuple[int, str, Notice]]:
-    """Open a case for each request; (case id, reference, staff alert) of each, in order."""
+async def open_many(desk: Desk, batch: Batch, asked: Sequence[NewCase]) -> list[Opened]:
+    """Open a case for each request; each one's case and staff alert, in order."""
     if not asked:
         return []
     session, now, profile = batch.session, batch.now, desk.profile
@@ -200,7 +233,10 @@ async def open_many(
     for a, row, computed, windows, unchecked, follow, thread, ack_mid in plans:
         cid = ids[row["ref"]]
         row["id"] = cid
-        case = Case(**row)  # not added: the texts read it
+        case = CaseView(
+            cid, row["ref"], row["kind"], row["channel"], row["locale"], row["out_of_time"],
+            row["incomplete"], row["complainant_email"], row["thread_message_ids"],
+        )  # fmt: skip
         batch.chains.start(cid, row["ref"], {name: row[name] for name in CASE_FIELDS})
         for mid in thread:
             batch.message_ids.setdefault(repo.message_id_key(mid), cid)
@@ -241,7 +277,7 @@ async def open_many(
         alert = Notice(
             f"case:{row['ref']}:staff:new", text, actions(buttons), cid, row["ref"], who.email
         )
-        opened.append((cid, row["ref"], alert))
+        opened.append(Opened(case, alert))
     await bulk.insert_rows(session, bulk.DEADLINES, deadlines)
     return opened
 
@@ -253,7 +289,7 @@ _FILED = (
 
 
 def _ack_letter(
-    desk: Desk, batch: Batch, case: Case, ack: Ack, thread: list[str], message_id: str
+    desk: Desk, batch: Batch, case: CaseView, ack: Ack, thread: list[str], message_id: str
 ) -> None:
     """The written acknowledgement by e-mail (`opening._acknowledge`), threaded."""
     assert case.id is not None and case.complainant_email is not None
@@ -293,7 +329,7 @@ def _queue_letter(
 class Joined:
     """A letter joining a case (`add_information` plus the intake's acknowledgement)."""
 
-    case: Case
+    case: AnyCase
     actor: str
     text: str
     source_message_id: str | None
@@ -310,7 +346,7 @@ async def add_many(desk: Desk, batch: Batch, joined: Sequence[Joined]) -> list[N
     if not joined:
         return []
     alerts = []
-    cases = {j.case.id: j.case for j in joined if j.case.id is not None}
+    cases = {j.case.id: j.case for j in joined if isinstance(j.case, Case) and j.case.id}
     await batch.chains.load(cases)
     loc = staff_locale(desk)
     for j in joined:
@@ -356,4 +392,4 @@ def _reply_ack(desk: Desk, batch: Batch, j: Joined, thread: list[str]) -> None:
     batch.thread_add(case.id, thread, message_id)
 
 
-__all__ = ["Batch", "Joined", "NewCase", "add_many", "open_many"]
+__all__ = ["AnyCase", "Batch", "CaseView", "Joined", "NewCase", "Opened", "add_many", "open_many"]

@@ -29,7 +29,7 @@ from bot.domain.letters import case_ref_in_subject, classify_text, letter_locale
 from bot.domain.mail import ParsedMail, too_large
 from bot.outbox.staff_batch import Notice, queue_many
 from bot.services.cases.chain import Chains
-from bot.services.cases.many import Batch, Joined, NewCase, add_many, open_many
+from bot.services.cases.many import AnyCase, Batch, Joined, NewCase, add_many, open_many
 from bot.services.inbound_mail.acting import (
     SUBJECT_MAX,
     THREAD_LOOKUPS,
@@ -72,13 +72,24 @@ class _Lookups:
     answered: dict[str, int]  # automatic answers of the last hour, by sender
 
 
+@dataclass(frozen=True)
+class _Join:
+    """A letter joining a case: `case` its id, or -1-n for the n-th case this plan opens."""
+
+    x: _Letter
+    case: int
+    actor: str
+    sender: str
+    acknowledge: bool
+
+
 @dataclass
 class _Plan:
     news: list[tuple[_Letter, NewCase]] = field(default_factory=list)
-    joins: list[tuple[_Letter, Joined]] = field(default_factory=list)
+    joins: list[_Join] = field(default_factory=list)
     automatic: list[tuple[_Letter, int | None]] = field(default_factory=list)
     order: list[tuple[str, _Letter]] = field(default_factory=list)  # letters in order
-    mids: set[str] = field(default_factory=set)  # Message-IDs of the planned letters
+    cases: dict[int, Case] = field(default_factory=dict)  # the existing cases looked up
     alone: bool = False  # the letter after the plan is for `act` alone
 
     def __len__(self) -> int:
@@ -190,21 +201,28 @@ async def _plan(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Pla
     if not head:
         return plan
     found = await _lookups(desk, uow, head)
+    plan.cases = found.cases
     limit = desk.settings.auto_replies_per_sender_per_hour
     now = desk.clock.now()
+    # A Message-ID of a letter of this plan → the case it opens or joins (a new case by its
+    # place in plan.news, as -1-n): a later letter answering it joins that case here too.
+    pending: dict[str, int] = {}
     for x in head:
         p = x.parsed
-        if plan.mids & set(x.threading):
-            plan.alone = False
-            break  # it answers a letter of this batch: in the next, once this one is written
         candidates = [found.by_tag[x.tag]] if x.tag in found.by_tag else []
-        candidates += [found.by_mid[m] for m in x.threading if m in found.by_mid]
-        candidates = [c for c in dict.fromkeys(candidates) if c in found.cases]
+        for m in x.threading:
+            if m in found.by_mid and found.by_mid[m] in found.cases:
+                candidates.append(found.by_mid[m])
+            elif m in pending:
+                candidates.append(pending[m])
+        candidates = list(dict.fromkeys(candidates))
         sender = (p.from_addr or "").strip().lower()
         own = next((c for c in candidates if sender and sender in found.known[c]), None)
-        if p.automatic:
+        target: int | None = own
+        if p.automatic:  # recorded with its case, not put in the case's thread
             plan.automatic.append((x, own))
             plan.order.append(("automatic", x))
+            target = None
         elif own is not None or candidates:
             if own is None:
                 plan.alone = True
@@ -212,11 +230,9 @@ async def _plan(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Pla
             address = p.sender
             assert address is not None
             allowed = _may_answer(found.answered, address, limit)
-            case = found.cases[own]
-            plan.joins.append((x, Joined(
-                case, f"complainant:email:{p.from_addr or address}", p.text, p.thread_id,
-                address, x.row.message_key, tuple(p.thread_references()), allowed,
-            )))  # fmt: skip
+            plan.joins.append(_Join(
+                x, own, f"complainant:email:{p.from_addr or address}", address, allowed,
+            ))  # fmt: skip
             plan.order.append(("join", x))
             if p.from_addr:
                 found.known[own].add(p.from_addr.strip().lower())
@@ -237,11 +253,14 @@ async def _plan(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Pla
                 kind, who, p.subject or None, p.text, p.thread_id,
                 letter_receipt_day(x.row.internal_date, now), allowed,
             )  # fmt: skip
+            target = -1 - len(plan.news)
             plan.news.append((x, asked))
             plan.order.append(("new", x))
-        mid = cases_repo.normalise_message_id(p.message_id)
-        if mid:
-            plan.mids.add(mid)
+            # What `strangers.known_addresses` will find of it: its complainant, its sender.
+            found.known[target] = {address.strip().lower(), sender} - {""}
+        mid = cases_repo.normalise_message_id(p.thread_id)
+        if mid and target is not None and mid not in found.by_mid:
+            pending.setdefault(mid, target)
     return plan
 
 
@@ -272,7 +291,18 @@ async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]
     now = desk.clock.now()
     batch = Batch(session, Chains(session), now)
     opened = await open_many(desk, batch, [asked for _, asked in plan.news])
-    alerts = await add_many(desk, batch, [joined for _, joined in plan.joins])
+
+    def case_of(target: int) -> AnyCase:
+        return plan.cases[target] if target > 0 else opened[-1 - target].case
+
+    joined = []
+    for j in plan.joins:
+        p = j.x.parsed
+        joined.append(Joined(
+            case_of(j.case), j.actor, p.text, p.thread_id, j.sender, j.x.row.message_key,
+            tuple(p.thread_references()), j.acknowledge,
+        ))  # fmt: skip
+    alerts = await add_many(desk, batch, joined)
     await batch.write()
     loc = desk.settings.default_locale
     limit = desk.settings.auto_replies_per_sender_per_hour
@@ -285,24 +315,25 @@ async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]
         text = th("email.staff_auto_reply_limit", loc, sender=address, limit=limit, ref=ref)
         return Notice(f"inbound:{x.id}:limit", text, (), case_id, ref, about=address)
 
-    for (x, asked), (cid, ref, alert) in zip(plan.news, opened, strict=True):
-        notices[x.id] = [alert]
+    for (x, asked), new in zip(plan.news, opened, strict=True):
+        notices[x.id] = [new.alert]
         if not asked.acknowledge_by_email:
             assert asked.complainant.email is not None
-            notices[x.id].append(limit_noted(x, asked.complainant.email, cid, ref))
-        updates.append(_update(x, kind=asked.kind, status=done, case_id=cid))
-        outcomes[x.id] = Outcome(done, "cases", ref)
-    for (x, joined), alert in zip(plan.joins, alerts, strict=True):
-        case_id = joined.case.id
+            notices[x.id].append(limit_noted(x, asked.complainant.email, new.case.id, new.case.ref))
+        updates.append(_update(x, kind=asked.kind, status=done, case_id=new.case.id))
+        outcomes[x.id] = Outcome(done, "cases", new.case.ref)
+    for j, info, alert in zip(plan.joins, joined, alerts, strict=True):
+        case_id = info.case.id
         assert case_id is not None
-        notices[x.id] = [alert]
-        if not joined.acknowledge:
-            notices[x.id].append(limit_noted(x, joined.sender, case_id, joined.case.ref))
-        updates.append(_update(x, kind="reply", status=done, case_id=case_id))
-        outcomes[x.id] = Outcome(done, "replies")
+        notices[j.x.id] = [alert]
+        if not j.acknowledge:
+            notices[j.x.id].append(limit_noted(j.x, j.sender, case_id, info.case.ref))
+        updates.append(_update(j.x, kind="reply", status=done, case_id=case_id))
+        outcomes[j.x.id] = Outcome(done, "replies")
     ignored = InboundStatus.IGNORED.value
     for x, own in plan.automatic:
-        updates.append(_update(x, kind="automatic", status=ignored, case_id=own))
+        case_id = None if own is None else case_of(own).id
+        updates.append(_update(x, kind="automatic", status=ignored, case_id=case_id))
         outcomes[x.id] = Outcome(ignored, "automatic")
     ordered = [n for _, x in plan.order for n in notices.get(x.id, [])]
     await queue_many(desk, session, ordered, now)
