@@ -8,6 +8,7 @@ only: nothing here reads back what it writes, and nothing goes through the ORM's
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -304,14 +305,57 @@ async def insert_rows(
     *,
     skip_conflicts: bool = False,
 ) -> None:
-    """INSERT `rows` (all with the same keys) in one executemany — the driver's own batching,
-    one compiled statement — ON CONFLICT DO NOTHING if asked."""
+    """INSERT `rows` (all with the same keys) in one executemany, ON CONFLICT DO NOTHING if
+    asked: the statement compiled once, each value through its column type's own bind
+    processor, the rows handed to the driver's executemany as they are."""
     if not rows:
         return
+    keys = tuple(rows[0])
     stmt = _insert(session, table)
     if skip_conflicts:
         stmt = stmt.on_conflict_do_nothing()
-    await (await _conn(session)).execute(stmt, [dict(r) for r in rows])
+    conn = await _conn(session)
+    sql, names, processors = _compiled(
+        conn, ("insert", table.name, keys, skip_conflicts), stmt, keys
+    )
+    await conn.exec_driver_sql(sql, _params(rows, names, processors))
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[str], list[Any]]] = {}
+
+
+def _compiled(
+    conn: AsyncConnection, key: tuple[Any, ...], stmt: Any, keys: Sequence[str]
+) -> tuple[str, list[str], list[Any]]:
+    """The SQL of `stmt` for the connection's dialect, its parameters' names in order, and
+    each one's bind processor (None: passed as it is)."""
+    dialect = conn.dialect
+    full = (dialect.name, *key)
+    if full not in _COMPILED:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or [])
+        processors = []
+        for name in names:
+            type_ = compiled.binds[name].type
+            processors.append(type_.dialect_impl(dialect).bind_processor(dialect))
+        _COMPILED[full] = (str(compiled), names, processors)
+    return _COMPILED[full]
+
+
+def _params(
+    rows: Sequence[Mapping[str, Any]], names: Sequence[str], processors: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+    values = operator.itemgetter(*names)
+    out = []
+    for row in rows:
+        found = values(row)
+        params = list(found) if len(names) > 1 else [found]
+        for i, process in converted:
+            if params[i] is not None:
+                params[i] = process(params[i])
+        out.append(tuple(params))
+    return out
 
 
 async def insert_returning_ids(
@@ -341,7 +385,8 @@ async def insert_new(
 async def update_rows(
     session: AsyncSession, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
 ) -> None:
-    """UPDATE each row by its `key` (executemany, grouped by the columns each row sets)."""
+    """UPDATE each row by its `key` (one executemany per set of columns the rows set, compiled
+    once, as `insert_rows`)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         cols = tuple(sorted(k for k in row if k != key))
@@ -350,10 +395,11 @@ async def update_rows(
     for cols, params in groups.items():
         stmt = (
             sa.update(table)
-            .where(table.c[key] == sa.bindparam(f"b_{key}"))
-            .values({c: sa.bindparam(f"b_{c}") for c in cols})
+            .where(table.c[key] == sa.bindparam(f"b_{key}", type_=table.c[key].type))
+            .values({c: sa.bindparam(f"b_{c}", type_=table.c[c].type) for c in cols})
         )
-        await conn.execute(stmt, params)
+        sql, names, processors = _compiled(conn, ("update", table.name, key, cols), stmt, ())
+        await conn.exec_driver_sql(sql, _params(params, names, processors))
 
 
 __all__ = [

@@ -23,7 +23,6 @@ from bot.domain.history import (
     event_mac,
     field_seals,
     head_mac,
-    json_ready,
     key_id,
 )
 from bot.domain.history_audit import head_is_valid
@@ -145,12 +144,12 @@ class Chains:
     def append(
         self, case_id: int, *, actor: str, type: str, now: datetime, data: dict[str, Any]
     ) -> int:
-        """One event after the case's last; its seq."""
+        """One event after the case's last; its seq. `data` holds JSON values only (dates
+        as ISO strings): stored and hashed as it is, as `json_ready` would give it."""
         chain = self._chains[case_id]
         event = _Event(
-            case_id, chain.seq + 1, now, actor, type, json_ready(data), chain.last_hash,
-            chain.digest,
-        )  # fmt: skip
+            case_id, chain.seq + 1, now, actor, type, data, chain.last_hash, chain.digest
+        )
         digest = event_hash(event)
         self._events.append({**vars(event), "hash": digest, "mac": event_mac(self.key, digest)})
         chain.seq, chain.last_hash = event.seq, digest

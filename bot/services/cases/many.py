@@ -255,7 +255,7 @@ async def open_many(desk: Desk, batch: Batch, asked: Sequence[NewCase]) -> list[
             cid, actor=f"complainant:email:{who.email}" if who.email else "complainant",
             type="received", now=now,
             data={
-                **{k: row[k] for k in _FILED}, "received_on": a.received_on,
+                **{k: row[k] for k in _FILED}, "received_on": a.received_on.isoformat(),
                 "notified_on": None, "windows_unchecked": unchecked,
                 "follows": follow.to_dict() if follow else None, "attachments": [],
                 "complainant": who.to_dict(), "audit_team": [],
