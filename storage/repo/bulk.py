@@ -345,15 +345,25 @@ def _compiled(
 def _params(
     rows: Sequence[Mapping[str, Any]], names: Sequence[str], processors: Sequence[Any]
 ) -> list[tuple[Any, ...]]:
+    """Each row's values in the statement's order, through their bind processors; a value the
+    row before held too (the batch's one `now`) is converted once."""
     converted = [(i, p) for i, p in enumerate(processors) if p is not None]
     values = operator.itemgetter(*names)
+    last: dict[int, tuple[Any, Any]] = {}
     out = []
     for row in rows:
         found = values(row)
         params = list(found) if len(names) > 1 else [found]
         for i, process in converted:
-            if params[i] is not None:
-                params[i] = process(params[i])
+            value = params[i]
+            if value is None:
+                continue
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                params[i] = seen[1]
+            else:
+                params[i] = process(value)
+                last[i] = (value, params[i])
         out.append(tuple(params))
     return out
 

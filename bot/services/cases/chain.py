@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -82,7 +82,7 @@ class Chains:
         self._chains: dict[int, _Chain] = {}
         self._events: list[dict[str, Any]] = []
         self._loaded: list[Case] = []
-        self._memo: dict[tuple[str, type, Any], str] = {}
+        self._memo: dict[tuple[str, type, Any], str] = {}  # (field, type, value) → seal
 
     def start(self, case_id: int, ref: str, fields: dict[str, Any]) -> None:
         """A case this batch created: its covered fields as written."""
@@ -95,7 +95,7 @@ class Chains:
         cases hold the same few values: no contact, no decision, status received …)."""
         seals = {}
         for name, value in fields.items():
-            plain = value is None or isinstance(value, bool | int | str)
+            plain = value is None or isinstance(value, bool | int | str | date)
             memo = (name, type(value), value) if plain else None
             seal = self._memo.get(memo) if memo else None
             if seal is None:
