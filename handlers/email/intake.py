@@ -3,22 +3,25 @@
 For every message, in this order, so a crash at any point loses nothing and repeats nothing:
 1. FETCH its `RFC822.SIZE`, then `BODY.PEEK[]` (the letter stays unread on the server) — or,
    for a letter over the size limit, only `BODY.PEEK[HEADER]`;
-2. store the raw bytes with (mailbox, UIDVALIDITY, UID) and a hash of those bytes, each letter
-   in a savepoint of its own, and COMMIT; both keys are unique, so a letter seen again after a
-   restart is recognised by its UID, and the very same letter delivered twice by its bytes
-   (recorded as a duplicate); a reused Message-ID is no reason to drop a letter. One the
-   database refuses stays in the folder, staff told, and the others go on;
-3. act in one transaction (bot.services.inbound_mail): open the case or add to the case it
-   answers, queue the answers and the staff alerts (outbox), mark the row processed — and
-   COMMIT; a letter kept only by its header is quarantined there, staff told;
+2. store the raw bytes with (mailbox, UIDVALIDITY, UID) and a hash of those bytes — a chunk in
+   one statement, each letter alone in a savepoint of its own when that fails — and COMMIT;
+   both keys are unique, so a letter seen again after a restart is recognised by its UID, and
+   the very same letter delivered twice by its bytes (recorded as a duplicate); a reused
+   Message-ID is no reason to drop a letter. One the database refuses stays in the folder,
+   staff told, and the others go on;
+3. act in one transaction (bot.services.inbound_mail, a chunk at a time, set-based; each letter
+   alone when the batch fails): open the case or add to the case it answers, queue the answers
+   and the staff alerts (outbox), mark the row processed — and COMMIT; a letter kept only by its
+   header is quarantined there, staff told;
 4. only then flag `\\Seen` and MOVE the message to IMAP_PROCESSED_FOLDER (or to
    IMAP_QUARANTINE_FOLDER when it could not be processed).
 A restart finds the stored rows by UID: a stored row is acted upon, a processed one only moved.
 A letter whose files cannot be written (a full disk) stays stored and in the folder, staff are
 told the cause, and it is tried again on the next pass; the letters after it go through.
 
-imapclient is blocking: every IMAP call runs in a thread (`asyncio.to_thread`), and so does
-parsing a letter. The long-running `run()` uses IDLE when the server offers it, polls every
+imapclient is blocking: every IMAP call runs in a thread, one at a time (handlers.email.serial;
+the next chunk is fetched while the database takes the current one, handlers.email.chunks), and
+so does parsing. The long-running `run()` uses IDLE when the server offers it, polls every
 IMAP_POLL_SECONDS otherwise (and as a fallback with IDLE), reconnects with backoff and tells
 staff after 5 consecutive failures, and again when the mailbox is back.
 """
