@@ -16,12 +16,12 @@ from datetime import datetime
 from imapclient.exceptions import IMAPClientError
 
 from bot.desk import Desk
-from bot.domain.mail import DUPLICATE
+from bot.domain.mail import DUPLICATE, ParsedMail
 from bot.services import inbound_mail
 from bot.services.inbound_mail import Parse, RawLetter, Stored
 from handlers.email.imap import ImapMailbox, IntakeError, reason
 from handlers.email.parse import message_key
-from handlers.email.parsing import IntakeStats, letter_size_limit, many_parser, parser
+from handlers.email.parsing import IntakeStats, letter_size_limit, many_parser, parse_all, parser
 from handlers.email.serial import Serial
 from storage.models import InboundStatus
 from storage.unit_of_work import UnitOfWork
@@ -43,20 +43,23 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
         await _act_many(desk, leftovers[start : start + FETCH_CHUNK], parse, stats)
     imap = Serial()
     ahead: asyncio.Task[_Chunk] | None = None
+    parsed: dict[str, ParsedMail] = {}  # letters parsed ahead, while the database was busy
     try:
         uids = await imap.call(box.uids)
         chunks = [uids[i : i + FETCH_CHUNK] for i in range(0, len(uids), FETCH_CHUNK)]
         # The next chunk is fetched while the database takes this one; each chunk is filed
         # (MOVE) in the background once its letters are committed.
         for n, chunk in enumerate(chunks):
-            ahead = ahead or asyncio.create_task(_look(desk, box, imap, chunk))
+            ahead = ahead or asyncio.create_task(_look(desk, box, imap, chunk, parsed))
             looked = await ahead
             ahead = None
             if n + 1 < len(chunks):
-                ahead = asyncio.create_task(_look(desk, box, imap, chunks[n + 1]))
+                ahead = asyncio.create_task(_look(desk, box, imap, chunks[n + 1], parsed))
             for i, part in enumerate(looked.parts):
                 first = looked.first if i == 0 else None
-                await _part(desk, box, imap, part, looked, first, parse, stats)
+                await _part(desk, box, imap, part, looked, first, parse, stats, parsed)
+            for letter in looked.first:  # not acted upon (a duplicate, say): not kept either
+                parsed.pop(letter.key, None)
         await imap.drain()
     except (IMAPClientError, OSError) as exc:
         raise IntakeError(f"{box.name}: {reason(exc)}") from None
@@ -79,8 +82,11 @@ class _Chunk:
     first: list[RawLetter]
 
 
-async def _look(desk: Desk, box: ImapMailbox, imap: Serial, uids: list[int]) -> _Chunk:
-    """Look up which letters are new and how large they are; fetch the first part."""
+async def _look(
+    desk: Desk, box: ImapMailbox, imap: Serial, uids: list[int], parsed: dict[str, ParsedMail]
+) -> _Chunk:
+    """Look up which letters are new and how large they are; fetch the first part and parse
+    its letters (into `parsed`, by key), all while the chunk before is in the database."""
     async with UnitOfWork(desk.sessions) as uow:
         known = await inbound_mail.known(uow, box.name, box.uidvalidity, uids)
     missing = [uid for uid in uids if uid not in known]
@@ -91,6 +97,9 @@ async def _look(desk: Desk, box: ImapMailbox, imap: Serial, uids: list[int]) -> 
     looked = _Chunk(known, sizes, dates, parts, [])
     if parts:
         looked.first = await _fetch_part(desk, box, imap, parts[0], looked)
+        whole = [letter for letter in looked.first if letter.size is None]
+        ready = await asyncio.to_thread(parse_all(desk), [letter.raw for letter in whole])
+        parsed.update((letter.key, p) for letter, p in zip(whole, ready, strict=True))
     return looked
 
 
@@ -126,6 +135,7 @@ async def _part(
     fetched: list[RawLetter] | None,
     parse: Parse,
     stats: IntakeStats,
+    parsed: dict[str, ParsedMail] | None = None,
 ) -> None:
     """Store, act upon and file a few letters: each step committed before the next begins."""
     known = looked.known
@@ -149,7 +159,7 @@ async def _part(
         for uid, (row_id, row_status) in known.items()
         if uid in uids and row_status == InboundStatus.STORED
     }
-    done = await _act_many(desk, list(pending.values()), parse, stats)
+    done = await _act_many(desk, list(pending.values()), parse, stats, parsed)
     for uid, row_id in pending.items():
         status[uid] = done[row_id]
     for uid in uids:
@@ -187,7 +197,11 @@ async def _fetch(
 
 
 async def _act_many(
-    desk: Desk, inbound_ids: list[int], parse: Parse, stats: IntakeStats
+    desk: Desk,
+    inbound_ids: list[int],
+    parse: Parse,
+    stats: IntakeStats,
+    parsed: dict[str, ParsedMail] | None = None,
 ) -> dict[int, str]:
     """Act on stored letters; return each one's final status.
 
@@ -196,7 +210,7 @@ async def _act_many(
     savepoint when the batch fails.
     """
     todo = [i for i in inbound_ids if i not in stats.tried]  # a deferred letter: once a pass
-    parse_many = many_parser(desk)
+    parse_many = many_parser(desk, parsed)
     for start in range(0, len(todo), ACT_BATCH):
         async with UnitOfWork(desk.sessions) as uow:
             part = todo[start : start + ACT_BATCH]

@@ -4,7 +4,7 @@ parsing off the event loop (one letter, or a chunk in one trip)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.desk import Desk
@@ -85,11 +85,11 @@ def parser(desk: Desk) -> Parse:
     return parse
 
 
-def many_parser(desk: Desk) -> ParseMany:
-    """`parser` for a batch of letters: one trip off the event loop for them all."""
+def parse_all(desk: Desk) -> Callable[[Sequence[bytes]], list[ParsedMail]]:
+    """Parsing as `parser` does it, for many letters in one call (run it off the event loop)."""
     s = desk.settings
 
-    def parse_all(raws: Sequence[bytes]) -> list[ParsedMail]:
+    def parse(raws: Sequence[bytes]) -> list[ParsedMail]:
         return [
             parse_message(
                 raw,
@@ -101,7 +101,18 @@ def many_parser(desk: Desk) -> ParseMany:
             for raw in raws
         ]
 
-    async def parse_many(raws: Sequence[bytes]) -> list[ParsedMail]:
-        return await asyncio.to_thread(parse_all, raws)
+    return parse
+
+
+def many_parser(desk: Desk, ahead: dict[str, ParsedMail] | None = None) -> ParseMany:
+    """`parser` for a batch of letters: one trip off the event loop for them all. `ahead`: the
+    letters parsed already, by key (the hash of their bytes), taken from it as they are used."""
+    parse = parse_all(desk)
+    ready = ahead if ahead is not None else {}
+
+    async def parse_many(letters: Sequence[tuple[str, bytes]]) -> list[ParsedMail]:
+        todo = [raw for key, raw in letters if key not in ready]
+        parsed = iter(await asyncio.to_thread(parse, todo) if todo else [])
+        return [ready.pop(key) if key in ready else next(parsed) for key, _ in letters]
 
     return parse_many

@@ -48,7 +48,9 @@ from storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-ParseMany = Callable[[Sequence[bytes]], Awaitable[list[ParsedMail]]]
+# Parses a chunk's letters, each given with its key (the hash of its bytes): the caller may have
+# parsed some already, while the database was busy with the chunk before.
+ParseMany = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[ParsedMail]]]
 _REPLY_KINDS = ("appeal", "complaint", "dispute", "reply")
 
 
@@ -112,7 +114,7 @@ async def act_many(
             outcomes[row.id] = await act(desk, uow, row.id, parse)  # quarantined alone
         else:
             todo.append(row)
-    parsed = await parse_many([row.raw for row in todo]) if todo else []
+    parsed = await parse_many([(row.message_key, row.raw) for row in todo]) if todo else []
     letters = [_letter(desk, row, p) for row, p in zip(todo, parsed, strict=True)]
     start = 0
     while start < len(letters):
