@@ -111,7 +111,7 @@ class ImapMailbox:
     def file(self, uids: Sequence[int], folder: str) -> None:
         """Mark read and move out of the intake folder (COPY + EXPUNGE without MOVE)."""
         client = self._client()
-        client.add_flags(list(uids), [SEEN])
+        client.add_flags(list(uids), [SEEN], silent=True)  # no FETCH answer per letter
         if self.can_move:
             client.move(list(uids), folder)
         else:

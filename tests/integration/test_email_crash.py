@@ -107,7 +107,7 @@ async def progressed(
     while process.poll() is None:
         if await count(engine, InboundEmail, *condition) >= target:
             return True
-        await asyncio.sleep(0.01)  # the intake runs in another process: poll its progress
+        await asyncio.sleep(0.001)  # the intake runs in another process: poll its progress
     return False
 
 

@@ -23,8 +23,8 @@ from bot.desk import Desk, load_calendar
 from bot.main.cli import main
 from bot.outbox.worker import Outbox
 from bot.profiles import load_profile
-from bot.services.inbound_mail import acting
-from handlers.email import intake
+from bot.services.inbound_mail import acting, batch
+from handlers.email import chunks, intake
 from handlers.email.parse import parse_message
 from storage.db import session_factory
 from storage.models import Case, CaseEvent, Deadline, InboundEmail, OutboxMessage, StoredFile
@@ -438,7 +438,7 @@ async def test_a_letter_over_the_size_limit_is_not_fetched_whole_but_quarantined
 async def test_letters_are_held_in_memory_a_few_bytes_at_a_time(
     desk: Desk, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(intake, "CHUNK_BYTES", 1)  # every letter a part of its own
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)  # every letter a part of its own
     for name in ("one", "two", "three"):
         mailbox.append(letter("投诉", "我要投诉。", message_id=f"<{name}@qq.com>"))
     mailbox.append(letter("投诉", "我要投诉。", message_id="<one@qq.com>"))  # delivered twice
@@ -453,8 +453,9 @@ async def test_a_letter_that_breaks_the_intake_is_undone_and_quarantined_alone(
     deliver: Callable[[], asyncio.Future[int]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Fault injection: the letter's case is opened, then the intake fails (a bug, say).
-    real = acting.act_on
+    # Fault injection: the letter's case is opened, then the intake fails (a bug, say) — in
+    # the batch the three letters are acted upon in, and again when each is tried alone.
+    real, real_batch = acting.act_on, batch._write
 
     async def failing(desk: Desk, uow: Any, row: InboundEmail, parse: Any) -> acting.Outcome:
         outcome = await real(desk, uow, row, parse)
@@ -462,7 +463,14 @@ async def test_a_letter_that_breaks_the_intake_is_undone_and_quarantined_alone(
             raise RuntimeError("bug")
         return outcome
 
+    async def failing_batch(desk: Desk, uow: Any, plan: Any) -> dict[int, acting.Outcome]:
+        outcomes = await real_batch(desk, uow, plan)
+        if any(x.parsed.message_id == "<boom@qq.com>" for _, x in plan.order):
+            raise RuntimeError("bug")
+        return outcomes
+
     monkeypatch.setattr(acting, "act_on", failing)
+    monkeypatch.setattr(batch, "_write", failing_batch)
     for name in ("before", "boom", "after"):
         mailbox.append(letter("投诉", "我要投诉。", message_id=f"<{name}@qq.com>"))
     stats = await intake.run_once(desk)

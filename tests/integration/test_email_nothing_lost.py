@@ -19,6 +19,7 @@ from bot.main.cli import main
 from bot.services.inbound_mail import letter_log
 from handlers.email import intake
 from storage.models import Case
+from storage.repo import bulk
 from storage.repo import inbound_email as inbound_repo
 from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import Mailbox, SmtpSink
@@ -179,7 +180,18 @@ async def test_a_letter_the_database_refuses_is_retried_alone_and_staff_told_why
                 raise DataError("INSERT …", {"secret": "张伟"}, orig)
         return await real(session, **values)
 
+    real_all = bulk.insert_new
+
+    async def insert_new(session: Any, table: Any, rows: Any, key: str) -> Any:
+        # The letters are stored together first: one refused letter fails them all, and then
+        # each is stored alone (store_raw above).
+        if any(refused.get(row["message_id"], 0) > 0 for row in rows):
+            orig = Exception("value too long for type character varying(3)")
+            raise DataError("INSERT …", {"secret": "张伟"}, orig)
+        return await real_all(session, table, rows, key)
+
     monkeypatch.setattr(inbound_repo, "store_raw", store_raw)
+    monkeypatch.setattr(bulk, "insert_new", insert_new)
     for name in ("before", "once", "never", "after"):
         mailbox.append(letter("投诉", f"我要投诉{name}。", message_id=f"<{name}@qq.com>"))
     stats = await intake.run_once(desk)

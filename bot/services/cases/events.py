@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,7 +65,7 @@ async def append(
     await session.flush()
     last = await repo.last_event(session, case.id)
     head = await heads.head_of(session, case.id)
-    found = _what_is_wrong(key, last, head, stored, ours)
+    found = what_is_wrong(key, last, head, stored, ours)
     trusted = head is not None and head_is_valid(key, head)
     seq = max(last.seq if last else 0, head.seq if head and trusted else 0) + 1
     # Sealed as the row now is, ours included: an object loaded before another instance's
@@ -101,9 +101,17 @@ async def append(
     return event
 
 
-def _what_is_wrong(
+class Signed(Protocol):
+    """What an append reads of a case's last event."""
+
+    seq: int
+    hash: str
+    mac: str | None
+
+
+def what_is_wrong(
     key: bytes,
-    last: CaseEvent | None,
+    last: Signed | None,
     head: CaseHead | None,
     stored: dict[str, Any] | None,
     ours: set[str],

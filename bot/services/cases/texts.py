@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 
 from bot.desk import Desk
 from bot.domain.cases import CaseRefused
@@ -21,6 +21,23 @@ from messages.render import catalog, normalise_locale, rule_label, t, th
 from storage.models import Case, CaseEvent, Channel, Deadline
 
 Buttons = list[list[dict[str, str]]]
+
+
+class CaseText(Protocol):
+    """What the texts read of a case (a row, or a batch's case not read back)."""
+
+    @property
+    def ref(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def out_of_time(self) -> bool: ...
+    @property
+    def incomplete(self) -> bool: ...
 
 
 def refused_text(refused: CaseRefused, locale: str | None) -> str:
@@ -141,7 +158,7 @@ def window_start(profile: Profile, kind: str, rule_id: str, dates: Dates) -> tup
     return ("cases.start_event" if kind == "dispute" else "cases.start_decided"), dates.decided
 
 
-def missed_lines(profile: Profile, case: Case, ack: Ack, *, as_html: bool) -> list[str]:
+def missed_lines(profile: Profile, case: CaseText, ack: Ack, *, as_html: bool) -> list[str]:
     """One sentence per filing window the case missed: its own start day and its own name."""
     render = th if as_html else t
     loc = case.locale
@@ -165,7 +182,7 @@ def missed_lines(profile: Profile, case: Case, ack: Ack, *, as_html: bool) -> li
     return lines
 
 
-def ack_body(desk: Desk, case: Case, ack: Ack, *, as_html: bool, via: Channel) -> str:
+def ack_body(desk: Desk, case: CaseText, ack: Ack, *, as_html: bool, via: Channel) -> str:
     render = th if as_html else t
     loc = case.locale
     profile = desk.profile
@@ -226,7 +243,7 @@ def ack_body(desk: Desk, case: Case, ack: Ack, *, as_html: bool, via: Channel) -
 # --- staff alerts -----------------------------------------------------------------------------
 
 
-def case_flags(case: Case, locale: str, *, as_html: bool = True) -> list[str]:
+def case_flags(case: CaseText, locale: str, *, as_html: bool = True) -> list[str]:
     render = th if as_html else t
     flags = []
     if case.out_of_time:
@@ -236,12 +253,12 @@ def case_flags(case: Case, locale: str, *, as_html: bool = True) -> list[str]:
     return flags
 
 
-def show_buttons(case: Case, loc: str) -> Buttons:
+def show_buttons(case: CaseText, loc: str) -> Buttons:
     return [[{"text": t("staff.btn_show", loc), "callback_data": f"staff:show:{case.ref}"}]]
 
 
 def new_case_alert(
-    case: Case,
+    case: CaseText,
     deadlines: Sequence[Deadline],
     loc: str,
     unchecked: Sequence[str] = (),
@@ -249,6 +266,17 @@ def new_case_alert(
 ) -> tuple[str, Buttons]:
     """The staff alert for a new case: kind, flags, the deadlines still open; two buttons."""
     open_ = [d for d in deadlines if d.closed_at is None]
+    return case_alert(case, open_, loc, unchecked, follows)
+
+
+def case_alert(
+    case: CaseText,
+    open_: Sequence[ComputedDeadline | Deadline],
+    loc: str,
+    unchecked: Sequence[str] = (),
+    follows: Followed | None = None,
+) -> tuple[str, Buttons]:
+    """`new_case_alert` given the deadlines still open."""
     notes = [th("cases.staff_unchecked", loc, window=rule_label(r, loc)) for r in unchecked]
     if follows is not None:
         notes.append(
@@ -281,9 +309,11 @@ def new_case_alert(
 
 __all__ = [
     "Ack",
+    "CaseText",
     "Dates",
     "ack_body",
     "both",
+    "case_alert",
     "case_flags",
     "complainant_identity",
     "cut",

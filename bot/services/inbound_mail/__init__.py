@@ -4,6 +4,7 @@ mailbox's health. Every function takes the caller's unit of work and opens no se
 
 - store.py: raw letters stored before anything is done with them; ids of what is stored;
 - acting.py: acting on one stored letter, locked, in a savepoint;
+- batch.py: acting on a chunk of letters at once, each alone when the batch fails;
 - answers.py: what a letter becomes (case, reply, enquiry, bounce);
 - staff.py: what staff are told (quarantine, answer limits, mailbox down and up);
 - log.py: every letter the intake has seen and what became of it (`certdesk email log`).
@@ -11,6 +12,7 @@ mailbox's health. Every function takes the caller's unit of work and opens no se
 """
 
 from bot.services.inbound_mail.acting import TRANSIENT, Done, Outcome, Parse, act
+from bot.services.inbound_mail.batch import ParseMany, act_many
 from bot.services.inbound_mail.log import LogEntry, letter_log
 from bot.services.inbound_mail.staff import intake_failing, mailbox_down, mailbox_up
 from bot.services.inbound_mail.store import RawLetter, Stored, known, pending, store
@@ -22,9 +24,11 @@ __all__ = [
     "LogEntry",
     "Outcome",
     "Parse",
+    "ParseMany",
     "RawLetter",
     "Stored",
     "act",
+    "act_many",
     "db_reason",
     "intake_failing",
     "known",

@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.desk import Desk
 from bot.domain.mail import too_large_problem
 from bot.services.inbound_mail.staff import letter_not_stored
+from storage.models import InboundStatus
+from storage.repo import bulk
 from storage.repo import inbound_email as repo
 from storage.unit_of_work import UnitOfWork
 
@@ -60,13 +62,48 @@ async def pending(uow: UnitOfWork, limit: int = 10_000) -> list[int]:
 async def store(
     desk: Desk, uow: UnitOfWork, mailbox: str, uidvalidity: int, letters: Sequence[RawLetter]
 ) -> Stored:
-    """Store the letters, each in a savepoint of its own.
+    """Store the letters: together in one statement (in a savepoint), each alone in a savepoint
+    of its own when that fails.
 
     A letter whose bytes are already stored (under another UID) is recorded as a duplicate.
     One kept only by its header carries the too_large problem: acting upon it quarantines it.
     """
     result = Stored()
-    for letter in sorted(letters, key=lambda item: item.uid):
+    ordered = sorted(letters, key=lambda item: item.uid)
+    # The very same bytes seen before (or twice in this chunk) are stored one by one, in
+    # their place: the log lists the letters in the order they came.
+    seen = await bulk.inbound_keys_taken(uow.session, [letter.key for letter in ordered])
+    runs: list[list[RawLetter]] = [[]]
+    for letter in ordered:
+        if letter.key in seen:
+            runs += [[letter], []]  # alone
+        else:
+            runs[-1].append(letter)
+        seen.add(letter.key)
+    for run in (r for r in runs if r):
+        await _store_run(desk, uow, mailbox, uidvalidity, run, result)
+    for uid, why in result.failed.items():
+        await letter_not_stored(desk, uow, mailbox, uidvalidity, uid, why)
+    return result
+
+
+async def _store_run(
+    desk: Desk,
+    uow: UnitOfWork,
+    mailbox: str,
+    uidvalidity: int,
+    run: Sequence[RawLetter],
+    result: Stored,
+) -> None:
+    """Letters stored together in one statement; each alone if that fails (or is refused)."""
+    try:
+        async with uow.session.begin_nested():
+            result.new |= await _store_all(desk, uow, mailbox, uidvalidity, run)
+    except SQLAlchemyError as exc:
+        log.warning("%d letters could not be stored at once: %s", len(run), repo.db_reason(exc))
+    for letter in run:
+        if letter.uid in result.new:
+            continue
         try:
             await _store_one(desk, uow, mailbox, uidvalidity, letter, result)
         except SQLAlchemyError as exc:
@@ -85,9 +122,34 @@ async def store(
                 await _store_one(desk, uow, mailbox, uidvalidity, bare, result, problem=first)
             except SQLAlchemyError as again:
                 result.failed[letter.uid] = repo.db_reason(again)
-    for uid, why in result.failed.items():
-        await letter_not_stored(desk, uow, mailbox, uidvalidity, uid, why)
-    return result
+
+
+async def _store_all(
+    desk: Desk, uow: UnitOfWork, mailbox: str, uidvalidity: int, letters: Sequence[RawLetter]
+) -> dict[int, int]:
+    """One multi-row insert; the row id of each letter stored (not one whose UID or bytes
+    were stored before: those are looked at one by one)."""
+    now = desk.clock.now()
+    rows = [
+        {
+            "mailbox": mailbox,
+            "uidvalidity": uidvalidity,
+            "uid": letter.uid,
+            "message_id": letter.message_id,
+            "message_key": letter.key,
+            "raw": letter.raw,
+            "received_at": now,
+            "internal_date": letter.internal_date,
+            "status": InboundStatus.STORED.value,
+            "problems": (
+                [too_large_problem(letter.size, letter.limit)]
+                if letter.size is not None and letter.limit is not None
+                else None
+            ),
+        }
+        for letter in letters
+    ]
+    return await bulk.insert_new(uow.session, bulk.INBOUND, rows, "uid")
 
 
 async def _store_one(

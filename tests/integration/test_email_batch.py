@@ -1,0 +1,71 @@
+"""The intake's set-based batches: cases opened, replies joined (to a case of the database, to a
+case opened by a letter of the same batch, twice to one case), and the histories they leave are
+the ones `cases verify` accepts — events chained and signed, heads sealing the case rows."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import col, select
+
+from bot.desk import Desk
+from bot.services.cases import verify
+from handlers.email import intake
+from storage.models import Case, CaseEvent, CaseHead, InboundEmail, OutboxMessage
+from storage.unit_of_work import UnitOfWork
+from tests.fixtures.mail import Mailbox
+from tests.integration.test_email_intake import desk, letter  # noqa: F401  # the fixture
+
+pytestmark = pytest.mark.dovecot
+
+
+def reply(body: str, sender: str, message_id: str, answers: str) -> bytes:
+    extra = [("In-Reply-To", answers), ("References", answers)]
+    return letter("回复：补充", body, sender=sender, message_id=message_id, extra=extra)
+
+
+async def test_one_batch_opens_joins_and_leaves_verified_histories(
+    desk: Desk,  # noqa: F811
+    mailbox: Mailbox,
+) -> None:
+    # A case in the database before the batch (opened by a first pass).
+    mailbox.append(letter("投诉", "第一封。", sender="old@qq.com", message_id="<old@qq.com>"))
+    first = await intake.run_once(desk)
+    assert first.cases == 1
+    # One batch: a new case, a reply to it in the same batch, a reply to the older case, a
+    # second reply to the older case, and a letter from another sender.
+    mailbox.append(letter("投诉", "新的投诉。", sender="new@qq.com", message_id="<new@qq.com>"))
+    mailbox.append(reply("对新投诉的补充。", "new@qq.com", "<new-2@qq.com>", "<new@qq.com>"))
+    mailbox.append(reply("对旧投诉的补充。", "old@qq.com", "<old-2@qq.com>", "<old@qq.com>"))
+    mailbox.append(reply("再补充。", "old@qq.com", "<old-3@qq.com>", "<old-2@qq.com>"))
+    mailbox.append(letter("申诉", "另一封。", sender="other@qq.com", message_id="<other@qq.com>"))
+    stats = await intake.run_once(desk)
+    assert (stats.cases, stats.replies, stats.quarantined) == (2, 3, 0)
+
+    async with UnitOfWork(desk.sessions) as uow:
+        s = uow.session
+        rows = {r.message_id: r for r in (await s.exec(select(InboundEmail))).all()}
+        assert rows["<new-2@qq.com>"].case_id == rows["<new@qq.com>"].case_id
+        assert rows["<old-2@qq.com>"].case_id == rows["<old@qq.com>"].case_id
+        assert rows["<old-3@qq.com>"].case_id == rows["<old@qq.com>"].case_id
+        old_id = rows["<old@qq.com>"].case_id
+        events = (
+            await s.exec(
+                select(CaseEvent).where(CaseEvent.case_id == old_id).order_by(col(CaseEvent.seq))
+            )
+        ).all()
+        assert [e.type for e in events] == [
+            "received",
+            "acknowledged",
+            "information_added",
+            "information_added",
+        ]
+        head = await s.get(CaseHead, old_id)
+        assert head is not None and head.seq == 4 and head.head_hash == events[-1].hash
+        new = await s.get(Case, rows["<new@qq.com>"].case_id)
+        assert new is not None and "<new-2@qq.com>" in (new.thread_message_ids or [])
+        # Every letter acknowledged once, each reply in its thread.
+        acks = (
+            await s.exec(select(OutboxMessage).where(col(OutboxMessage.channel) == "email"))
+        ).all()
+        assert len(acks) == 6
+        assert await verify(uow) == []
