@@ -215,7 +215,7 @@ async def main(args: argparse.Namespace) -> bool:
             results.append(json.loads(line.decode()))
             await proc.wait()
         emu.stdin.close()
-        stats = json.loads((await emu.stdout.readline()).decode())
+        stats = json.loads((await emu.stdout.read()).decode())  # to the end: one long line
         await emu.wait()
     finally:
         for proc in procs:
