@@ -13,7 +13,7 @@ exactly once, every alert's text once in the group, every row `sent`), the staff
 messages in any rolling minute (≤ 20); the figure last as JSON. Wrong work → "ok": false, exit 1.
 
     python bench/outbox_drain.py [--cap 30] [--chats 300] [--per-chat 4] [--alerts 150]
-                                 [--instances 2] [--lanes 8] [--kill-holder-after S]
+                                 [--instances 2] [--lanes 16] [--kill-holder-after S]
 """
 
 from __future__ import annotations
@@ -287,6 +287,6 @@ if __name__ == "__main__":
     parser.add_argument("--alerts", type=int, default=150)
     parser.add_argument("--alert-seconds", type=float, default=30.0)
     parser.add_argument("--instances", type=int, default=2, help="processes, one sends")
-    parser.add_argument("--lanes", type=int, default=8, help="concurrent sends per instance")
+    parser.add_argument("--lanes", type=int, default=16, help="concurrent sends per instance")
     parser.add_argument("--kill-holder-after", type=float, default=None)
     sys.exit(0 if asyncio.run(main(parser.parse_args())) else 1)

@@ -10,8 +10,10 @@ Two lanes, claimed and sent apart: the main lane (complainants, organisations) a
 (staff alerts: robots, e-mail), so a flood of staff alerts never delays anyone's acknowledgement.
 Telegram messages to groups (the staff group; any negative chat id) are neither lane's: the
 group pacer (bot.outbox.groups) keeps each group within 20 a rolling minute, merging what waits
-beyond it into a digest. Within a lane, a batch is split per recipient (in claim order, so one chat's
-messages keep their order), and up to `concurrency` recipients are served at once — the sender's
+beyond it into a digest.
+
+Within a lane, a batch is split per recipient (in claim order, so one chat's messages keep their
+order), and up to `concurrency` recipients are served at once — the sender's
 limiter keeps Telegram's per-chat and overall rates. Each message's outcome is committed right
 after its own send, before its recipient's next, so a crash repeats at most the messages in
 flight: one per recipient served, never a batch. Outcomes that finish together share one commit.
