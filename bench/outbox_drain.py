@@ -1,16 +1,19 @@
-"""10,000 reminders through the outbox to the Telegram emulator enforcing a rate cap.
+"""Telegram messages through the outbox of two instances, each its own OS process, at the real cap.
 
-Prints the achieved rate / the cap (target ≥ 0.9), what the emulator refused (429) and lost
-(target 0). The emulator runs in its own process (as Telegram would), the outbox workers here,
-on a throwaway PostgreSQL database dropped at the end. Prints figures; asserts nothing.
+The emulator (its own process, as Telegram) enforces 30 messages a second per token, 1 a second
+per chat and 20 a minute per group. `--chats` recipients get `--per-chat` messages each (in a
+shuffled order, so the 1-a-second per chat matters), while `--alerts` staff alerts about as many
+different cases arrive at the staff group over the first `--alert-seconds`. Two instances (two
+processes, each its own engine, HTTP pool and 30/s limiter) drain one throwaway PostgreSQL
+database; the holder of the advisory lock sends. `--kill-holder-after S` SIGKILLs the sending
+process after S seconds: the other takes over.
 
-    python bench/outbox_drain.py [--messages 10000] [--cap 1000 | --cap 30,200,1000]
-                                 [--workers 2] [--lanes 8] [--no-sync-commit]
+Prints the achieved rate ÷ cap, the 429s, losses and duplicates (every message must arrive
+exactly once, every alert's text once in the group, every row `sent`), the staff group's most
+messages in any rolling minute (≤ 20); the figure last as JSON. Wrong work → "ok": false, exit 1.
 
-`--workers` outbox workers share one sender (one HTTP pool, one limiter), each sending on
-`--lanes` chats at once; `--instances` such groups each have their own engine and sender, as
-separate instances would (the holder of the PostgreSQL advisory lock sends Telegram messages).
-Also printed: the workers' and the emulator's CPU per message; the figure last, as JSON.
+    python bench/outbox_drain.py [--cap 30] [--chats 300] [--per-chat 4] [--alerts 150]
+                                 [--instances 2] [--lanes 16] [--kill-holder-after S]
 """
 
 from __future__ import annotations
@@ -18,20 +21,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
+import re
+import signal
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
-from bot.clock import Clock
-from bot.delivery.telegram import telegram_sender
-from bot.outbox.worker import Outbox, status_counts
+from bot.outbox.worker import status_counts
 from storage.db import make_engine, session_factory, upgrade_async
 from storage.models import OutboxMessage
+from storage.sql import table_of
 
+ROOT = Path(__file__).resolve().parents[1]
 FIRST_CHAT = 1_000_000
+GROUP = -100_999
+GROUP_LIMIT = 20
 PG = "postgresql://postgres@127.0.0.1:5432"
 
 # The emulator process: serves until stdin closes, then prints what it accepted.
@@ -39,164 +49,244 @@ EMULATOR = """
 import asyncio, json, sys, time
 from bot.emulator import Emulator
 
-async def main(n, cap, first_chat):
+async def main(chats, cap, first_chat, group):
     async with Emulator() as emu:
-        emu.rate_limit(per_second=cap, per_chat_per_second=1)
-        for i in range(n):
+        emu.rate_limit(per_second=cap, per_chat_per_second=1, per_group_per_minute=20)
+        for i in range(chats):
             emu.user(first_chat + i)
+        emu.user(1, "Staff", chat_type="group", chat_id=group)
         print(emu.port, flush=True)
         cpu = time.process_time()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         ok = [c for c in emu.calls("sendMessage") if c.ok]
-        stamps = sorted(c.at for c in ok)
         print(json.dumps({
-            "accepted": len(ok),
-            "chats": len({c.params["chat_id"] for c in ok}),
+            "sent": [[c.params["chat_id"], c.params["text"], c.at] for c in ok],
             "rejected": emu.rejected,
-            "first": stamps[0] if stamps else 0,
-            "last": stamps[-1] if stamps else 0,
+            "group_rejected": emu.group_rejected,
+            "group_max": emu.busiest_minute(group),
             "cpu": time.process_time() - cpu,
         }))
 
-asyncio.run(main(*map(int, sys.argv[1:4])))
+asyncio.run(main(*map(int, sys.argv[1:5])))
+"""
+
+# One instance: drains until stdin closes; says "held" once it sends Telegram messages.
+INSTANCE = """
+import asyncio, json, sys, time
+from bot.clock import Clock
+from bot.delivery.telegram import telegram_sender
+from bot.outbox.worker import Outbox
+from storage.db import make_engine, session_factory
+
+async def main(url, port, cap, lanes, name, group):
+    engine = make_engine(url, pool_size=4)
+    sender = telegram_sender(
+        "123:BENCH", base_url=f"http://127.0.0.1:{port}/bot", per_second=cap, connections=lanes
+    )
+    await sender.bot.initialize()
+    outbox = Outbox(
+        session_factory(engine), {"telegram": sender}, Clock(), worker_id=name,
+        concurrency=lanes, staff_chat_id=group,
+    )
+    stop = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, sys.stdin.read))
+    total = {"sent": 0, "digested": 0, "retried": 0, "failed": 0}
+    cpu, said = time.process_time(), False
+    while not stop.done():
+        if not said and await outbox.sender_lock.held():
+            print("held", flush=True)
+            said = True
+        stats = await outbox.drain(limit=100)
+        for key in total:
+            total[key] += getattr(stats, key)
+        if stats.handled == 0:
+            await asyncio.wait([stop], timeout=0.1)
+    await outbox.close()
+    await sender.bot.shutdown()
+    await engine.dispose()
+    print(json.dumps({"name": name, **total, "cpu": time.process_time() - cpu}), flush=True)
+
+asyncio.run(main(sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5], int(sys.argv[6])))
 """
 
 
-async def fill(url: str, n: int) -> None:
+def _row(key: str, chat: int, text: str, now: datetime, lane: str = "main") -> dict[str, object]:
+    return {
+        "idempotency_key": key, "channel": "telegram", "recipient": str(chat),
+        "payload": {"text": text}, "lane": lane, "coalesced": 0, "status": "queued",
+        "attempts": 0, "next_attempt_at": now, "created_at": now,
+    }  # fmt: skip
+
+
+def alert_text(j: int) -> str:
+    return f"🔔 新投诉 <b>ALERT-{j}</b>：来自 sender{j}@example.cn，关于案件 TS-{j}，请处理。"
+
+
+async def insert(url: str, rows: list[dict[str, object]]) -> None:
     engine = make_engine(url)
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "idempotency_key": f"bench:{i}",
-            "channel": "telegram",
-            "recipient": str(FIRST_CHAT + i),
-            "payload": {"text": f"🔔 证书 <b>B-{i}</b>：监督审核应在 2027-06-15 前完成。"},
-            "status": "queued",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for i in range(n)
-    ]
-    async with session_factory(engine)() as session, session.begin():
-        for i in range(0, n, 1000):
-            await session.exec(OutboxMessage.__table__.insert().values(rows[i : i + 1000]))  # type: ignore[call-overload]
-    await engine.dispose()
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            table = table_of(OutboxMessage)
+            for i in range(0, len(rows), 1000):
+                await session.exec(table.insert().values(rows[i : i + 1000]))  # type: ignore[call-overload]
+    finally:
+        await engine.dispose()
 
 
-async def main(
-    n: int, cap: int, workers: int, lanes: int, durable: bool = True, instances: int = 1
-) -> dict[str, float]:
-    name = f"certdesk_bench_{int(time.time())}"
+async def spawn(code: str, *args: object) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, *map(str, args), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+    )  # fmt: skip
+
+
+async def main(args: argparse.Namespace) -> bool:
+    def kill(
+        holder: list[asyncio.subprocess.Process], start: float
+    ) -> asyncio.subprocess.Process | None:
+        """SIGKILL the sending process once --kill-holder-after seconds have passed."""
+        after = args.kill_holder_after
+        if after is None or not holder or time.perf_counter() - start < after:
+            return None
+        holder[0].send_signal(signal.SIGKILL)
+        return holder[0]
+
+    cap, chats, per_chat, alerts = args.cap, args.chats, args.per_chat, args.alerts
+    name = f"certdesk_bench_{int(time.time())}_{os.getpid()}"
     admin = await asyncpg.connect(f"{PG}/test")
     await admin.execute(f'CREATE DATABASE "{name}"')
-    if not durable:
-        # Commit without waiting for the WAL flush: shows what the disk's fsync costs.
-        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    emu = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", EMULATOR, str(n), str(cap), str(FIRST_CHAT),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[1],
-    )  # fmt: skip
+    procs: list[asyncio.subprocess.Process] = []
     try:
         await upgrade_async(url)
-        await fill(url, n)
+        now = datetime.now(UTC)
+        private = [(FIRST_CHAT + c, k) for k in range(per_chat) for c in range(chats)]
+        random.Random(14).shuffle(private)
+        await insert(url, [_row(f"m{c}:{k}", c, f"m{c}:{k}", now) for c, k in private])
+        emu = await spawn(EMULATOR, chats, cap, FIRST_CHAT, GROUP)
+        procs.append(emu)
         assert emu.stdout is not None and emu.stdin is not None
         port = int((await emu.stdout.readline()).decode())
-        senders, engines, outboxes = [], [], []
-        for k in range(instances):  # each its own engine, HTTP pool and limiter
-            sender = telegram_sender(
-                "123:BENCH",
-                base_url=f"http://127.0.0.1:{port}/bot",
-                per_second=cap,
-                connections=workers * lanes,
-            )
-            await sender.bot.initialize()
-            engine = make_engine(url, pool_size=workers + 2)
-            sessions = session_factory(engine)
-            senders.append(sender)
-            engines.append(engine)
-            outboxes += [
-                Outbox(
-                    sessions,
-                    {"telegram": sender},
-                    Clock(),
-                    worker_id=f"i{k}w{i}",
-                    concurrency=lanes,
-                )
-                for i in range(workers)
-            ]
-        start, cpu = time.perf_counter(), time.process_time()
-        results = await asyncio.gather(*(o.drain(limit=100) for o in outboxes))
+        instances = [
+            await spawn(INSTANCE, url, port, cap, args.lanes, f"i{k}", GROUP)
+            for k in range(args.instances)
+        ]
+        procs += instances
+        holder: list[asyncio.subprocess.Process] = []
+
+        async def watch(proc: asyncio.subprocess.Process) -> None:
+            assert proc.stdout is not None
+            if (await proc.stdout.readline()).strip() == b"held":
+                holder.append(proc)
+
+        watchers = [asyncio.create_task(watch(p)) for p in instances]
+        start = time.perf_counter()
+        # The staff alerts arrive in a burst spread over --alert-seconds, while the rest drains.
+        killed = None
+        for j in range(alerts):
+            due = start + args.alert_seconds * j / max(alerts, 1)
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            text = alert_text(j)
+            await insert(url, [_row(f"alert-{j}", GROUP, text, datetime.now(UTC), "staff")])
+            killed = killed or kill(holder, start)
+        engine = make_engine(url)
+        counts: dict[str, int] = {}
+        while True:  # until nothing waits (a killed holder's claims wait out their lease)
+            counts = await status_counts(session_factory(engine))
+            killed = killed or kill(holder, start)
+            if counts["queued"] + counts["sending"] + counts["retrying"] == 0:
+                break
+            await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - start
-        cpu = time.process_time() - cpu
-        counts = await status_counts(session_factory(engines[0]))
-        for engine in engines:
-            await engine.dispose()
-        for sender in senders:
-            await sender.bot.shutdown()
+        await engine.dispose()
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        results = []
+        for proc in instances:
+            assert proc.stdin is not None and proc.stdout is not None
+            if proc is killed:
+                await proc.wait()
+                continue
+            proc.stdin.close()
+            line = b"held"
+            while not line.startswith(b"{"):  # a late "held" (it took over) comes first
+                line = (await proc.stdout.readline()).strip()
+            results.append(json.loads(line.decode()))
+            await proc.wait()
         emu.stdin.close()
-        stats = json.loads((await emu.stdout.readline()).decode())
+        stats = json.loads((await emu.stdout.read()).decode())  # to the end: one long line
         await emu.wait()
     finally:
-        if emu.returncode is None:
-            emu.kill()
-            await emu.wait()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    sent = sum(r.sent for r in results)
-    rate = sent / elapsed
-    window = stats["last"] - stats["first"]
-    lost = n - stats["chats"]
-    mode = "" if durable else ", synchronous_commit=off"
-    print(f"outbox drain: {n} reminders, {instances} instance(s) × {workers} workers × {lanes} "
-          f"lanes, cap {cap}/s{mode}")  # fmt: skip
-    print(f"  sent {sent} in {elapsed:.2f} s = {rate:,.0f}/s; achieved/cap = {rate / cap:.2f}; "
-          f"worker CPU {cpu / max(sent, 1) * 1000:.2f} ms/message")  # fmt: skip
-    emu_cpu = stats["cpu"] / max(stats["accepted"], 1) * 1000
-    print(f"  at the emulator: {stats['accepted']} accepted over {window:.2f} s, "
-          f"{stats['rejected']} refused with 429; emulator CPU {emu_cpu:.2f} ms/msg")  # fmt: skip
-    print(f"  outbox: {counts}; lost = {lost}; duplicates = {stats['accepted'] - stats['chats']}")
-    retried = sum(r.retried for r in results)
-    if retried:
-        print(f"  retried {retried}: {sorted(set(e for r in results for e in r.errors))[:3]}")
-    figure = {"n": n, "cap": cap, "rate": rate, "ratio": rate / cap, "refused": stats["rejected"],
-              "lost": lost, "dup": stats["accepted"] - stats["chats"],
-              "cpu": cpu / max(sent, 1) * 1000}  # fmt: skip
-    print(json.dumps({"bench": "outbox_drain", "instances": instances, **{
-        k: round(v, 3) if isinstance(v, float) else v for k, v in figure.items()}}))  # fmt: skip
-    return figure
 
-
-async def table(caps: list[int], n: int, workers: int, lanes: int, durable: bool) -> None:
-    rows = [await main(min(n, 50 * cap), cap, workers, lanes, durable) for cap in caps]
-    print(f"\n{'cap/s':>6} {'messages':>8} {'sent/s':>7} {'sent/cap':>8} {'429':>4} "
-          f"{'lost':>4} {'dup':>4} {'CPU ms/msg':>10}")  # fmt: skip
-    for r in rows:
-        print(f"{r['cap']:>6} {r['n']:>8} {r['rate']:>7.0f} {r['ratio']:>8.2f} {r['refused']:>4} "
-              f"{r['lost']:>4} {r['dup']:>4} {r['cpu']:>10.2f}")  # fmt: skip
+    # The work, checked: every message once, every alert's text once in the group.
+    got = Counter(text for chat, text, _ in stats["sent"] if chat != GROUP)
+    expected = {f"m{c}:{k}" for c, k in private}
+    lost = len(expected - set(got))
+    dup = sum(n - 1 for n in got.values()) + len(set(got) - expected)
+    group_text = "\n".join(text for chat, text, _ in stats["sent"] if chat == GROUP)
+    seen = Counter(int(m) for m in re.findall(r"ALERT-(\d+)</b>", group_text))
+    lost_alerts = sum(1 for j in range(alerts) if seen[j] == 0)
+    dup_alerts = sum(n - 1 for n in seen.values() if n > 1)
+    group_messages = sum(1 for chat, _, _ in stats["sent"] if chat == GROUP)
+    # The rate the cap binds: from the first send to the last message to a person (the group's
+    # last ones wait for its 20 a minute, not for the cap); every message in that span counts.
+    stamps = sorted(at for _, _, at in stats["sent"])
+    end = max((at for chat, _, at in stats["sent"] if chat != GROUP), default=0.0)
+    span = [at for at in stamps if at <= end]
+    window = span[-1] - span[0] if len(span) > 1 else 0.0
+    rate = (len(span) - 1) / window if window else 0.0
+    in_flight = args.lanes if killed is not None else 0  # a kill may repeat what was in flight
+    ok = (
+        lost == 0 and lost_alerts == 0 and dup + dup_alerts <= in_flight
+        and stats["group_max"] <= GROUP_LIMIT and counts["failed"] == 0
+        and counts["sent"] == len(expected) + alerts
+    )  # fmt: skip
+    cpu = sum(r["cpu"] for r in results)
+    load = os.getloadavg()
+    print(f"outbox drain: {len(expected)} messages to {chats} chats ({per_chat} each) + {alerts} "
+          f"staff alerts over {args.alert_seconds:g} s; {args.instances} instance processes × "
+          f"{args.lanes} lanes; cap {cap}/s; load {load[0]:.2f} {load[1]:.2f}")  # fmt: skip
+    print(f"  at the emulator: {len(span)} messages over {window:.2f} s = {rate:.1f}/s; "
+          f"achieved/cap = {rate / cap:.3f}; 429s {stats['rejected']} "
+          f"(group {stats['group_rejected']})")  # fmt: skip
+    for r in results:
+        print(f"  instance {r['name']}: sent {r['sent']} rows ({r['digested']} in digests), "
+              f"retried {r['retried']}, CPU {r['cpu']:.2f} s")  # fmt: skip
+    if killed is not None:
+        print(f"  the sending process was SIGKILLed at {args.kill_holder_after:g} s; "
+              f"all done after {elapsed:.1f} s")  # fmt: skip
+    print(f"  lost {lost} (+{lost_alerts} alerts), duplicates {dup} (+{dup_alerts} alerts); "
+          f"staff group: {group_messages} messages for {alerts} alerts, at most "
+          f"{stats['group_max']} in a rolling minute (limit {GROUP_LIMIT})")  # fmt: skip
+    print(f"  rows: {counts}")
+    figure = {
+        "bench": "outbox_drain", "ratio": round(rate / cap, 3), "cap": cap,
+        "rate": round(rate, 2), "messages": len(stamps), "refused": stats["rejected"],
+        "lost": lost + lost_alerts, "dup": dup + dup_alerts, "group_max_per_minute":
+        stats["group_max"], "group_messages": group_messages, "alerts": alerts,
+        "instances": args.instances, "killed": killed is not None,
+        "cpu_ms_per_message": round(cpu / max(len(stamps), 1) * 1000, 3),
+        "load": round(load[0], 2), "ok": ok,
+    }  # fmt: skip
+    print(json.dumps(figure))
+    return ok
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument(
-        "--cap", default="1000", help="messages per second; several (30,200,1000) print a table"
-    )
-    parser.add_argument("--workers", type=int, default=2, help="outbox workers (instances)")
-    parser.add_argument("--lanes", type=int, default=8, help="concurrent sends per worker")
-    parser.add_argument(
-        "--instances", type=int, default=1,
-        help="instances, each its own engine and sender (limiter); one sends Telegram (lock)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-sync-commit", action="store_true", help="PostgreSQL synchronous_commit=off"
-    )
-    args = parser.parse_args()
-    caps = [int(c) for c in args.cap.split(",")]
-    durable = not args.no_sync_commit
-    if len(caps) == 1:
-        asyncio.run(main(args.messages, caps[0], args.workers, args.lanes, durable, args.instances))
-    else:  # a table; each cap's run is kept under a minute (at most 50 s of messages)
-        asyncio.run(table(caps, args.messages, args.workers, args.lanes, durable))
+    parser.add_argument("--cap", type=int, default=30, help="messages per second per token")
+    parser.add_argument("--chats", type=int, default=300)
+    parser.add_argument("--per-chat", type=int, default=4)
+    parser.add_argument("--alerts", type=int, default=150)
+    parser.add_argument("--alert-seconds", type=float, default=30.0)
+    parser.add_argument("--instances", type=int, default=2, help="processes, one sends")
+    parser.add_argument("--lanes", type=int, default=16, help="concurrent sends per instance")
+    parser.add_argument("--kill-holder-after", type=float, default=None)
+    sys.exit(0 if asyncio.run(main(parser.parse_args())) else 1)

@@ -26,6 +26,14 @@ class OutboxMessage(SQLModel, table=True):
         sa.Index("ix_outbox_message_auto_reply_created", "auto_reply_key", "created_at"),
         # The retention prune finds old finished rows without reading the rest.
         sa.Index("ix_outbox_message_status_created", "status", "created_at"),
+        # A group's last minute of sends (Telegram: 20 a minute), by index: group chats only.
+        sa.Index(
+            "ix_outbox_message_group_sent",
+            "recipient",
+            "sent_at",
+            sqlite_where=sa.text("recipient LIKE '-%'"),
+            postgresql_where=sa.text("recipient LIKE '-%'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -49,6 +57,8 @@ class OutboxMessage(SQLModel, table=True):
     auto_reply_key: str | None = Field(default=None, sa_type=sa.String(64))
     created_at: datetime = _instant(default_factory=utcnow)
     sent_at: datetime | None = _instant(nullable=True, default=None)
+    # Sent as a line of a digest (a group over its 20 a minute): the Telegram message it went in.
+    sent_in: str | None = None
 
 
 class CaseMessageId(SQLModel, table=True):

@@ -81,7 +81,8 @@ class ApiServer:
             status, body = err.status, err.body()
         async with self.state.changed:
             # Recorded and announced together, so a waiter that sees a reply also sees the call.
-            self.sent.append(Call(method, params, status, body, time.perf_counter()))
+            stamp = self.state.clock.now().timestamp()
+            self.sent.append(Call(method, params, status, body, time.perf_counter(), stamp))
             self.state.changed.notify_all()
         return web.json_response(body, status=status)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,33 +76,40 @@ class Fault:
 
 
 class Window:
-    """Sliding one-second window of accepted calls."""
+    """Sliding window of accepted calls: at most `allowed` within any `span` seconds."""
 
-    def __init__(self, per_second: int) -> None:
-        self.per_second = per_second
+    def __init__(self, allowed: int, span: float = 1.0) -> None:
+        self.allowed = allowed
+        self.span = span
         self.stamps: deque[float] = deque()
 
     def retry_after(self, now: float) -> int:
         """0 when a call may pass now; else whole seconds to wait, as Telegram says."""
-        while self.stamps and self.stamps[0] <= now - 1:
+        while self.stamps and self.stamps[0] <= now - self.span:
             self.stamps.popleft()
-        if len(self.stamps) < self.per_second:
+        if len(self.stamps) < self.allowed:
             return 0
-        return max(1, math.ceil(self.stamps[0] + 1 - now))
+        return max(1, math.ceil(self.stamps[0] + self.span - now))
 
 
 class Faults:
     """What the test asked to go wrong: queued failures per method and flood-control limits.
 
-    Rate windows run on ``time.monotonic``: they measure intervals, not the (test's) wall time.
+    The per-second windows run on ``time.monotonic``: they measure intervals, not the (test's)
+    wall time. The groups' 20 a minute runs on ``group_clock`` (the emulator's clock, Unix
+    seconds), so a test can check a minute's pacing by moving its own clock, without waiting.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, group_clock: Callable[[], float] = time.monotonic) -> None:
         self.rejected = 0  # calls refused by the rate limit
+        self.group_rejected = 0  # of which by a group's per-minute limit
         self._queued: dict[str, deque[Fault]] = defaultdict(deque)
         self._global_window: Window | None = None
         self._chat_limit: int | None = None
         self._chat_windows: dict[Any, Window] = {}
+        self._group_limit: int | None = None
+        self._group_windows: dict[Any, Window] = {}
+        self._group_clock = group_clock
 
     def fail_next(self, method: str, n: int, fault: Fault) -> None:
         self._queued[method.lower()].extend(fault for _ in range(n))
@@ -111,23 +119,37 @@ class Faults:
         queue = self._queued.get(key)
         return queue.popleft() if queue else None
 
-    def rate_limit(self, per_second: int | None, per_chat_per_second: int | None) -> None:
+    def rate_limit(
+        self,
+        per_second: int | None,
+        per_chat_per_second: int | None,
+        per_group_per_minute: int | None = None,
+    ) -> None:
         self._global_window = Window(per_second) if per_second else None
         self._chat_limit = per_chat_per_second
         self._chat_windows.clear()
+        self._group_limit = per_group_per_minute
+        self._group_windows.clear()
 
     def check_rate(self, key: str, params: dict[str, Any]) -> None:
         """Raise Telegram's 429 when a sending method is over a limit; else count the call."""
         if key not in RATED:
             return
         now = time.monotonic()
-        windows = [self._global_window] if self._global_window else []
-        if self._chat_limit and "chat_id" in params:
-            chat = params["chat_id"]
-            windows.append(self._chat_windows.setdefault(chat, Window(self._chat_limit)))
-        wait = max((w.retry_after(now) for w in windows), default=0)
+        windows = [(self._global_window, now)] if self._global_window else []
+        chat = params.get("chat_id")
+        if self._chat_limit and chat is not None:
+            window = self._chat_windows.setdefault(chat, Window(self._chat_limit))
+            windows.append((window, now))
+        group = None
+        if self._group_limit and str(chat).startswith("-"):  # groups have negative ids
+            group = self._group_windows.setdefault(chat, Window(self._group_limit, 60.0))
+            windows.append((group, self._group_clock()))
+        wait = max((w.retry_after(at) for w, at in windows), default=0)
         if wait:
             self.rejected += 1
+            if group is not None and group.retry_after(self._group_clock()):
+                self.group_rejected += 1
             raise too_many(wait)
-        for w in windows:
-            w.stamps.append(now)
+        for w, at in windows:
+            w.stamps.append(at)

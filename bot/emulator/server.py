@@ -11,12 +11,13 @@ test makes go wrong) and ``ApiServer`` (the HTTP side).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from typing import Any
 
 from bot.clock import Clock
 from bot.emulator.api import ApiServer
-from bot.emulator.faults import Fault, Faults
+from bot.emulator.faults import RATED, Fault, Faults
 from bot.emulator.methods import BotApi
 from bot.emulator.state import Call, Reply, State, StoredFile
 from bot.emulator.updates import UpdateQueue
@@ -51,7 +52,7 @@ class Emulator:
         }
         self.state = State(bot_user, clock or Clock())
         self.queue = UpdateQueue(self.state, poll_cap)
-        self.faults = Faults()
+        self.faults = Faults(lambda: self.state.clock.now().timestamp())
         self.server = ApiServer(
             self.state, self.faults, BotApi(self.state, self.queue).table(), token
         )
@@ -122,6 +123,21 @@ class Emulator:
     def rejected(self) -> int:
         """Calls refused by ``rate_limit()``."""
         return self.faults.rejected
+
+    @property
+    def group_rejected(self) -> int:
+        """Of those, calls refused by a group's per-minute limit."""
+        return self.faults.group_rejected
+
+    def busiest_minute(self, chat_id: int) -> int:
+        """The most messages this chat accepted within any 60 s of the emulator's clock."""
+        stamps = sorted(
+            c.clock_at
+            for c in self.server.sent
+            if c.ok and c.method.lower() in RATED and c.params.get("chat_id") == chat_id
+        )
+        ends = (bisect.bisect_left(stamps, t + 60) - i for i, t in enumerate(stamps))
+        return max(ends, default=0)
 
     @property
     def files(self) -> dict[str, StoredFile]:
@@ -222,10 +238,16 @@ class Emulator:
         self.faults.fail_next(method, n, Fault(status, retry_after, description, after_delivery))
 
     def rate_limit(
-        self, per_second: int | None = None, per_chat_per_second: int | None = None
+        self,
+        per_second: int | None = None,
+        per_chat_per_second: int | None = None,
+        per_group_per_minute: int | None = None,
     ) -> None:
-        """Flood control for sending methods: over the limit answers 429 with retry_after."""
-        self.faults.rate_limit(per_second, per_chat_per_second)
+        """Flood control for sending methods: over the limit answers 429 with retry_after.
+
+        ``per_group_per_minute`` (Telegram: 20) counts each group's sends (negative chat ids)
+        over any 60 s of the emulator's clock: a test moving its FrozenClock sees it enforced."""
+        self.faults.rate_limit(per_second, per_chat_per_second, per_group_per_minute)
 
     async def queue_update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Queue an update of type ``kind`` ("message", "callback_query", …) for getUpdates."""

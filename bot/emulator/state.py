@@ -25,6 +25,7 @@ class Call:
     status: int
     response: dict[str, Any]
     at: float  # time.perf_counter()
+    clock_at: float = 0.0  # the emulator's clock (a test's own), Unix seconds
 
     @property
     def ok(self) -> bool:

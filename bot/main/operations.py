@@ -156,7 +156,7 @@ async def cmd_outbox_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**counts, "problems": [row.to_json() for row in rows]})
         return 0
-    for key in ("queued", "retrying", "sending", "failed", "sent"):
+    for key in ("queued", "retrying", "sending", "failed", "sent", "digested"):
         print(f"{key:9} {counts[key]}")
     for row in rows:  # failed and retrying rows, so no alert goes unseen
         when = f" next {row.next_attempt_at:%Y-%m-%d %H:%M}Z" if row.status == "retrying" else ""

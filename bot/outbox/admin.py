@@ -81,7 +81,8 @@ async def retry(sessions: async_sessionmaker, now: datetime, ids: list[int] | No
 
 
 async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
-    """Queued, retrying (queued after a failure), sending, sent and failed counts."""
+    """Queued, retrying (queued after a failure), sending, sent and failed counts; `digested`:
+    of those sent, how many went as a line of a group's digest (their `sent_in` says which)."""
     retrying = and_(col(OutboxMessage.status) == "queued", col(OutboxMessage.attempts) > 0)
     async with sessions() as session:
         rows = await session.exec(
@@ -91,6 +92,10 @@ async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
         n_retrying = (
             await session.exec(select(func.count()).select_from(OutboxMessage).where(retrying))
         ).one()
+        in_digest = col(OutboxMessage.sent_in).is_not(None)
+        n_digested = (
+            await session.exec(select(func.count()).select_from(OutboxMessage).where(in_digest))
+        ).one()
     queued = counts.get("queued", 0)
     return {
         "queued": queued - n_retrying,
@@ -98,4 +103,5 @@ async def status_counts(sessions: async_sessionmaker) -> dict[str, int]:
         "sending": counts.get("sending", 0),
         "sent": counts.get("sent", 0),
         "failed": counts.get("failed", 0),
+        "digested": n_digested,
     }

@@ -7,9 +7,13 @@ Telegram rows are claimed only by the instance holding the sender lock (an advis
 storage.repo.outbox.SenderLock), so the token's rate limits hold across instances.
 
 Two lanes, claimed and sent apart: the main lane (complainants, organisations) and the staff lane
-(staff alerts, at the staff chat's 20 a minute), so a flood of staff alerts never delays anyone's
-acknowledgement. Within a lane, a batch is split per recipient (in claim order, so one chat's
-messages keep their order), and up to `concurrency` recipients are served at once — the sender's
+(staff alerts: robots, e-mail), so a flood of staff alerts never delays anyone's acknowledgement.
+Telegram messages to groups (the staff group; any negative chat id) are neither lane's: the
+group pacer (bot.outbox.groups) keeps each group within 20 a rolling minute, merging what waits
+beyond it into a digest.
+
+Within a lane, a batch is split per recipient (in claim order, so one chat's messages keep their
+order), and up to `concurrency` recipients are served at once — the sender's
 limiter keeps Telegram's per-chat and overall rates. Each message's outcome is committed right
 after its own send, before its recipient's next, so a crash repeats at most the messages in
 flight: one per recipient served, never a batch. Outcomes that finish together share one commit.
@@ -26,9 +30,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -43,42 +45,22 @@ from bot.delivery import ChatMoved, PermanentFailure, Sender, TransientFailure
 from bot.delivery.messages import Letter, StaffNotice, TelegramDocument, TelegramText
 from bot.outbox import failures
 from bot.outbox.admin import status_counts
+from bot.outbox.groups import GroupPacer, is_group_row, not_group
 from bot.outbox.lanes import run_lane
 from bot.outbox.messages import BadPayload, message_of
 from bot.outbox.recording import DATABASE_AWAY, LEASE, Lease, Recorder, brief
 from bot.outbox.staff_notice import targets
+from bot.outbox.stats import BACKOFF_CAP, BACKOFF_FIRST, DrainStats, backoff
 from storage.models import OutboxMessage
 from storage.repo.outbox import MAIN_LANE, SENDER_LOCK_RETRY, STAFF_LANE, sender_lock
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
-BACKOFF_FIRST = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(hours=2)
 STALE_CLAIM = LEASE  # kept for callers of the old name
 # A channel with no sender configured (e.g. SMTP not set up yet) is looked at again after this.
 UNCONFIGURED_DELAY = timedelta(minutes=10)
 STAFF_CLAIM = 20  # the staff chat takes 20 a minute: a larger claim would only wait
-
-
-@dataclass
-class DrainStats:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    deferred: int = 0
-    routed: int = 0  # staff messages kept while no staff channel was set, now queued to them
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def handled(self) -> int:
-        return self.sent + self.retried + self.failed + self.deferred + self.routed
-
-
-def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with full jitter in its upper half, capped."""
-    base = min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
-    return base * (0.5 + (rng or random).random() / 2)
 
 
 class Outbox:
@@ -112,6 +94,7 @@ class Outbox:
         self.sender_lock = sender_lock(sessions.kw.get("bind"), retry=sender_lock_retry)
         self.moved: dict[str, str] = {}  # Telegram chats that migrated: old id → new
         self._down: set[tuple[str, str]] = set()  # staff channels that failed since they worked
+        self.groups = GroupPacer(self)  # Telegram groups: 20 a minute, a digest beyond
 
     async def claim(self, limit: int, lane: str | None = None) -> list[OutboxMessage]:
         """Take up to `limit` due messages (and expired leases of dead workers), oldest first."""
@@ -121,7 +104,7 @@ class Outbox:
             col(OutboxMessage.status) == "sending",
             col(OutboxMessage.claimed_at) < now - self.lease.length,
         )
-        where = or_(due, stale)
+        where = and_(or_(due, stale), not_group())  # group rows: self.groups paces them
         if lane is not None:
             where = and_(where, col(OutboxMessage.lane) == lane)
         if self.lease.held:  # ours, in flight: never taken over by ourselves
@@ -179,7 +162,10 @@ class Outbox:
             (MAIN_LANE, limit, self.concurrency, None),
             (STAFF_LANE, min(limit, STAFF_CLAIM), 1, None),
         ]
+        groups: list[OutboxMessage] | None = None
         if claimed is not None:
+            groups = [m for m in claimed if is_group_row(m)]
+            claimed = [m for m in claimed if not is_group_row(m)]
             plan = [
                 (lane, limit, n, [m for m in claimed if (m.lane or MAIN_LANE) == lane])
                 for lane, _, n, _ in plan
@@ -192,12 +178,15 @@ class Outbox:
                     group.create_task(
                         self._lane(lane, room, workers, refill, given, stats, recorder)
                     )
-            # Failures on the main lane queued staff notices after the staff lane ran dry.
-            while refill and stats.failed > told:
-                told = stats.failed
+                group.create_task(self.groups.run(refill, stats, recorder, groups))
+            # Failures (and staff alerts kept, copied by e-mail) queued staff messages after the
+            # staff lane or the groups ran dry: look again until a pass changes nothing.
+            while refill and stats.failed + stats.retried > told:
+                told = stats.failed + stats.retried
                 await self._lane(
                     STAFF_LANE, min(limit, STAFF_CLAIM), 1, True, None, stats, recorder
                 )
+                await self.groups.run(True, stats, recorder)
         except BaseExceptionGroup as errors:
             first: BaseException = errors
             while isinstance(first, BaseExceptionGroup):
@@ -394,4 +383,12 @@ class Outbox:
             self.lease.release([message.id])
 
 
-__all__ = ["MAX_ATTEMPTS", "DrainStats", "Outbox", "backoff", "status_counts"]
+__all__ = [
+    "BACKOFF_CAP",
+    "BACKOFF_FIRST",
+    "MAX_ATTEMPTS",
+    "DrainStats",
+    "Outbox",
+    "backoff",
+    "status_counts",
+]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:32:04.321720
+Create Date: 2026-12-02 00:47:45.619733
 
 """
 
@@ -645,6 +645,7 @@ def upgrade() -> None:
         sa.Column("auto_reply_key", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sent_in", sa.String(), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"], ["case_file.id"], name=op.f("fk_outbox_message_case_id_case_file")
         ),
@@ -661,6 +662,13 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             batch_op.f("ix_outbox_message_email_message_id"), ["email_message_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_outbox_message_group_sent",
+            ["recipient", "sent_at"],
+            unique=False,
+            sqlite_where=sa.text("recipient LIKE '-%'"),
+            postgresql_where=sa.text("recipient LIKE '-%'"),
         )
         batch_op.create_index(
             "ix_outbox_message_lane_status_next",
@@ -725,6 +733,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_message_status_next_attempt_at")
         batch_op.drop_index("ix_outbox_message_status_created")
         batch_op.drop_index("ix_outbox_message_lane_status_next")
+        batch_op.drop_index(
+            "ix_outbox_message_group_sent",
+            sqlite_where=sa.text("recipient LIKE '-%'"),
+            postgresql_where=sa.text("recipient LIKE '-%'"),
+        )
         batch_op.drop_index(batch_op.f("ix_outbox_message_email_message_id"))
         batch_op.drop_index(batch_op.f("ix_outbox_message_coalesce_key"))
         batch_op.drop_index(batch_op.f("ix_outbox_message_case_id"))
