@@ -182,15 +182,30 @@ def _takes(handler: BaseHandler[Update, Context, Any], update: Update) -> bool:
 async def leave_waiting_flows(update: Update, context: Context) -> None:
     """Group.FLOW_EXIT, after the guard, before staff and flows: when the update starts something
     else, every conversation of this chat that waits ends first — also those in a later group
-    than the flow it starts, which would otherwise take the next text as their answer."""
+    than the flow it starts, which would otherwise take the next text as their answer.
+
+    Cheap for an answer (most updates): only the flows that wait in this chat are looked at, and
+    only when the update starts something (every flow's fallback asks the same question)."""
     app = context.application
-    for handlers in list(app.handlers.values()):
-        for handler in handlers:
-            if not isinstance(handler, ConversationHandler):
-                continue
-            check = handler.check_update(update)
-            if isinstance(check, tuple) and isinstance(check[2], StartsSomethingElse):
-                await handler.handle_update(update, app, check, context)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        return
+    key = (chat.id, user.id)  # the conversations' key: per chat and user (flows.conversation)
+    waiting = [
+        handler
+        for handlers in list(app.handlers.values())
+        for handler in handlers
+        if isinstance(handler, ConversationHandler) and key in handler._conversations
+    ]
+    if not waiting:
+        return
+    starts = next((f for f in waiting[0].fallbacks if isinstance(f, StartsSomethingElse)), None)
+    if starts is not None and not starts.check_update(update):
+        return
+    for handler in waiting:
+        check = handler.check_update(update)
+        if isinstance(check, tuple) and isinstance(check[2], StartsSomethingElse):
+            await handler.handle_update(update, app, check, context)
 
 
 def exit_fallbacks(app: Application) -> list[BaseHandler[Update, Context, Any]]:

@@ -90,9 +90,10 @@ async def guard(update: Update, context: Context) -> None:
     now = desk.clock.now()
     handled: UpdateLog = context.bot_data["update_log"]
     uow = uow_of(context)
-    if await handled.seen(uow.session, update.update_id):
-        raise ApplicationHandlerStop  # redelivered: handled already
     update_id = update.update_id
+    # No session is opened for an id above the highest handled (the usual case).
+    if not handled.is_new(update_id) and await handled.seen(uow.session, update_id):
+        raise ApplicationHandlerStop  # redelivered: handled already
     # The first write of the update's first commit: with everything the handlers did.
     statement, params = update_record(desk.sessions, update_id, now)
     uow.first_in_commit(statement, params, lambda: handled.recorded(update_id))
