@@ -1,20 +1,29 @@
 """Eligibility answers through the emulator: updates/s and latency p50/p99 of the full bot
 (guard, persistence, SQLite writes, rate limiter) next to a bare echo bot through the same
-emulator, and a bare bot making the same Bot API calls through the same HTTP transport (PTB's
-HTTPXRequest). The figure is bot ÷ bare (target ≥ 0.8), printed last as one JSON line with the
-p99 handling latency; bot ÷ echo is shown too.
+emulator, and a bare bot making the same Bot API calls through the same HTTP transport. The
+figure is bot ÷ bare (target ≥ 0.8), printed last as one JSON line with the p99 handling
+latency; bot ÷ echo is shown too.
 
     python bench/telegram_updates.py [N=2000] [USERS=1] [ROUNDS=1]
 
+The bare bot is fair by construction: one round of the check is first recorded from the full
+bot (`record_script`: every reply's HTML text and inline keyboard, from the first question to
+the verdict with the main menu), and the bare bot replays it — the same sendMessage calls with
+the same texts and keyboards, answerCallbackQuery beside each one that answers a button press,
+none for typed text (the start date, /eligibility) — driven by the same `answer` function, so
+both get the same updates. Both are built by `bot_builder` with PTB's default transport,
+HTTPXRequest (httpx over HTTP/1.1, a pool of up to 256 kept-alive connections for the calls,
+one for getUpdates); the bare bot has no rate limiter and no logic.
+
 Everything (emulator, bot, benchmark) shares one event loop, so the rate is set by CPU time:
 each line also shows the process CPU time per update, steadier than the rate on a busy
-machine. With ROUNDS > 1, echo and bot runs alternate and the median ratio is printed too.
+machine. With ROUNDS > 1, echo, bare and bot runs alternate and the median ratio is printed.
 
-What an eligibility answer costs beyond an echo: one more HTTP call (answerCallbackQuery,
-sent concurrently with the next question), PTB's dispatch through the guard group and a
-persistent ConversationHandler (its idle timeout a note in memory, handlers.telegram.flows
-.IdleFlows), and one transaction (update-id record + answer [+ conversation state]) committed in
-one call to the writer (storage.writer).
+What an eligibility answer costs beyond the bare bot: PTB's dispatch through the guard group
+and a persistent ConversationHandler (its idle timeout a note in memory, handlers.telegram.flows
+.IdleFlows), the catalog texts rendered, and one transaction (update-id record + answer
+[+ conversation state]) committed in one call to the writer (storage.writer: on SQLite the
+loop's own connection, statements compiled once, no ORM).
 """
 
 from __future__ import annotations
