@@ -152,7 +152,11 @@ class StartsSomethingElse(BaseHandler[Update, Context, Any]):
             return True
         if update.message is None and update.callback_query is None:
             return False
-        return any(_takes(h, update) for h in self.starts())
+        message = update.message
+        if message is not None and not (message.text or "").startswith("/"):
+            return False  # typed text or a file: an answer, never a start (no command)
+        kind = CallbackQueryHandler if update.callback_query is not None else CommandHandler
+        return any(_takes(h, update) for h in self.starts() if isinstance(h, kind))
 
     def starts(self) -> list[BaseHandler[Update, Context, Any]]:
         """Every command handler, and every conversation's entry points (read once: the
