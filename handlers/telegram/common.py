@@ -59,6 +59,7 @@ from handlers.telegram.context import (
     uow_of,
 )
 from handlers.telegram.flows import (
+    FLOOD_GATE,
     conversation,
     desk_of_app,
     exit_fallbacks,
@@ -164,7 +165,7 @@ async def fallback(update: Update, context: Context) -> None:
 
 def register(app: Application, desk: Desk) -> None:
     settings = desk.settings
-    app.bot_data["flood"] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
+    app.bot_data[FLOOD_GATE] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
     app.bot_data["update_log"] = UpdateLog()
     app.add_handler(TypeHandler(Update, guard), group=Group.GUARD)
     app.add_handler(TypeHandler(Update, leave_waiting_flows), group=Group.FLOW_EXIT)

@@ -34,6 +34,7 @@ from messages.render import th
 # --- conversations ---------------------------------------------------------------------------
 
 IDLE_FLOWS = "idle_flows"  # bot_data: the IdleFlows of the application
+FLOOD_GATE = "flood"  # bot_data: the guard's FloodGate (guard.py)
 
 
 def stay(fn: F) -> F:
@@ -96,6 +97,9 @@ class IdleFlows:
                 app.drop_user_data(key[1])
             if key[0] in app.chat_data:
                 app.drop_chat_data(key[0])
+        flood = app.bot_data.get(FLOOD_GATE)
+        if flood is not None:
+            flood.prune()  # the flood gate's users with nothing in its window, too
         if ended:
             await app.update_persistence()
         return ended

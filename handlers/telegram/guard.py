@@ -22,7 +22,7 @@ from handlers.telegram.context import (
     remember_contact,
     uow_of,
 )
-from handlers.telegram.flows import IDLE_FLOWS, IdleFlows
+from handlers.telegram.flows import FLOOD_GATE, IDLE_FLOWS, IdleFlows
 from handlers.telegram.staff_gate import is_staff
 from messages.render import normalise_locale, th
 from storage.persistence import UpdateLog, update_record
@@ -50,7 +50,7 @@ class FloodGate:
         stamps = self.seen.get(user_id)
         if stamps is None:
             if len(self.seen) >= self._prune_at:
-                self._prune(now)
+                self.prune(now)
             stamps = self.seen[user_id] = array("d")
         start = now - self.window
         old = 0
@@ -64,9 +64,11 @@ class FloodGate:
         self.warned.discard(user_id)
         return True
 
-    def _prune(self, now: float) -> None:
-        """Forget users with nothing in the window; amortised: the next pass when the table has
-        doubled, so the bookkeeping follows the users of the last window, not all ever seen."""
+    def prune(self, now: float | None = None) -> None:
+        """Forget users with nothing in the window. Run when a new user finds the table grown
+        (amortised: the next pass when it has doubled, so the bookkeeping follows the users of
+        the last window, not all ever seen) and by the idle sweep (flows.IdleFlows)."""
+        now = time.monotonic() if now is None else now
         idle = [
             u for u, stamps in self.seen.items() if not stamps or stamps[-1] <= now - self.window
         ]
@@ -88,7 +90,7 @@ async def guard(update: Update, context: Context) -> None:
                 chat.id, th("menu.group_refused", desk.settings.default_locale)
             )
         raise ApplicationHandlerStop
-    gate: FloodGate = context.bot_data["flood"]
+    gate: FloodGate = context.bot_data[FLOOD_GATE]
     if user is not None and not is_staff(update, desk) and not gate.allow(user.id):
         if user.id not in gate.warned and chat is not None:
             gate.warned.add(user.id)

@@ -1,6 +1,6 @@
 """What an eligibility answer costs the database: one commit through the writer (the update id
 and the answer together), no ORM session, no pool connection on SQLite (the writer's own), one
-on PostgreSQL (the Core writer's); and no job armed for it."""
+on PostgreSQL (the Core writer's); no job armed for it and no bookkeeping left behind."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ async def test_an_answer_is_one_writer_call_and_no_session(
         finally:
             sa.event.remove(engine.sync_engine, "checkout", checked_out)
         assert [j.name for j in app.job_queue.jobs()] == ["idle_flows"]  # type: ignore[union-attr]
+        # PTB's notes for a persistence of user and chat data (ours keeps neither) stay empty,
+        # not one entry per user ever seen.
+        assert not app._user_ids_to_be_updated_in_persistence
+        assert not app._chat_ids_to_be_updated_in_persistence
     # Per answer: one call with the update id and the answer (the state did not change).
     assert writer_calls == [2, 2]
     assert len(checkouts) == (0 if backend == "sqlite" else 2)
