@@ -199,12 +199,9 @@ async def leave_waiting_flows(update: Update, context: Context) -> None:
     if chat is None or user is None:
         return
     key = (chat.id, user.id)  # the conversations' key: per chat and user (flows.conversation)
-    waiting = [
-        handler
-        for handlers in list(app.handlers.values())
-        for handler in handlers
-        if isinstance(handler, ConversationHandler) and key in handler._conversations
-    ]
+    idle: IdleFlows | None = context.bot_data.get(IDLE_FLOWS)
+    flows = idle.flows if idle is not None else []  # every flow (`conversation` adds each)
+    waiting = [handler for handler in flows if key in handler._conversations]
     if not waiting:
         return
     starts = next((f for f in waiting[0].fallbacks if isinstance(f, StartsSomethingElse)), None)
@@ -213,7 +210,7 @@ async def leave_waiting_flows(update: Update, context: Context) -> None:
     for handler in waiting:
         check = handler.check_update(update)
         if isinstance(check, tuple) and isinstance(check[2], StartsSomethingElse):
-            await handler.handle_update(update, app, check, context)
+            await handler.handle_update(update, app, check, context)  # type: ignore[arg-type]
 
 
 def exit_fallbacks(app: Application) -> list[BaseHandler[Update, Context, Any]]:
