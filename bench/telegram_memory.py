@@ -9,6 +9,12 @@ that forgets chats idle for longer than the conversation timeout. The figure is 
 kept per user right after the conversation ended. Last line: JSON.
 
     python bench/telegram_memory.py [USERS=10000]
+
+Users visit 8 at a time. 10,000 users are 50,000 updates and 10,000 first contacts (a contact
+row each): ~4 minutes of CPU untraced, ~3 times that with tracemalloc on (it follows every
+allocation) — about 15–18 minutes on 2 shared cores. A smaller USERS gives a quick look, but
+only a large one shows that the bookkeeping is bounded (the flood gate prunes when it has
+doubled past 1,024 users; PTB's own sets used to grow by every user ever seen).
 """
 
 from __future__ import annotations
