@@ -68,7 +68,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         # so the bookkeeping holds the conversations under way only.
         if self._written.get(cache_key) == new_state:
             return
-        stmt = _state_statement(_dialect(self.sessions), name, cache_key[1], new_state)
+        stmt, params = _state_statement(_dialect(self.sessions), name, cache_key[1], new_state)
 
         def written() -> None:
             if new_state is None:
@@ -79,11 +79,11 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         uow = current()
         if uow is not None:  # within an update: in its transaction
             async with self._lock:
-                await uow.write(stmt)
+                await uow.write(stmt, params)
             uow.after_commit(written)
             return
         async with self.sessions() as session, session.begin():
-            await (await session.connection()).execute(stmt)
+            await (await session.connection()).execute(stmt, params)
         written()
 
     # Nothing else is persisted: the store_data flags say so, these satisfy the interface.
@@ -145,15 +145,33 @@ def _insert(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
-def _state_statement(dialect: str, name: str, key: str, state: object | None) -> sa.Executable:
-    """The conversation_state write: Core, no ORM bookkeeping per update."""
-    table = table_of(ConversationState)
-    if state is None:
-        return sa.delete(table).where(table.c.name == name, table.c.key == key)
-    stmt = _insert(dialect)(table).values(name=name, key=key, state=state)
-    return stmt.on_conflict_do_update(
-        index_elements=["name", "key"], set_={"state": stmt.excluded.state}
-    )
+_STATES: dict[tuple[str, bool], sa.Executable] = {}
+
+
+def _state_statement(
+    dialect: str, name: str, key: str, state: object | None
+) -> tuple[sa.Executable, dict[str, Any]]:
+    """The conversation_state write: Core, no ORM bookkeeping per update; the statements built
+    once per dialect (a reused statement is compiled once: storage.writer, SQLAlchemy's cache)."""
+    params: dict[str, Any] = {"s_name": name, "s_key": key}
+    if (dialect, state is None) not in _STATES:
+        table = table_of(ConversationState)
+        if state is None:
+            _STATES[dialect, True] = sa.delete(table).where(
+                table.c.name == sa.bindparam("s_name"), table.c.key == sa.bindparam("s_key")
+            )
+        else:
+            stmt = _insert(dialect)(table).values(
+                name=sa.bindparam("s_name"),
+                key=sa.bindparam("s_key"),
+                state=sa.bindparam("s_state", type_=table.c.state.type),
+            )
+            _STATES[dialect, False] = stmt.on_conflict_do_update(
+                index_elements=["name", "key"], set_={"state": stmt.excluded.state}
+            )
+    if state is not None:
+        params["s_state"] = state
+    return _STATES[dialect, state is None], params
 
 
 _RECORDS: dict[str, sa.Executable] = {}
@@ -224,6 +242,11 @@ class UpdateLog:
         if update_id > self._highest:
             return False
         return await update_seen(session, update_id)
+
+    def is_new(self, update_id: int) -> bool:
+        """True when the id is certainly new (above the highest known), without the database;
+        False means `seen` must ask."""
+        return self._highest is not None and update_id > self._highest
 
     def recorded(self, update_id: int) -> None:
         """An id is now in the table (its transaction committed)."""

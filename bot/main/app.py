@@ -111,6 +111,19 @@ class CertdeskApplication(Application):  # type: ignore[type-arg]
             unbind(token)
             await uow.close()
 
+    async def update_persistence(self) -> None:
+        await super().update_persistence()
+        # PTB notes every user and chat an update touched (and every one dropped) for the
+        # persistence, but empties those sets only when the persistence stores user or chat
+        # data — ours stores neither, so they would grow by every user ever seen.
+        store = self.persistence.store_data if self.persistence is not None else None
+        if store is None or not store.user_data:
+            self._user_ids_to_be_updated_in_persistence.clear()
+            self._user_ids_to_be_deleted_in_persistence.clear()
+        if store is None or not store.chat_data:
+            self._chat_ids_to_be_updated_in_persistence.clear()
+            self._chat_ids_to_be_deleted_in_persistence.clear()
+
     async def process_error(
         self,
         update: object | None,

@@ -45,10 +45,12 @@ from handlers.telegram.context import (
     MENU_ITEMS,
     MENU_MAIN,
     MENU_QUOTE,
+    CachedContact,
     Callback,
     Context,
     F,
     Group,
+    cached_contact,
     commit_before_reply,
     contact_of,
     desk_of,
@@ -57,6 +59,7 @@ from handlers.telegram.context import (
     uow_of,
 )
 from handlers.telegram.flows import (
+    FLOOD_GATE,
     conversation,
     desk_of_app,
     exit_fallbacks,
@@ -162,7 +165,7 @@ async def fallback(update: Update, context: Context) -> None:
 
 def register(app: Application, desk: Desk) -> None:
     settings = desk.settings
-    app.bot_data["flood"] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
+    app.bot_data[FLOOD_GATE] = FloodGate(settings.flood_max_updates, settings.flood_window_seconds)
     app.bot_data["update_log"] = UpdateLog()
     app.add_handler(TypeHandler(Update, guard), group=Group.GUARD)
     app.add_handler(TypeHandler(Update, leave_waiting_flows), group=Group.FLOW_EXIT)
@@ -187,9 +190,18 @@ ORG_NAME_MIN, ORG_NAME_MAX = 2, 200
 
 async def organisation(context: Context) -> Any:
     """The contact's organisation, or None when it has not been named yet."""
-    fresh, org = await contacts.organisation_of(uow_of(context), contact_of(context).id)
+    fresh, org = await contacts.organisation_of(uow_of(context), cached_contact(context).id)
     remember_contact(context, fresh)
     return org
+
+
+async def has_organisation(context: Context) -> bool:
+    """Whether the contact has named (or been linked to) an organisation. Only this process
+    links a Telegram contact to one (and keeps its copy fresh), and never unlinks it: a known
+    organisation needs no read."""
+    if cached_contact(context).organisation_id is not None:
+        return True
+    return await organisation(context) is not None
 
 
 async def name_organisation(update: Update, context: Context) -> Any:
@@ -205,7 +217,7 @@ async def name_organisation(update: Update, context: Context) -> Any:
     desk = desk_of(context)
     now = desk.clock.now()
     fresh, org = await contacts.name_organisation(
-        uow_of(context), contact_of(context).id, text, now
+        uow_of(context), cached_contact(context).id, text, now
     )
     remember_contact(context, fresh)
     return org
@@ -227,6 +239,7 @@ __all__ = [
     "MENU_QUOTE",
     "ORG_NAME_MAX",
     "ORG_NAME_MIN",
+    "CachedContact",
     "Callback",
     "Context",
     "F",
@@ -234,6 +247,7 @@ __all__ = [
     "Group",
     "answer_query",
     "button",
+    "cached_contact",
     "cancel",
     "choose_language",
     "commit_before_reply",
@@ -244,6 +258,7 @@ __all__ = [
     "exit_fallbacks",
     "fallback",
     "guard",
+    "has_organisation",
     "help_",
     "keyboard",
     "language",

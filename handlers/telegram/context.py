@@ -158,6 +158,15 @@ async def commit_before_reply() -> None:
         raise ApplicationHandlerStop from None
 
 
+def cached_contact(context: Context) -> CachedContact:
+    """The contact the guard loaded for this update (private chats only), as kept in user_data:
+    its columns, no ORM object made (what a handler that needs an id or the organisation reads)."""
+    contact = context.user_data.get(_CONTACT) if context.user_data is not None else None
+    if contact is None:
+        raise LookupError("no contact for this update (not a private chat?)")
+    return contact  # type: ignore[no-any-return]
+
+
 def contact_of(context: Context) -> Contact:
     """The contact the guard loaded for this update (private chats only), detached."""
     contact = context.user_data.get(_CONTACT) if context.user_data is not None else None

@@ -3,12 +3,13 @@ verdict saved on the applicant's organisation."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -87,7 +88,7 @@ async def _save(context: Context, answers: dict[str, Any], result: dict[str, Any
     """Write the answers (and the verdict) in the update's unit of work; it is committed before
     the reply goes out, so the applicant never sees the next question for an unsaved answer."""
     desk = common.desk_of(context)
-    org_id = common.contact_of(context).organisation_id
+    org_id = common.cached_contact(context).organisation_id
     assert org_id is not None  # the flow names the organisation before it asks anything
     now = desk.clock.now() if result else None
     saved, cache = dict(answers), _cache(context)
@@ -100,13 +101,22 @@ async def _save(context: Context, answers: dict[str, Any], result: dict[str, Any
 
 
 async def _ask(
-    update: Update, context: Context, answers: dict[str, Any], *, intro: bool = False
+    update: Update,
+    context: Context,
+    answers: dict[str, Any],
+    *,
+    intro: bool = False,
+    press: CallbackQuery | None = None,
 ) -> str | int:
-    """Ask the next unanswered question, or give the verdict when all are answered."""
+    """Ask the next unanswered question, or give the verdict when all are answered; `press`,
+    the button that brought the answer, is acknowledged beside the question (both calls at
+    once, after the commit: neither reads or writes the database)."""
     desk = common.desk_of(context)
     locale = common.locale_of(context)
     qs, index = _pending(desk, answers)
     if index == len(qs):
+        if press is not None:
+            await press.answer()  # the verdict reads and writes first: one call after the other
         return await _verdict(update, context, answers)
     cond = qs[index]
     head = th("applicant.elig_progress", locale, n=index + 1, total=len(qs))
@@ -126,7 +136,11 @@ async def _ask(
         text += "\n" + th("applicant.date_hint", locale)
         rows = [back]
     await common.commit_before_reply()
-    await common.send(update, context, text, common.keyboard(rows))
+    question = common.send(update, context, text, common.keyboard(rows))
+    if press is None:
+        await question
+    else:
+        await asyncio.gather(press.answer(), question)
     return ASK
 
 
@@ -142,7 +156,7 @@ async def _verdict(update: Update, context: Context, answers: dict[str, Any]) ->
     await _save(context, answers, result.to_json())
     # A factory in a termination period (IETP) is refused whatever it answered, with the day
     # it may reapply from its own status history.
-    org_id = common.contact_of(context).organisation_id
+    org_id = common.cached_contact(context).organisation_id
     again = await statuses.organisation_may_reapply(desk, common.uow_of(context), org_id)
     lines: list[str] = []
     if again is not None:
@@ -169,7 +183,7 @@ async def _verdict(update: Update, context: Context, answers: dict[str, Any]) ->
     return ConversationHandler.END
 
 
-async def _begin(update: Update, context: Context, org: Any) -> str | int:
+async def _begin(update: Update, context: Context) -> str | int:
     """Fresh answers for the (chosen or only) scheme, then the first question."""
     desk = common.desk_of(context)
     schemes = desk.profile.body.schemes
@@ -192,11 +206,10 @@ async def _begin(update: Update, context: Context, org: Any) -> str | int:
 async def entry(update: Update, context: Context) -> str | int:
     """The menu button or /eligibility."""
     await common.answer_query(update)
-    org = await common.organisation(context)
-    if org is None:
+    if not await common.has_organisation(context):
         await reply(update, context, "applicant.ask_org_name")
         return ORG
-    return await _begin(update, context, org)
+    return await _begin(update, context)
 
 
 @stay
@@ -204,7 +217,7 @@ async def org_named(update: Update, context: Context) -> str | int | None:
     org = await common.name_organisation(update, context)
     if org is None:
         return None
-    return await _begin(update, context, org)
+    return await _begin(update, context)
 
 
 @stay
@@ -228,7 +241,7 @@ async def _change(
     (committed with the update, before the reply). Returns the answers, or None when `change`
     declined."""
     desk = common.desk_of(context)
-    org_id = common.contact_of(context).organisation_id
+    org_id = common.cached_contact(context).organisation_id
     if org_id is None:
         return None
     cache = _cache(context)
@@ -263,9 +276,7 @@ async def answered(update: Update, context: Context) -> str | int | None:
     if answers is None:
         await query.answer(th("applicant.stale_button", common.locale_of(context)))
         return None
-    # One after the other: both use the update's unit of work (its session is not concurrent).
-    await query.answer()
-    return await _ask(update, context, answers)
+    return await _ask(update, context, answers, press=query)
 
 
 @stay

@@ -34,6 +34,7 @@ from messages.render import th
 # --- conversations ---------------------------------------------------------------------------
 
 IDLE_FLOWS = "idle_flows"  # bot_data: the IdleFlows of the application
+FLOOD_GATE = "flood"  # bot_data: the guard's FloodGate (guard.py)
 
 
 def stay(fn: F) -> F:
@@ -96,6 +97,9 @@ class IdleFlows:
                 app.drop_user_data(key[1])
             if key[0] in app.chat_data:
                 app.drop_chat_data(key[0])
+        flood = app.bot_data.get(FLOOD_GATE)
+        if flood is not None:
+            flood.prune()  # the flood gate's users with nothing in its window, too
         if ended:
             await app.update_persistence()
         return ended
@@ -152,7 +156,11 @@ class StartsSomethingElse(BaseHandler[Update, Context, Any]):
             return True
         if update.message is None and update.callback_query is None:
             return False
-        return any(_takes(h, update) for h in self.starts())
+        message = update.message
+        if message is not None and not (message.text or "").startswith("/"):
+            return False  # typed text or a file: an answer, never a start (no command)
+        kind = CallbackQueryHandler if update.callback_query is not None else CommandHandler
+        return any(_takes(h, update) for h in self.starts() if isinstance(h, kind))
 
     def starts(self) -> list[BaseHandler[Update, Context, Any]]:
         """Every command handler, and every conversation's entry points (read once: the
@@ -182,15 +190,27 @@ def _takes(handler: BaseHandler[Update, Context, Any], update: Update) -> bool:
 async def leave_waiting_flows(update: Update, context: Context) -> None:
     """Group.FLOW_EXIT, after the guard, before staff and flows: when the update starts something
     else, every conversation of this chat that waits ends first — also those in a later group
-    than the flow it starts, which would otherwise take the next text as their answer."""
+    than the flow it starts, which would otherwise take the next text as their answer.
+
+    Cheap for an answer (most updates): only the flows that wait in this chat are looked at, and
+    only when the update starts something (every flow's fallback asks the same question)."""
     app = context.application
-    for handlers in list(app.handlers.values()):
-        for handler in handlers:
-            if not isinstance(handler, ConversationHandler):
-                continue
-            check = handler.check_update(update)
-            if isinstance(check, tuple) and isinstance(check[2], StartsSomethingElse):
-                await handler.handle_update(update, app, check, context)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        return
+    key = (chat.id, user.id)  # the conversations' key: per chat and user (flows.conversation)
+    idle: IdleFlows | None = context.bot_data.get(IDLE_FLOWS)
+    flows = idle.flows if idle is not None else []  # every flow (`conversation` adds each)
+    waiting = [handler for handler in flows if key in handler._conversations]
+    if not waiting:
+        return
+    starts = next((f for f in waiting[0].fallbacks if isinstance(f, StartsSomethingElse)), None)
+    if starts is not None and not starts.check_update(update):
+        return
+    for handler in waiting:
+        check = handler.check_update(update)
+        if isinstance(check, tuple) and isinstance(check[2], StartsSomethingElse):
+            await handler.handle_update(update, app, check, context)  # type: ignore[arg-type]
 
 
 def exit_fallbacks(app: Application) -> list[BaseHandler[Update, Context, Any]]:

@@ -43,6 +43,13 @@ def test_flood_gate_refuses_past_the_limit_then_recovers() -> None:
     assert gate.allow(1, 10.5)
 
 
+def test_flood_gate_forgets_users_with_nothing_in_the_window() -> None:
+    gate = FloodGate(3, 10)
+    assert gate.allow(1, 0) and gate.allow(2, 5)
+    gate.prune(12)  # user 1's last update left the window, user 2's did not
+    assert list(gate.seen) == [2]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
