@@ -34,6 +34,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from bot.domain.letters import (
     automatic_reasons,
     case_ref_in_subject,
+    case_ref_in_text,
     classify_text,
     normalise_message_id,
     own_mail_reasons,
@@ -103,7 +104,13 @@ def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str
         return None, ""
     text, eight_bit = raw_to_str(FOLD.sub(" ", value))
     name, addr = parseaddr(_printable(text))
-    decoded, problems = decode_header_text(name)
+    if not _ADDR_SPEC.fullmatch(addr.strip()):
+        # Written by hand or by a broken client: `张伟 a@qq.com` (no angle brackets), the whole
+        # `Name <addr>` inside one encoded word, `<<a@qq.com>>`. The address a person can see in
+        # it is theirs.
+        decoded, addr, problems = _salvaged_address(text, addr)
+    else:
+        decoded, problems = decode_header_text(name)
     for problem in problems:
         acc.problem(f"{problem}: {header}")
     if eight_bit:
@@ -113,6 +120,22 @@ def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str
         acc.problem(f"bad_address: {header}")  # never an address to answer, nor a key
         address = None
     return address, decoded
+
+
+_ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
+
+
+def _salvaged_address(text: str, addr: str) -> tuple[str, str, list[str]]:
+    """(display name, address, problems) of a From that parseaddr could not split."""
+    decoded, problems = decode_header_text(text)
+    decoded = decoded.replace("＠", "@")
+    problems = [p for p in problems if p != "header_8bit"]  # noted by the caller
+    found = _ADDR_SPEC.findall(decoded)
+    if not found:
+        return decoded if "@" not in decoded else "", addr, problems
+    address = found[0].strip(".'")
+    rest = decoded.replace(address, " ", 1)
+    return " ".join(re.sub(r"[<>\"]", " ", rest).split()), address, problems
 
 
 # RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address at most 254 characters.
@@ -264,7 +287,7 @@ def _parse(
     text = _printable("\n\n".join(t.strip() for t in acc.texts if t.strip()))
     case_ref = _case_ref(
         subject, in_reply_to, references, bounce, case_ref_prefix, known_refs_by_message_id, acc
-    )
+    ) or (None if bounce else case_ref_in_text(text, case_ref_prefix))
     kind: Kind = "reply" if case_ref else classify_text(subject, text)
     return ParsedMail(
         message_id=message_id,
@@ -305,7 +328,8 @@ def _case_ref(
     known: dict[str, str] | None,
     acc: Walk,
 ) -> str | None:
-    """Subject tag first; else the threading headers (newest first) against stored IDs."""
+    """Subject first (our tag, else a reference typed any way); else the threading headers
+    (newest first) against stored IDs. The body is the caller's last resort."""
     tagged = case_ref_in_subject(subject, prefix)
     lookup = {normalise_message_id(k): v for k, v in (known or {}).items()}
     threaded = None

@@ -134,7 +134,10 @@ def test_custom_prefix() -> None:
         ("【TS-2026-7k3f9q】", "TS-2026-7K3F9Q"),
         ("[TS-2026-7K3F9O]", None),  # O is not in the alphabet
         ("[TS-2026-7K3F91]", None),
-        ("TS-2026-7K3F9Q", None),  # a tag has brackets
+        ("TS-2026-7K3F9Q", "TS-2026-7K3F9Q"),  # typed without our brackets: still the case
+        ("Re: ts 2026 7k3f9q 补充", "TS-2026-7K3F9Q"),
+        ("（ＴＳ－２０２６－７Ｋ３Ｆ９Ｑ）", "TS-2026-7K3F9Q"),
+        ("TS-2026-7K3F9Q2", None),
         ("[TS-2026-7K3F9QX]", None),
     ],
 )
