@@ -17,78 +17,12 @@ import re
 from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
-from html.parser import HTMLParser
 
 from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.domain.mail import Attachment
 from handlers.email.decode import decode_bytes, header_params, raw_to_str
-
-# ---------------------------------------------------------------------------------------------
-# HTML → text
-
-
-class _HtmlText(HTMLParser):
-    _BLOCK = frozenset(
-        (
-            "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "footer",
-            "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre",
-            "section", "table", "tr", "ul",
-        )
-    )  # fmt: skip
-    _SKIP = frozenset(("script", "style", "head", "title", "template", "noscript"))
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self.skipping = 0
-        self.pre = 0
-
-    def _line_break(self) -> None:
-        # Blocks start on a new line without adding blank lines (Outlook wraps every line in <p>).
-        for chunk in reversed(self.chunks):
-            if chunk.strip(" "):
-                if not chunk.rstrip(" ").endswith("\n"):
-                    self.chunks.append("\n")
-                return
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self.skipping += 1
-        elif tag == "br":
-            self.chunks.append("\n")
-        elif tag in self._BLOCK:
-            self._line_break()
-            if tag == "li":
-                self.chunks.append("- ")
-        elif tag in ("td", "th"):
-            self.chunks.append(" ")
-        if tag == "pre":
-            self.pre += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in self._BLOCK:
-            self._line_break()
-        if tag == "pre":
-            self.pre = max(0, self.pre - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        self.chunks.append(data if self.pre else re.sub(r"[ \t\r\n\f\xa0]+", " ", data))
-
-
-def html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    lines = [line.strip() for line in "".join(parser.chunks).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
-
+from handlers.email.htmltext import html_to_text, meta_charset
+from handlers.email.salvage import salvage
 
 # ---------------------------------------------------------------------------------------------
 # Walking the MIME tree
@@ -106,23 +40,51 @@ class Walk:
     problems: list[str] = field(default_factory=list)
     dsn_blocks: list[Message] = field(default_factory=list)
     embedded_headers: list[Message] = field(default_factory=list)
+    forwarded: list[Message] = field(default_factory=list)  # message/rfc822 parts, not reports
 
     def problem(self, text: str) -> None:
         if text not in self.problems:
             self.problems.append(text)
 
 
+# Deeper than this is recorded (no client nests so), but still walked: the words are kept.
 _MAX_DEPTH = 30
+# Parts visited of one letter: the walk's cost is bounded whatever the nesting or the count.
+MAX_PARTS = 20_000
 # Files kept of one letter: a letter of 10,000 files must not cost 10,000 writes and fsyncs.
 MAX_ATTACHMENTS = 25
 
 
 def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATTACHMENTS) -> Walk:
-    """Visit every part of `msg`; never raises for a malformed part."""
+    """Visit every part of `msg`, depth first in order, without recursion (a letter nested
+    thousands deep costs no stack); never raises for a malformed part."""
     acc = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
     for defect in msg.defects:
         acc.problem(f"defect: {type(defect).__name__}")
-    _walk(msg, acc, _Where())
+    stack: list[tuple[Message, _Where]] = [(msg, _Where())]
+    visited = 0
+    while stack:
+        part, where = stack.pop()
+        visited += 1
+        if visited > MAX_PARTS:
+            acc.problem(f"too_many_parts: more than {MAX_PARTS}, the rest not read")
+            break
+        if where.depth > _MAX_DEPTH:
+            acc.problem("too_deeply_nested")
+        try:
+            children = _visit(part, acc, where)
+        except Exception as exc:  # one bad part never costs the whole message
+            acc.problem(f"part_unreadable: {where.path}: {type(exc).__name__}")
+            continue
+        stack.extend(reversed(children))
+    if not any(t.strip() for t in acc.texts):
+        # Only a forwarded letter ("Fw:" with nothing added, a client that forwards as an
+        # attachment): its words are what the sender sends us. Read one level, never deeper.
+        for inner in acc.forwarded[:3]:
+            shown = _texts_of(inner, max_attachment_bytes)
+            acc.texts.extend(shown)
+            if shown:
+                break
     if any(
         p.startswith(("defect: CloseBoundaryNotFound", "defect: StartBoundaryNotFound"))
         for p in acc.problems
@@ -133,6 +95,20 @@ def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATT
             f"too_many_attachments: {acc.skipped} more not kept (at most {acc.max_attachments})"
         )
     return acc
+
+
+def _texts_of(msg: Message, max_attachment_bytes: int) -> list[str]:
+    inner = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=0)
+    stack: list[tuple[Message, _Where]] = [(msg, _Where())]
+    visited = 0
+    while stack and visited < MAX_PARTS:
+        part, where = stack.pop()
+        visited += 1
+        try:
+            stack.extend(reversed(_visit(part, inner, where)))
+        except Exception:  # its problems are the forwarded letter's, not this one's
+            continue
+    return [t for t in inner.texts if t.strip()]
 
 
 def raw_header(part: Message, name: str) -> str | None:
@@ -177,17 +153,8 @@ class _Where:
         return _Where(f"{self.path}.{number}", self.depth + 1, parent, wants_text)
 
 
-def _walk(part: Message, acc: Walk, where: _Where) -> None:
-    if where.depth > _MAX_DEPTH:
-        acc.problem("too_deeply_nested")
-        return
-    try:
-        _visit(part, acc, where)
-    except Exception as exc:  # one bad part never costs the whole message
-        acc.problem(f"part_unreadable: {where.path}: {type(exc).__name__}")
-
-
-def _visit(part: Message, acc: Walk, where: _Where) -> None:
+def _visit(part: Message, acc: Walk, where: _Where) -> list[tuple[Message, _Where]]:
+    """Take what `part` holds; return its children to visit next."""
     mime, params = _content_type(part)
     disposition, dparams = _disposition(part)
     filename = dparams.get("filename") or params.get("name")
@@ -201,24 +168,32 @@ def _visit(part: Message, acc: Walk, where: _Where) -> None:
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             acc.embedded_headers.append(inner[0])  # the original, should this be a bounce
+            if where.parent != "multipart/report":
+                acc.forwarded.append(inner[0])
         if where.parent != "multipart/report":  # a report returns our own message
             _add_attachment(part, acc, path, mime, filename or "message.eml", disposition)
     elif part.is_multipart():
         children = [p for p in part.get_payload() if isinstance(p, Message)]
         chosen = _pick_alternative(children, acc, path) if mime == "multipart/alternative" else None
-        for number, child in enumerate(children, 1):
-            # Alternatives not shown still carry files (QQ pastes screenshots into the HTML).
-            wants_text = where.wants_text and (chosen is None or child is chosen)
-            _walk(child, acc, where.child(number, mime, wants_text))
+        # Alternatives not shown still carry files (QQ pastes screenshots into the HTML).
+        return [
+            (child, where.child(n, mime, where.wants_text and (chosen is None or child is chosen)))
+            for n, child in enumerate(children, 1)
+        ]
+    elif mime.startswith("multipart/"):
+        # No boundary, or one that never occurs: the stdlib leaves the body as one string.
+        found = salvage(part, acc)
+        return [(c, where.child(n, mime, where.wants_text)) for n, c in enumerate(found, 1)]
     elif disposition == "attachment" or filename or not mime.startswith("text/"):
         _add_attachment(part, acc, path, mime, filename, disposition)
     elif where.wants_text:
         data = _payload_bytes(part, acc, path)
         if mime == "text/html":
-            charset = params.get("charset") or _meta_charset(data)
+            charset = params.get("charset") or meta_charset(data)
             acc.texts.append(html_to_text(_decode_part(data, charset, acc, path)))
         else:
             acc.texts.append(_decode_part(data, params.get("charset"), acc, path))
+    return []
 
 
 def _pick_alternative(children: list[Message], acc: Walk, path: str) -> Message | None:
@@ -308,11 +283,6 @@ def lenient_base64(encoded: bytes) -> bytes:
         if len(rest) >= 2:  # a padded (or cut-off) end: 2 or 3 characters give 1 or 2 bytes
             out.extend(base64.b64decode(rest + b"=" * (-len(rest) % 4)))
     return bytes(out)
-
-
-def _meta_charset(data: bytes) -> str | None:
-    match = _META_CHARSET.search(data[:4096])
-    return match.group(1).decode("ascii") if match else None
 
 
 def _decode_part(data: bytes, charset: str | None, acc: Walk, path: str) -> str:

@@ -42,6 +42,7 @@ from bot.domain.letters import (
 from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail, valid_text
 from handlers.email.decode import FOLD, decode_header_text, raw_to_str
 from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
+from handlers.email.salvage import flattened
 
 __all__ = ["Attachment", "Bounce", "ParsedMail", "header_block", "message_key", "parse_message"]
 
@@ -260,8 +261,14 @@ def _parse(
 ) -> ParsedMail:
     # compat32: every header is read raw here anyway (mime.raw_header), and the default
     # policy's header objects cost seconds on a letter of thousands of parts.
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        flat = False
+    except RecursionError:  # nested past the stdlib parser's stack: read the parts flat
+        msg, flat = flattened(raw, header_block(raw)), True
     acc = walk(msg, max_attachment_bytes, max_attachments)
+    if flat:
+        acc.problem("too_deeply_nested")
     subject_raw = raw_header(msg, "subject") or ""
     subject, subject_problems = decode_header_text(subject_raw)
     for problem in subject_problems:
