@@ -99,6 +99,9 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
     try:
         text = data.decode(codec)
     except UnicodeDecodeError:
+        cut = _cut_short(data, codec)
+        if cut is not None:  # only the last character cut short (a split word, a truncation)
+            return cut, f"charset_damaged: declared {label}, the last character cut short"
         text, bad = replaced(data, codec)
         utf8 = codec != "utf-8" and _strict_utf8(data)
         if nearly_all(data, bad) and not utf8:  # UTF-8 whole beats the label with damage
@@ -112,6 +115,22 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         except UnicodeDecodeError:
             pass
     return text, None
+
+
+def _cut_short(data: bytes, codec: str) -> str | None:
+    """`data` decoded when it is whole but for an incomplete last character (a split word, a
+    truncation): what an incremental decoder takes without error, waiting for more."""
+    if codec != "utf-8" and _strict_utf8(data):
+        return None  # whole UTF-8 under another label: not a cut
+    try:
+        text = codecs.getincrementaldecoder(codec)().decode(data, final=False)
+    except UnicodeDecodeError:
+        return None
+    if not text or text.isascii():
+        return None
+    if codec in _CHINESE_CODECS and _chinese_score(text, codec) < 0.5:
+        return None
+    return text + "\ufffd"
 
 
 def _seven_bit(data: bytes, codec: str | None, label: str | None) -> tuple[str, str | None]:
@@ -228,10 +247,19 @@ def _detect(data: bytes) -> tuple[str, str]:
         # Accented letters between ASCII ones: Western European, as Windows writes it.
         return data.decode("cp1252", "replace"), "cp1252"
     best = detect_charset(data).best()
-    if best is not None:
-        found = codec_for(best.encoding) or best.encoding
+    found = (codec_for(best.encoding) or best.encoding) if best is not None else None
+    if best is not None and found is not None and _ascii_compatible(found):
         return str(best), found
+    # Nothing fits, or the detector's guess is EBCDIC-like (it maps ASCII letters elsewhere):
+    # mail text is ASCII-compatible, and here most likely Chinese.
     return data.decode("gb18030", "replace"), "gb18030"
+
+
+def _ascii_compatible(codec: str) -> bool:
+    try:
+        return b"From: Az09 <a@b>".decode(codec) == "From: Az09 <a@b>"
+    except (LookupError, UnicodeDecodeError):
+        return False
 
 
 def _chinese_score(text: str, codec: str) -> float:
@@ -322,7 +350,8 @@ def decode_header_text(value: str) -> tuple[str, list[str]]:
 def _decode_word(encoding: str, payload: str) -> bytes | None:
     try:
         if encoding in "bB":
-            payload = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+            # The URL-safe alphabet (-_ for +/) from web mailers, then anything else dropped.
+            payload = re.sub(r"[^A-Za-z0-9+/]", "", payload.replace("-", "+").replace("_", "/"))
             payload += "=" * (-len(payload) % 4)
             return base64.b64decode(payload)
         return quopri.decodestring(payload.replace("_", " ").encode("ascii"), header=False)

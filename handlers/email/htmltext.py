@@ -78,4 +78,21 @@ def meta_charset(data: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
-__all__ = ["html_to_text", "meta_charset"]
+__all__ = ["calendar_to_text", "html_to_text", "meta_charset"]
+
+
+# An invitation (text/calendar, RFC 5545) as the lines a person reads in it.
+_ICS_SHOWN = {"SUMMARY": "", "DTSTART": "", "DTEND": "", "LOCATION": "", "DESCRIPTION": ""}
+
+
+def calendar_to_text(ics: str) -> str:
+    """SUMMARY, times, LOCATION and DESCRIPTION of each event, unfolded and unescaped."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", ics)
+    lines: list[str] = []
+    for line in unfolded.splitlines():
+        name, _, value = line.partition(":")
+        key = name.split(";", 1)[0].strip().upper()
+        if key in _ICS_SHOWN and value.strip():
+            text = re.sub(r"\\([,;\\])", r"\1", value.strip()).replace("\\n", "\n")
+            lines.append(text.replace("\\N", "\n"))
+    return "\n".join(lines) if lines else ics.strip()

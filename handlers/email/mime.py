@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.policy
 import hashlib
 import mimetypes
 import quopri
@@ -21,8 +22,8 @@ from email.message import Message
 from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.domain.mail import Attachment
 from handlers.email.decode import decode_bytes, header_params, raw_to_str
-from handlers.email.htmltext import html_to_text, meta_charset
-from handlers.email.salvage import salvage
+from handlers.email.htmltext import calendar_to_text, html_to_text, meta_charset
+from handlers.email.salvage import salvage, signed_content
 
 # ---------------------------------------------------------------------------------------------
 # Walking the MIME tree
@@ -173,6 +174,8 @@ def _visit(part: Message, acc: Walk, where: _Where) -> list[tuple[Message, _Wher
         if where.parent != "multipart/report":  # a report returns our own message
             _add_attachment(part, acc, path, mime, filename or "message.eml", disposition)
     elif part.is_multipart():
+        if mime == "multipart/encrypted":
+            acc.problem(f"encrypted: part {path}")
         children = [p for p in part.get_payload() if isinstance(p, Message)]
         chosen = _pick_alternative(children, acc, path) if mime == "multipart/alternative" else None
         # Alternatives not shown still carry files (QQ pastes screenshots into the HTML).
@@ -184,6 +187,14 @@ def _visit(part: Message, acc: Walk, where: _Where) -> list[tuple[Message, _Wher
         # No boundary, or one that never occurs: the stdlib leaves the body as one string.
         found = salvage(part, acc)
         return [(c, where.child(n, mime, where.wants_text)) for n, c in enumerate(found, 1)]
+    elif mime in _PKCS7:
+        _add_attachment(part, acc, path, mime, filename, disposition)
+        inner = signed_content(_payload_bytes(part, acc, path))
+        if inner is None:  # enveloped: only the recipient's key opens it
+            acc.problem(f"encrypted: part {path}")
+            return []
+        letter = email.message_from_bytes(inner, policy=email.policy.compat32)
+        return [(letter, where.child(1, mime, where.wants_text))]
     elif disposition == "attachment" or filename or not mime.startswith("text/"):
         _add_attachment(part, acc, path, mime, filename, disposition)
     elif where.wants_text:
@@ -191,6 +202,8 @@ def _visit(part: Message, acc: Walk, where: _Where) -> list[tuple[Message, _Wher
         if mime == "text/html":
             charset = params.get("charset") or meta_charset(data)
             acc.texts.append(html_to_text(_decode_part(data, charset, acc, path)))
+        elif mime == "text/calendar":
+            acc.texts.append(calendar_to_text(_decode_part(data, params.get("charset"), acc, path)))
         else:
             acc.texts.append(_decode_part(data, params.get("charset"), acc, path))
     return []
@@ -214,6 +227,9 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
     if cte is not None:  # written loosely ("base64 ", quoted, with parameters): the stdlib
         payload = part.get_payload(decode=False)  # would hand back the encoded text
         raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        if cte == "unknown":  # "bas64", "x-gzip64": the stdlib passes the text through
+            acc.problem(f"transfer_encoding_unknown: part {path}")
+            return lenient_base64(raw) if _LOOKS_BASE64.fullmatch(raw) else raw
         acc.problem(f"transfer_encoding_loose: part {path}")
         return lenient_base64(raw) if cte == "base64" else quopri.decodestring(raw)
     data = part.get_payload(decode=True)
@@ -237,7 +253,18 @@ def _transfer_encoding(part: Message) -> str | None:
     loose = re.split(r"[;\s]", raw.strip().strip("\"'").lower(), maxsplit=1)[0]
     if loose in ("base64", "quoted-printable") and exact != loose:
         return loose
+    if loose not in _KNOWN_ENCODINGS:
+        return "unknown"
     return None
+
+
+_PKCS7 = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+_KNOWN_ENCODINGS = frozenset(
+    ("", "7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode",
+     "x-uue", "uue")
+)  # fmt: skip
+# Only base64's alphabet in lines, at least a few of them: data, whatever the header says.
+_LOOKS_BASE64 = re.compile(rb"\s*(?:[A-Za-z0-9+/]{16,}={0,2}\s*)+")
 
 
 _BASE64_DEFECTS = (

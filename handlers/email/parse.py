@@ -13,7 +13,11 @@ Each problem is "code" or "code: detail"; the codes:
   not decode: "base64 ", quoted), truncated_multipart, attachment_too_large,
   attachment_type_unrecognised (not a format bot.domain.files.sniff_type accepts),
   too_many_attachments (files past the cap, neither decoded nor kept), case_ref_conflict
-  (subject tag and threading disagree), part_unreadable, too_deeply_nested, unparseable
+  (subject tag and threading disagree), part_unreadable, too_deeply_nested (past 30 levels:
+  still read; past the stdlib parser's stack, its parts read flat), too_many_parts,
+  multipart_salvaged (no boundary, or not the one declared: split on the one used),
+  transfer_encoding_unknown (decoded when it is base64 all the same), encrypted (S/MIME
+  enveloped or PGP: only the recipient's key reads it), unparseable
   (nothing but the raw bytes could be kept); and, set by the intake: too_large (only the
   header was fetched and stored), store_failed (the database refused the letter once; stored
   bare), other_sender (about a case, from an address the case does not know), intake_error

@@ -123,3 +123,41 @@ def flattened(raw: bytes, head: bytes) -> Message:
 
 
 __all__ = ["MAX_FLAT_PARTS", "flattened", "salvage"]
+
+
+# ---------------------------------------------------------------------------------------------
+# S/MIME: an opaque signed letter (application/pkcs7-mime; smime-type=signed-data, Outlook's
+# "smime.p7m") carries the letter itself inside its DER; an enveloped (encrypted) one does not.
+
+_ID_DATA = bytes.fromhex("06092a864886f70d010701")  # OID 1.2.840.113549.1.7.1 (id-data)
+
+
+def _der_length(data: bytes, at: int) -> tuple[int, int] | None:
+    """(length, offset of the content) of the DER length at `at`; None when indefinite/bad."""
+    if at >= len(data):
+        return None
+    first = data[at]
+    if first < 0x80:
+        return first, at + 1
+    count = first & 0x7F
+    if count == 0 or count > 4 or at + 1 + count > len(data):
+        return None
+    return int.from_bytes(data[at + 1 : at + 1 + count], "big"), at + 1 + count
+
+
+def signed_content(der: bytes) -> bytes | None:
+    """The MIME entity inside a CMS SignedData (the first id-data with content), or None."""
+    start = 0
+    while (found := der.find(_ID_DATA, start)) >= 0:
+        start = found + len(_ID_DATA)
+        if der[start : start + 1] != b"\xa0":  # [0] EXPLICIT eContent
+            continue
+        outer = _der_length(der, start + 1)
+        if outer is None:
+            continue
+        at = outer[1]
+        if der[at : at + 1] == b"\x04":  # OCTET STRING, primitive
+            inner = _der_length(der, at + 1)
+            if inner is not None and inner[0] > 0:
+                return der[inner[1] : inner[1] + inner[0]]
+    return None
