@@ -35,6 +35,7 @@ class Walk:
 
     max_attachment_bytes: int
     max_attachments: int = 25
+    hint: str | None = None  # the charset the letter declares for its text (raw 8-bit headers)
     skipped: int = 0  # files past max_attachments: counted, neither decoded nor kept
     texts: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
@@ -56,10 +57,15 @@ MAX_PARTS = 20_000
 MAX_ATTACHMENTS = 25
 
 
-def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATTACHMENTS) -> Walk:
+def walk(
+    msg: Message,
+    max_attachment_bytes: int,
+    max_attachments: int = MAX_ATTACHMENTS,
+    hint: str | None = None,
+) -> Walk:
     """Visit every part of `msg`, depth first in order, without recursion (a letter nested
     thousands deep costs no stack); never raises for a malformed part."""
-    acc = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
+    acc = Walk(max_attachment_bytes, max_attachments, hint=hint)
     for defect in msg.defects:
         acc.problem(f"defect: {type(defect).__name__}")
     stack: list[tuple[Message, _Where]] = [(msg, _Where())]
@@ -82,7 +88,7 @@ def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATT
         # Only a forwarded letter ("Fw:" with nothing added, a client that forwards as an
         # attachment): its words are what the sender sends us. Read one level, never deeper.
         for inner in acc.forwarded[:3]:
-            shown = _texts_of(inner, max_attachment_bytes)
+            shown = _texts_of(inner, max_attachment_bytes, hint)
             acc.texts.extend(shown)
             if shown:
                 break
@@ -98,8 +104,8 @@ def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATT
     return acc
 
 
-def _texts_of(msg: Message, max_attachment_bytes: int) -> list[str]:
-    inner = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=0)
+def _texts_of(msg: Message, max_attachment_bytes: int, hint: str | None) -> list[str]:
+    inner = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=0, hint=hint)
     stack: list[tuple[Message, _Where]] = [(msg, _Where())]
     visited = 0
     while stack and visited < MAX_PARTS:
@@ -124,22 +130,22 @@ def raw_headers(part: Message, name: str) -> list[str]:
     return [str(v) for k, v in part.raw_items() if k.lower() == name]
 
 
-def _content_type(part: Message) -> tuple[str, dict[str, str]]:
+def _content_type(part: Message, hint: str | None = None) -> tuple[str, dict[str, str]]:
     raw = raw_header(part, "content-type")
     if raw is None:
         return part.get_default_type(), {}
-    value, _ = raw_to_str(raw)
+    value, _ = raw_to_str(raw, hint)
     mime = value.split(";", 1)[0].strip().lower()
     if "/" not in mime:
         mime = "text/plain"  # RFC 2045 §5.2: an invalid type is treated as text/plain
     return mime, header_params(value)
 
 
-def _disposition(part: Message) -> tuple[str, dict[str, str]]:
+def _disposition(part: Message, hint: str | None = None) -> tuple[str, dict[str, str]]:
     raw = raw_header(part, "content-disposition")
     if raw is None:
         return "", {}
-    value, _ = raw_to_str(raw)
+    value, _ = raw_to_str(raw, hint)
     return value.split(";", 1)[0].strip().lower(), header_params(value)
 
 
@@ -156,8 +162,8 @@ class _Where:
 
 def _visit(part: Message, acc: Walk, where: _Where) -> list[tuple[Message, _Where]]:
     """Take what `part` holds; return its children to visit next."""
-    mime, params = _content_type(part)
-    disposition, dparams = _disposition(part)
+    mime, params = _content_type(part, acc.hint)
+    disposition, dparams = _disposition(part, acc.hint)
     filename = dparams.get("filename") or params.get("name")
     path = where.path
     if mime == "message/delivery-status":
@@ -232,6 +238,11 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
             return lenient_base64(raw) if _LOOKS_BASE64.fullmatch(raw) else raw
         acc.problem(f"transfer_encoding_loose: part {path}")
         return lenient_base64(raw) if cte == "base64" else quopri.decodestring(raw)
+    if _bare_cr_qp(part):  # old Mac line ends: "=\r" soft breaks the stdlib does not see
+        payload = part.get_payload(decode=False)
+        if isinstance(payload, str):
+            lines = re.sub(r"\r*\n|\r", "\n", payload).encode("utf-8", "surrogateescape")
+            return quopri.decodestring(lines)
     data = part.get_payload(decode=True)
     for defect in part.defects:
         acc.problem(f"defect: {type(defect).__name__}")
@@ -242,6 +253,12 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
         if isinstance(payload, str):
             data = lenient_base64(payload.encode("utf-8", "surrogateescape"))
     return data if isinstance(data, bytes) else b""
+
+
+def _bare_cr_qp(part: Message) -> bool:
+    raw = (raw_header(part, "content-transfer-encoding") or "").strip().lower()
+    payload = part.get_payload(decode=False) if raw == "quoted-printable" else None
+    return isinstance(payload, str) and re.search(r"\r(?!\n)", payload) is not None
 
 
 def _transfer_encoding(part: Message) -> str | None:

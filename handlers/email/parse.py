@@ -56,6 +56,18 @@ __all__ = ["Attachment", "Bounce", "ParsedMail", "header_block", "message_key", 
 _MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.I | re.M)
 
 
+_CHARSET_PARAM = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.I)
+
+
+def text_charset(raw: bytes) -> str | None:
+    """The first charset the letter declares beyond ASCII (its text's), or None."""
+    for match in _CHARSET_PARAM.finditer(raw, 0, 1_000_000):
+        label = match.group(1).decode("ascii").lower()
+        if label not in ("us-ascii", "ascii"):
+            return label
+    return None
+
+
 def header_block(raw: bytes) -> bytes:
     end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
     return raw[:end]
@@ -107,7 +119,7 @@ def _message_ids(value: str | None) -> list[str]:
 def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str]:
     if value is None:
         return None, ""
-    text, eight_bit = raw_to_str(FOLD.sub(" ", value))
+    text, eight_bit = raw_to_str(FOLD.sub(" ", value), acc.hint)
     name, addr = parseaddr(_printable(text))
     if not _ADDR_SPEC.fullmatch(addr.strip()):
         # Written by hand or by a broken client: `张伟 a@qq.com` (no angle brackets), the whole
@@ -115,7 +127,7 @@ def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str
         # it is theirs.
         decoded, addr, problems = _salvaged_address(text, addr)
     else:
-        decoded, problems = decode_header_text(name)
+        decoded, problems = decode_header_text(name, acc.hint)
     for problem in problems:
         acc.problem(f"{problem}: {header}")
     if eight_bit:
@@ -270,16 +282,17 @@ def _parse(
         flat = False
     except RecursionError:  # nested past the stdlib parser's stack: read the parts flat
         msg, flat = flattened(raw, header_block(raw)), True
-    acc = walk(msg, max_attachment_bytes, max_attachments)
+    hint = text_charset(raw)
+    acc = walk(msg, max_attachment_bytes, max_attachments, hint)
     if flat:
         acc.problem("too_deeply_nested")
     subject_raw = raw_header(msg, "subject") or ""
-    subject, subject_problems = decode_header_text(subject_raw)
+    subject, subject_problems = decode_header_text(subject_raw, hint)
     for problem in subject_problems:
         acc.problem(f"{problem}: Subject")
     from_addr, from_name = _address(raw_header(msg, "from"), acc, "From")
     reply_to, _ = _address(raw_header(msg, "reply-to"), acc, "Reply-To")
-    to_raw = " , ".join(raw_to_str(v)[0] for v in raw_headers(msg, "to"))
+    to_raw = " , ".join(raw_to_str(v, hint)[0] for v in raw_headers(msg, "to"))
     to = [a.lower() for _, a in getaddresses([_printable(to_raw)]) if a]
 
     ids = _message_ids(raw_header(msg, "message-id"))
