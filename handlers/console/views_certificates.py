@@ -15,7 +15,7 @@ from bot.services.certificate_desk import CertFilter, CertificateRefused
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t
 
-MAX_UPLOAD = 5 * 1024 * 1024  # a register of tens of thousands of rows fits
+MAX_UPLOAD = 20 * 1024 * 1024  # a register of 100,000 rows (about 10 MB) fits
 
 
 def _filter(ctx: Ctx) -> CertFilter:
@@ -172,8 +172,12 @@ async def import_file(ctx: Ctx) -> Response:
         return ctx.page("certificates_import.html", status=413, result=None,
                         error=t("console.import_too_big", ctx.loc))  # fmt: skip
     result = await desk_of.import_upload(ctx.desk, ctx.uow, data, ctx.member)
+    # Each refused row in the reader's language; the JSON below stays the CLI's report.
+    refused = [(e.line, e.reason_in(ctx.loc)) for e in result.refused]
+    notes = [(e.line, e.reason_in(ctx.loc)) for e in result.notes]
     return ctx.page("certificates_import.html", result=result, report=result.to_json(),
-                    name=upload.filename or "", error=None)  # fmt: skip
+                    refused=refused, notes=notes, name=upload.filename or "",
+                    error=None)  # fmt: skip
 
 
 ACTIONS = {"suspend": suspend, "withdraw": withdraw, "restore": restore, "link-code": link_code}

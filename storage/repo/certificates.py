@@ -65,3 +65,11 @@ async def find(session: AsyncSession, text: str) -> list[Certificate]:
         .limit(20)
     )
     return list((await session.exec(like)).all())
+
+
+async def by_numbers(session: AsyncSession, numbers: list[str]) -> list[Certificate]:
+    """The certificates with these numbers (an import's page: one query, not one a row)."""
+    if not numbers:
+        return []
+    stmt = select(Certificate).where(col(Certificate.number).in_(numbers))
+    return list((await session.exec(stmt)).all())

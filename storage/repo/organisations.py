@@ -125,3 +125,30 @@ async def add_report(session: AsyncSession, report: ChangeReport) -> ChangeRepor
     session.add(report)
     await session.flush()
     return report
+
+
+async def by_usccs(session: AsyncSession, codes: list[str]) -> list[Organisation]:
+    """The organisations with these credit codes (an import's page, in one query)."""
+    if not codes:
+        return []
+    stmt = select(Organisation).where(col(Organisation.uscc).in_(codes))
+    return list((await session.exec(stmt)).all())
+
+
+async def by_ids(session: AsyncSession, ids: list[int]) -> list[Organisation]:
+    if not ids:
+        return []
+    return list(
+        (await session.exec(select(Organisation).where(col(Organisation.id).in_(ids)))).all()
+    )
+
+
+async def email_contacts(session: AsyncSession, ids: list[int]) -> set[tuple[int, str]]:
+    """(organisation id, lower-cased address) of the e-mail contacts these organisations have."""
+    if not ids:
+        return set()
+    stmt = select(Contact.organisation_id, Contact.email).where(
+        col(Contact.organisation_id).in_(ids), col(Contact.email).is_not(None)
+    )
+    rows = (await session.exec(stmt)).all()
+    return {(int(org or 0), str(email).lower()) for org, email in rows}
