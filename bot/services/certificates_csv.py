@@ -139,7 +139,7 @@ def _binary(text: str) -> bool:
 _SEPARATORS = (",", ";", "\t", "，", "|", "；")
 
 
-def _separator(first_line: str) -> str:
+def separator(first_line: str) -> str:
     """The separator the header row uses most (outside quotes)."""
     bare = re.sub(r'"[^"]*"', "", first_line)
     counts = {s: bare.count(s) for s in _SEPARATORS}
@@ -149,9 +149,8 @@ def _separator(first_line: str) -> str:
 
 def _records(text: str) -> Table:
     text = text.removeprefix("\ufeff")
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip(" \t,;，；|")), "")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(first))
+    first = next((line for line in io.StringIO(text) if line.strip(" \t\r\n,;，；|")), "")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator(first))
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
     line = 1
@@ -288,4 +287,4 @@ def cell(text: str) -> str:
 
 
 __all__ = ["OPTIONAL", "REQUIRED", "Problem", "Table", "cell", "column_of", "decode",
-           "parse_date", "read_table", "split_emails", "status_of"]  # fmt: skip
+           "parse_date", "read_table", "separator", "split_emails", "status_of"]  # fmt: skip
