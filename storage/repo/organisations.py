@@ -4,6 +4,7 @@ reports."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
@@ -152,3 +153,17 @@ async def email_contacts(session: AsyncSession, ids: list[int]) -> set[tuple[int
     )
     rows = (await session.exec(stmt)).all()
     return {(int(org or 0), str(email).lower()) for org, email in rows}
+
+
+async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """New organisations in multi-row INSERTs; their ids, in order."""
+    from storage.repo.certificates import inserted
+
+    return await inserted(session, Organisation, rows)
+
+
+async def add_email_contacts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """E-mail contacts known to be new (the import checked email_contacts), in a few INSERTs."""
+    from storage.repo.certificates import inserted
+
+    await inserted(session, Contact, rows)
