@@ -63,6 +63,10 @@ class _HtmlText(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
+    # A comment never closed (a cut letter) would come out as text, markup and all.
+    opened = html.rfind("<!--")
+    if opened >= 0 and html.find("-->", opened) < 0:
+        html = html[:opened]
     parser = _HtmlText()
     parser.feed(html)
     parser.close()

@@ -5,7 +5,8 @@ here the letter's own headers are read, bounces recognised and the letter classi
 in a message makes parsing fail: what went wrong is listed in `problems`.
 
 Each problem is "code" or "code: detail"; the codes:
-  no_message_id, message_id_too_long (kept, never put in our headers), header_8bit,
+  no_message_id, message_id_too_long (kept, never put in our headers), duplicate_from (the
+  first From is the sender), header_8bit,
   header_bad_encoded_word, bad_address (an address no one can have: not answered),
   charset_guessed (no/unknown label), charset_mismatch (label lied; a detector chose),
   charset_damaged (the label held but for a few stray bytes, replaced), defect (a stdlib MIME
@@ -291,6 +292,8 @@ def _parse(
     for problem in subject_problems:
         acc.problem(f"{problem}: Subject")
     from_addr, from_name = _address(raw_header(msg, "from"), acc, "From")
+    if len(raw_headers(msg, "from")) > 1:  # which is the sender is not ours to guess: staff see
+        acc.problem(f"duplicate_from: {len(raw_headers(msg, 'from'))} From headers, the first kept")
     reply_to, _ = _address(raw_header(msg, "reply-to"), acc, "Reply-To")
     to_raw = " , ".join(raw_to_str(v, hint)[0] for v in raw_headers(msg, "to"))
     to = [a.lower() for _, a in getaddresses([_printable(to_raw)]) if a]

@@ -47,6 +47,21 @@ def test_the_cli_prints_what_the_parser_keeps(
     assert names == [a["filename"] for a in parse_message(sample.raw).to_json()["attachments"]]
 
 
+@pytest.mark.parametrize("sample", CLASSES, ids=lambda s: s.name)
+def test_each_class_keeps_what_it_must(sample: Sample) -> None:
+    result = parse_message(sample.raw, **sample.options).to_json()
+    for key, expected in sample.expect.items():
+        assert result[key] == expected, (key, result[key])
+    assert all(fragment in result["text"] for fragment in sample.text_has), result["text"]
+    codes = {p.split(":", 1)[0] for p in result["problems"]}
+    assert codes >= set(sample.problem_codes), result["problems"]
+    if sample.attachments:
+        got = result["attachments"]
+        assert len(got) == len(sample.attachments), got
+        for attachment, expected_part in zip(got, sample.attachments, strict=True):
+            assert attachment.items() >= expected_part.items(), attachment
+
+
 def test_the_classes_cover_the_brief() -> None:
     prefixes = {s.name.split("_")[1] for s in CLASSES}
     assert prefixes >= {
@@ -90,6 +105,12 @@ def test_display_names_keep_their_words() -> None:
     assert parse_message(_by_name("class_name_gb18030_Q").raw).from_name == "张伟𠀀投诉人"
     broken = parse_message(_by_name("class_from_broken_qp_gbk_name").raw)
     assert broken.from_name.startswith("张")  # the half character cut, not mojibake
+
+
+def test_an_html_comment_never_closed_is_no_text() -> None:
+    from handlers.email.htmltext import html_to_text
+
+    assert html_to_text("<p>我要投诉<b>审核员 <!-- 注释 <script>x") == "我要投诉审核员"
 
 
 def test_ten_thousand_recipients_are_all_kept() -> None:
