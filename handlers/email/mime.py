@@ -24,6 +24,7 @@ from bot.domain.mail import Attachment
 from handlers.email.decode import decode_bytes, header_params, raw_to_str
 from handlers.email.htmltext import calendar_to_text, html_to_text, meta_charset
 from handlers.email.salvage import salvage, signed_content
+from handlers.email.tnef import is_tnef, read_tnef
 
 # ---------------------------------------------------------------------------------------------
 # Walking the MIME tree
@@ -47,6 +48,10 @@ class Walk:
     def problem(self, text: str) -> None:
         if text not in self.problems:
             self.problems.append(text)
+
+    def wants_more_text(self) -> bool:
+        """No words found yet (a winmail.dat's body is then the letter's)."""
+        return not any(t.strip() for t in self.texts)
 
 
 # Deeper than this is recorded (no client nests so), but still walked: the words are kept.
@@ -348,6 +353,19 @@ def _add_attachment(
         data = first.as_bytes() if isinstance(first, Message) else b""
     else:
         data = _payload_bytes(part, acc, path)
+    add_file(acc, data, mime, filename, disposition == "inline")
+    if is_tnef(data):  # Outlook's winmail.dat: the files and the words inside it
+        body, files = read_tnef(data)
+        if body.strip() and acc.wants_more_text():
+            acc.texts.append(body.replace("\r\n", "\n"))
+        for name, content in files:
+            if len(acc.attachments) >= acc.max_attachments:
+                acc.skipped += 1
+                continue
+            add_file(acc, content, "application/octet-stream", name, False)
+
+
+def add_file(acc: Walk, data: bytes, mime: str, filename: str | None, inline: bool) -> None:
     sniffed = sniff_type(data)
     name = sanitise_filename(filename, default=_default_name(sniffed or mime))
     if sniffed is None and mime != "message/rfc822":
@@ -364,7 +382,7 @@ def _add_attachment(
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             data=None if too_large else data,
-            inline=disposition == "inline",
+            inline=inline,
         )
     )
 
