@@ -12,6 +12,7 @@ from starlette.responses import Response
 from bot.domain.staff import may
 from bot.services import certificate_desk as desk_of
 from bot.services.certificate_desk import CertFilter, CertificateRefused
+from bot.services.certificates_import import RowError
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t
 
@@ -172,9 +173,15 @@ async def import_file(ctx: Ctx) -> Response:
         return ctx.page("certificates_import.html", status=413, result=None,
                         error=t("console.import_too_big", ctx.loc))  # fmt: skip
     result = await desk_of.import_upload(ctx.desk, ctx.uow, data, ctx.member)
-    # Each refused row in the reader's language; the JSON below stays the CLI's report.
-    refused = [(e.line, e.reason_in(ctx.loc)) for e in result.refused]
-    notes = [(e.line, e.reason_in(ctx.loc)) for e in result.notes]
+
+    # Each refused row in the reader's language first, then as the CLI's report says it (the
+    # JSON below): staff match a row of the page with a line of a script's output.
+    def shown(error: RowError) -> tuple[int, str, str]:
+        said = error.reason_in(ctx.loc)
+        return error.line, said, "" if said == error.reason else error.reason
+
+    refused = [shown(e) for e in result.refused]
+    notes = [shown(e) for e in result.notes]
     return ctx.page("certificates_import.html", result=result, report=result.to_json(),
                     refused=refused, notes=notes, name=upload.filename or "",
                     error=None)  # fmt: skip
