@@ -269,7 +269,6 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
 
     from bot.main.desk import open_desk
     from bot.services.certificates import import_csv
-    from messages.render import t
     from storage.db import NotMigrated
     from storage.unit_of_work import UnitOfWork
 
@@ -289,11 +288,10 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result.to_json())
         return 1 if result.refused else 0
-    locale = desk.settings.default_locale  # people read this: in the deployment's language
+    # The CLI's lines stay as scripts parse them (English); the console shows the reader's.
     for error in [*result.refused, *result.notes]:
-        print(f"{args.file}: {error.text(locale)}", file=sys.stderr)
-    print(t("console.import_summary", locale, imported=result.imported, updated=result.updated,
-            refused=len(result.refused)))  # fmt: skip
+        print(f"{args.file}: {error}", file=sys.stderr)
+    print(f"{result.imported} imported, {result.updated} updated, {len(result.refused)} bad rows")
     return 1 if result.refused else 0
 
 

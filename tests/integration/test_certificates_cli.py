@@ -84,8 +84,6 @@ def test_an_undecodable_file_is_refused_with_the_utf8_hint(tmp_path: Path) -> No
     out = certdesk(tmp_path, "certificates", "import", str(bad), "--json")
     (refused,) = json.loads(out.stdout)["refused"]
     assert refused["line"] == 1 and "CSV UTF-8" in refused["reason"]
-    text = certdesk(tmp_path, "certificates", "import", str(bad))  # people read: in Chinese
-    assert "第 1 行：" in text.stderr and "另存为“CSV UTF-8”" in text.stderr
 
 
 def test_excel_unicode_text_with_chinese_headers_imports(tmp_path: Path) -> None:
@@ -102,4 +100,5 @@ def test_excel_unicode_text_with_chinese_headers_imports(tmp_path: Path) -> None
     report = json.loads(out.stdout)
     assert (report["imported"], [r["line"] for r in report["refused"]]) == (1, [3])
     text = certdesk(tmp_path, "certificates", "import", str(unicode_text))
-    assert "第 3 行：有效期超过 36 个月" in text.stderr and "更新 1 张" in text.stdout
+    assert "line 3: validity longer than 36 months" in text.stderr
+    assert text.stdout.strip() == "0 imported, 1 updated, 1 bad rows"
