@@ -77,6 +77,7 @@ def _sniff_zip(data: bytes) -> str | None:
 # Characters Windows refuses in names; replaced so a saved copy opens everywhere.
 _RESERVED_CHARS = re.compile(r'[<>:"|?*]')
 _WINDOWS_DEVICES = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.IGNORECASE)
+_SPACE_BEFORE_EXTENSION = re.compile(r"(?<=\S) +\.(?=[^.\s]{1,10}$)")
 MAX_NAME_BYTES = 180  # well under the 255-byte limit of common file systems, in UTF-8
 
 
@@ -85,9 +86,11 @@ def sanitise_filename(name: str | None, *, default: str = "attachment") -> str:
     text = unicodedata.normalize("NFC", name or "")
     # Cc: control characters; Cf: format characters such as U+202E, which can disguise ".exe".
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
-    text = text.replace("\\", "/").split("/")[-1]  # "../../x" and "C:\\x" keep only "x"
+    # "../../x" and "C:\\x" keep only "x"; "x.pdf/" (a trailing separator) is still "x.pdf".
+    text = text.replace("\\", "/").rstrip("/ ").split("/")[-1]
     text = _RESERVED_CHARS.sub("_", text)
     text = " ".join(text.split()).strip(" .")
+    text = _SPACE_BEFORE_EXTENSION.sub(".", text)  # "report\x07.pdf": "report.pdf"
     if _WINDOWS_DEVICES.match(text):
         text = "_" + text
     text = _truncate(text, MAX_NAME_BYTES)

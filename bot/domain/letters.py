@@ -25,10 +25,43 @@ def case_ref_pattern(prefix: str = "TS") -> re.Pattern[str]:
     )
 
 
+# A reference as people type it: any case, full-width forms (folded by NFKC), brackets or none,
+# spaces, dashes of any width or none between its parts, and the six characters in two threes.
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\u30fc\ufe58\ufe63_~·]")
+_SEP = r"[\s\-.:#]{0,3}"
+
+
+def _loose_ref_pattern(prefix: str) -> re.Pattern[str]:
+    six = rf"([{REF_ALPHABET}]{{3}})[\s\-]?([{REF_ALPHABET}]{{3}})"
+    head = re.escape(prefix.upper())
+    return re.compile(rf"(?<![A-Z0-9]){head}{_SEP}(20\d\d){_SEP}{six}(?![A-Z0-9])")
+
+
+def _fold(text: str) -> str:
+    return _DASHES.sub("-", unicodedata.normalize("NFKC", text)).upper()
+
+
+def case_ref_in_text(text: str, prefix: str = "TS") -> str | None:
+    """The first case reference in `text` however it was typed (`ts 2026 7k3f9q`,
+    `ＴＳ－２０２６－７Ｋ３Ｆ９Ｑ`, `(TS-2026-7K3 F9Q)`), as `TS-2026-7K3F9Q`; None when none."""
+    if not text:
+        return None
+    match = _loose_ref_pattern(prefix).search(_fold(text[:TEXT_SCANNED]))
+    if match is None:
+        return None
+    year, first, second = match.groups()
+    return f"{prefix.upper()}-{year}-{first}{second}"
+
+
+TEXT_SCANNED = 100_000  # a reference is near the top; a letter of megabytes is not scanned whole
+
+
 def case_ref_in_subject(subject: str, prefix: str = "TS") -> str | None:
+    """Our tag `[TS-2026-7K3F9Q]` first (a subject may quote several), else a reference typed
+    any other way (case_ref_in_text)."""
     # NFKC folds full-width Latin letters and ［］, which some clients produce from our tag.
     match = case_ref_pattern(prefix).search(unicodedata.normalize("NFKC", subject))
-    return match.group(1).upper() if match else None
+    return match.group(1).upper() if match else case_ref_in_text(subject, prefix)
 
 
 def normalise_message_id(message_id: str) -> str:
@@ -119,8 +152,12 @@ _ROBOT_SENDERS = re.compile(
     r"^(?:mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)(?:[+\-].*)?$",
     re.IGNORECASE,
 )
+# Reply and forward prefixes ("Re:", "答复:", "回复：", "Fw:") and brackets ("【自动回复】")
+# before the words an auto-responder puts first.
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(?:自动回复|自動回覆|自动答复|自動回復|自动应答|系统退信|退信"
+    r"^\s*(?:(?:re|aw|fw|fwd|答复|回复|回覆|转发|轉寄)\s*[:：]\s*)*[\[【(（<《]?\s*"
+    r"(?:自动回复|自動回覆|自动答复|自動回復|自动应答|自動答覆|系统退信|退信|休假自动回复"
+    r"|外出自动回复|不在办公室|休假中|Automatische Antwort|Réponse automatique"
     r"|automatic reply|auto[- ]?reply|autoreply|out of (?:the )?office"
     r"|undeliver(?:able|ed)|delivery status notification|returned mail)",
     re.IGNORECASE,

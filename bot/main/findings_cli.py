@@ -100,10 +100,15 @@ async def cmd_certificates_status_import(args: argparse.Namespace) -> int:
     profile = _profile(args.profile)
     if profile.statuses is None:
         raise CliError(f"profile {args.profile} has no status model: import without --profile")
+    from bot.services.certificates_csv import decode
+
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        decoded = decode(Path(args.file).read_bytes())  # UTF-8, GBK, UTF-16 as Excel saves
+    except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc}") from None
+    if decoded is None:
+        raise CliError(f"{args.file}: neither UTF-8 nor GBK text; save it as “CSV UTF-8”")
+    text = decoded
     desk = await _desk()
     try:
         async with UnitOfWork(desk.sessions) as uow:

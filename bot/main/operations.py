@@ -288,7 +288,8 @@ async def cmd_certificates_import(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result.to_json())
         return 1 if result.refused else 0
-    for error in result.refused:
+    # The CLI's lines stay as scripts parse them (English); the console shows the reader's.
+    for error in [*result.refused, *result.notes]:
         print(f"{args.file}: {error}", file=sys.stderr)
     print(f"{result.imported} imported, {result.updated} updated, {len(result.refused)} bad rows")
     return 1 if result.refused else 0

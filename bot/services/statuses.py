@@ -31,6 +31,7 @@ from bot.domain.alerts import local
 from bot.domain.deadlines import add_months
 from bot.domain.policy import Profile
 from bot.domain.statuses import PastStatus, StatusRefused, grant, is_certificate, reapply_from
+from bot.services.certificates_csv import parse_date, separator
 from storage.models import Certificate, CertificateStatusRecord, Finding, FindingEvidence
 from storage.repo import certificates as cert_repo
 from storage.unit_of_work import UnitOfWork
@@ -66,7 +67,7 @@ def _past(rows: list[CertificateStatusRecord]) -> list[PastStatus]:
 def _parse_date(cells: dict[str, str], column: str) -> date | None:
     text = cells.get(column) or ""
     try:
-        return date.fromisoformat(text) if text else None
+        return parse_date(text) if text else None  # 2026/1/5, 2026年1月5日, Excel serials
     except ValueError:
         raise ValueError(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
 
@@ -77,7 +78,9 @@ async def import_csv(desk: Desk, uow: UnitOfWork, text: str, profile: Profile) -
     if model is None:
         report.refused.append({"line": 1, "reason": f"profile {profile.body.id} has no statuses"})
         return report
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    text = text.removeprefix("\ufeff")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    reader = csv.DictReader(io.StringIO(text), delimiter=separator(first))
     header = [h.strip() for h in (reader.fieldnames or [])]
     bad = [c for c in REQUIRED if c not in header] or [
         c for c in header if c not in REQUIRED + OPTIONAL

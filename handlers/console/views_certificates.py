@@ -12,10 +12,11 @@ from starlette.responses import Response
 from bot.domain.staff import may
 from bot.services import certificate_desk as desk_of
 from bot.services.certificate_desk import CertFilter, CertificateRefused
+from bot.services.certificates_import import RowError
 from handlers.console.web import Ctx, view
 from messages.render import rule_label, t
 
-MAX_UPLOAD = 5 * 1024 * 1024  # a register of tens of thousands of rows fits
+MAX_UPLOAD = 20 * 1024 * 1024  # a register of 100,000 rows (about 10 MB) fits
 
 
 def _filter(ctx: Ctx) -> CertFilter:
@@ -172,8 +173,18 @@ async def import_file(ctx: Ctx) -> Response:
         return ctx.page("certificates_import.html", status=413, result=None,
                         error=t("console.import_too_big", ctx.loc))  # fmt: skip
     result = await desk_of.import_upload(ctx.desk, ctx.uow, data, ctx.member)
+
+    # Each refused row in the reader's language first, then as the CLI's report says it (the
+    # JSON below): staff match a row of the page with a line of a script's output.
+    def shown(error: RowError) -> tuple[int, str, str]:
+        said = error.reason_in(ctx.loc)
+        return error.line, said, "" if said == error.reason else error.reason
+
+    refused = [shown(e) for e in result.refused]
+    notes = [shown(e) for e in result.notes]
     return ctx.page("certificates_import.html", result=result, report=result.to_json(),
-                    name=upload.filename or "", error=None)  # fmt: skip
+                    refused=refused, notes=notes, name=upload.filename or "",
+                    error=None)  # fmt: skip
 
 
 ACTIONS = {"suspend": suspend, "withdraw": withdraw, "restore": restore, "link-code": link_code}

@@ -99,19 +99,54 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
     try:
         text = data.decode(codec)
     except UnicodeDecodeError:
+        cut = _cut_short(data, codec)
+        if cut is not None:  # only the last character cut short (a split word, a truncation)
+            return cut, f"charset_damaged: declared {label}, the last character cut short"
         text, bad = replaced(data, codec)
         utf8 = codec != "utf-8" and _strict_utf8(data)
         if nearly_all(data, bad) and not utf8:  # UTF-8 whole beats the label with damage
             return text, f"charset_damaged: declared {label}, {bad} bytes replaced"
         text, found = _detect(data)
         return text, f"charset_mismatch: declared {label}, decoded as {found}"
-    if codec in _CHINESE_CODECS and _chinese_score(text, codec) < 0.5:
-        # GB18030 decodes UTF-8 bytes without error, into rare characters: web forms do this.
-        try:
-            return data.decode("utf-8"), f"charset_mismatch: declared {label}, decoded as utf-8"
-        except UnicodeDecodeError:
-            pass
+    # GB18030 decodes UTF-8 bytes without error, into rare characters: web forms do this.
+    # But traditional characters in GBK are rare in GB2312 too, and two of their bytes may be
+    # UTF-8 by chance ("請" is UTF-8 "Ո"): UTF-8 only when it reads as writing.
+    if (
+        codec in _CHINESE_CODECS
+        and _chinese_score(text, codec) < 0.5
+        and _strict_utf8(data)
+        and _reads_as_writing(data.decode("utf-8"))
+    ):
+        return data.decode("utf-8"), f"charset_mismatch: declared {label}, decoded as utf-8"
     return text, None
+
+
+def _reads_as_writing(text: str) -> bool:
+    """Whether the non-ASCII characters are mostly CJK, Latin letters or common marks."""
+    wide = [c for c in text if ord(c) > 0x7F]
+    fitting = sum(
+        1
+        for c in wide
+        if _HANZI.match(c) or "\u00c0" <= c <= "\u024f" or "\u2000" <= c <= "\u206f"
+        or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+    )  # fmt: skip
+    return fitting >= 0.8 * len(wide)
+
+
+def _cut_short(data: bytes, codec: str) -> str | None:
+    """`data` decoded when it is whole but for an incomplete last character (a split word, a
+    truncation): what an incremental decoder takes without error, waiting for more."""
+    if codec != "utf-8" and _strict_utf8(data):
+        return None  # whole UTF-8 under another label: not a cut
+    try:
+        text = codecs.getincrementaldecoder(codec)().decode(data, final=False)
+    except UnicodeDecodeError:
+        return None
+    if not text or text.isascii():
+        return None
+    if codec in _CHINESE_CODECS and _chinese_score(text, codec) < 0.5:
+        return None
+    return text + "\ufffd"
 
 
 def _seven_bit(data: bytes, codec: str | None, label: str | None) -> tuple[str, str | None]:
@@ -228,10 +263,19 @@ def _detect(data: bytes) -> tuple[str, str]:
         # Accented letters between ASCII ones: Western European, as Windows writes it.
         return data.decode("cp1252", "replace"), "cp1252"
     best = detect_charset(data).best()
-    if best is not None:
-        found = codec_for(best.encoding) or best.encoding
+    found = (codec_for(best.encoding) or best.encoding) if best is not None else None
+    if best is not None and found is not None and _ascii_compatible(found):
         return str(best), found
+    # Nothing fits, or the detector's guess is EBCDIC-like (it maps ASCII letters elsewhere):
+    # mail text is ASCII-compatible, and here most likely Chinese.
     return data.decode("gb18030", "replace"), "gb18030"
+
+
+def _ascii_compatible(codec: str) -> bool:
+    try:
+        return b"From: Az09 <a@b>".decode(codec) == "From: Az09 <a@b>"
+    except (LookupError, UnicodeDecodeError):
+        return False
 
 
 def _chinese_score(text: str, codec: str) -> float:
@@ -259,8 +303,12 @@ def _chinese_score(text: str, codec: str) -> float:
     return hits / len(wide)
 
 
-def raw_to_str(value: str) -> tuple[str, bool]:
-    """A raw header value as parsed (8-bit bytes smuggled as surrogates) → (text, was 8-bit)."""
+def raw_to_str(value: str, hint: str | None = None) -> tuple[str, bool]:
+    """A raw header value as parsed (8-bit bytes smuggled as surrogates) → (text, was 8-bit).
+
+    `hint` is the charset the letter declares for its text: a client that writes its headers
+    in raw 8-bit bytes writes them in that charset (Foxmail, old Outlook: GBK), which settles
+    what a short name alone cannot (two bytes read as GBK, Big5 or Windows-1252)."""
     try:
         value.encode("ascii")
         return value, False
@@ -269,8 +317,31 @@ def raw_to_str(value: str) -> tuple[str, bool]:
     data = value.encode("ascii", "surrogateescape") if _has_surrogates(value) else None
     if data is None:
         return value, True  # already text (a str message); nothing to undo
+    hinted = _hinted(data, hint)
+    if hinted is not None:
+        return hinted, True
     text, _ = _detect(data)
     return text, True
+
+
+def _hinted(data: bytes, hint: str | None) -> str | None:
+    codec = codec_for(hint)
+    if codec is None or codec in _SINGLE_BYTE or codec in _SEVEN_BIT:
+        return None
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    if codec != "utf-8" and _strict_utf8(data):
+        # Whole UTF-8 is UTF-8 whatever the body says (QQ, 163 web), unless it reads as no
+        # Chinese at all where the hinted charset does ("司" in GBK is UTF-8 "˾").
+        if codec not in _CHINESE_CODECS or _HANZI.search(data.decode("utf-8")):
+            return None
+        return text if _HANZI.search(text) else None
+    return text
+
+
+_HANZI = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 
 
 def _has_surrogates(value: str) -> bool:
@@ -286,10 +357,11 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 FOLD = re.compile(r"\r?\n[ \t]")
 
 
-def decode_header_text(value: str) -> tuple[str, list[str]]:
-    """Decode an unstructured header (Subject, a display name); return (text, problems)."""
+def decode_header_text(value: str, hint: str | None = None) -> tuple[str, list[str]]:
+    """Decode an unstructured header (Subject, a display name); return (text, problems).
+    `hint`: the letter's text charset, for raw 8-bit bytes (raw_to_str)."""
     problems: list[str] = []
-    text, eight_bit = raw_to_str(FOLD.sub(" ", value))
+    text, eight_bit = raw_to_str(FOLD.sub(" ", value), hint)
     if eight_bit:
         problems.append("header_8bit")
     out: list[str] = []
@@ -322,7 +394,8 @@ def decode_header_text(value: str) -> tuple[str, list[str]]:
 def _decode_word(encoding: str, payload: str) -> bytes | None:
     try:
         if encoding in "bB":
-            payload = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+            # The URL-safe alphabet (-_ for +/) from web mailers, then anything else dropped.
+            payload = re.sub(r"[^A-Za-z0-9+/]", "", payload.replace("-", "+").replace("_", "/"))
             payload += "=" * (-len(payload) % 4)
             return base64.b64decode(payload)
         return quopri.decodestring(payload.replace("_", " ").encode("ascii"), header=False)

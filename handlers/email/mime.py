@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.policy
 import hashlib
 import mimetypes
 import quopri
@@ -17,78 +18,13 @@ import re
 from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
-from html.parser import HTMLParser
 
 from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.domain.mail import Attachment
 from handlers.email.decode import decode_bytes, header_params, raw_to_str
-
-# ---------------------------------------------------------------------------------------------
-# HTML → text
-
-
-class _HtmlText(HTMLParser):
-    _BLOCK = frozenset(
-        (
-            "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "footer",
-            "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre",
-            "section", "table", "tr", "ul",
-        )
-    )  # fmt: skip
-    _SKIP = frozenset(("script", "style", "head", "title", "template", "noscript"))
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self.skipping = 0
-        self.pre = 0
-
-    def _line_break(self) -> None:
-        # Blocks start on a new line without adding blank lines (Outlook wraps every line in <p>).
-        for chunk in reversed(self.chunks):
-            if chunk.strip(" "):
-                if not chunk.rstrip(" ").endswith("\n"):
-                    self.chunks.append("\n")
-                return
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self.skipping += 1
-        elif tag == "br":
-            self.chunks.append("\n")
-        elif tag in self._BLOCK:
-            self._line_break()
-            if tag == "li":
-                self.chunks.append("- ")
-        elif tag in ("td", "th"):
-            self.chunks.append(" ")
-        if tag == "pre":
-            self.pre += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in self._BLOCK:
-            self._line_break()
-        if tag == "pre":
-            self.pre = max(0, self.pre - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        self.chunks.append(data if self.pre else re.sub(r"[ \t\r\n\f\xa0]+", " ", data))
-
-
-def html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    lines = [line.strip() for line in "".join(parser.chunks).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
-
+from handlers.email.htmltext import calendar_to_text, html_to_text, meta_charset
+from handlers.email.salvage import salvage, signed_content
+from handlers.email.tnef import is_tnef, read_tnef
 
 # ---------------------------------------------------------------------------------------------
 # Walking the MIME tree
@@ -100,29 +36,67 @@ class Walk:
 
     max_attachment_bytes: int
     max_attachments: int = 25
+    hint: str | None = None  # the charset the letter declares for its text (raw 8-bit headers)
     skipped: int = 0  # files past max_attachments: counted, neither decoded nor kept
     texts: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     dsn_blocks: list[Message] = field(default_factory=list)
     embedded_headers: list[Message] = field(default_factory=list)
+    forwarded: list[Message] = field(default_factory=list)  # message/rfc822 parts, not reports
 
     def problem(self, text: str) -> None:
         if text not in self.problems:
             self.problems.append(text)
 
+    def wants_more_text(self) -> bool:
+        """No words found yet (a winmail.dat's body is then the letter's)."""
+        return not any(t.strip() for t in self.texts)
 
+
+# Deeper than this is recorded (no client nests so), but still walked: the words are kept.
 _MAX_DEPTH = 30
+# Parts visited of one letter: the walk's cost is bounded whatever the nesting or the count.
+MAX_PARTS = 20_000
 # Files kept of one letter: a letter of 10,000 files must not cost 10,000 writes and fsyncs.
 MAX_ATTACHMENTS = 25
 
 
-def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATTACHMENTS) -> Walk:
-    """Visit every part of `msg`; never raises for a malformed part."""
-    acc = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
+def walk(
+    msg: Message,
+    max_attachment_bytes: int,
+    max_attachments: int = MAX_ATTACHMENTS,
+    hint: str | None = None,
+) -> Walk:
+    """Visit every part of `msg`, depth first in order, without recursion (a letter nested
+    thousands deep costs no stack); never raises for a malformed part."""
+    acc = Walk(max_attachment_bytes, max_attachments, hint=hint)
     for defect in msg.defects:
         acc.problem(f"defect: {type(defect).__name__}")
-    _walk(msg, acc, _Where())
+    stack: list[tuple[Message, _Where]] = [(msg, _Where())]
+    visited = 0
+    while stack:
+        part, where = stack.pop()
+        visited += 1
+        if visited > MAX_PARTS:
+            acc.problem(f"too_many_parts: more than {MAX_PARTS}, the rest not read")
+            break
+        if where.depth > _MAX_DEPTH:
+            acc.problem("too_deeply_nested")
+        try:
+            children = _visit(part, acc, where)
+        except Exception as exc:  # one bad part never costs the whole message
+            acc.problem(f"part_unreadable: {where.path}: {type(exc).__name__}")
+            continue
+        stack.extend(reversed(children))
+    if not any(t.strip() for t in acc.texts):
+        # Only a forwarded letter ("Fw:" with nothing added, a client that forwards as an
+        # attachment): its words are what the sender sends us. Read one level, never deeper.
+        for inner in acc.forwarded[:3]:
+            shown = _texts_of(inner, max_attachment_bytes, hint)
+            acc.texts.extend(shown)
+            if shown:
+                break
     if any(
         p.startswith(("defect: CloseBoundaryNotFound", "defect: StartBoundaryNotFound"))
         for p in acc.problems
@@ -133,6 +107,20 @@ def walk(msg: Message, max_attachment_bytes: int, max_attachments: int = MAX_ATT
             f"too_many_attachments: {acc.skipped} more not kept (at most {acc.max_attachments})"
         )
     return acc
+
+
+def _texts_of(msg: Message, max_attachment_bytes: int, hint: str | None) -> list[str]:
+    inner = Walk(max_attachment_bytes=max_attachment_bytes, max_attachments=0, hint=hint)
+    stack: list[tuple[Message, _Where]] = [(msg, _Where())]
+    visited = 0
+    while stack and visited < MAX_PARTS:
+        part, where = stack.pop()
+        visited += 1
+        try:
+            stack.extend(reversed(_visit(part, inner, where)))
+        except Exception:  # its problems are the forwarded letter's, not this one's
+            continue
+    return [t for t in inner.texts if t.strip()]
 
 
 def raw_header(part: Message, name: str) -> str | None:
@@ -147,22 +135,22 @@ def raw_headers(part: Message, name: str) -> list[str]:
     return [str(v) for k, v in part.raw_items() if k.lower() == name]
 
 
-def _content_type(part: Message) -> tuple[str, dict[str, str]]:
+def _content_type(part: Message, hint: str | None = None) -> tuple[str, dict[str, str]]:
     raw = raw_header(part, "content-type")
     if raw is None:
         return part.get_default_type(), {}
-    value, _ = raw_to_str(raw)
+    value, _ = raw_to_str(raw, hint)
     mime = value.split(";", 1)[0].strip().lower()
     if "/" not in mime:
         mime = "text/plain"  # RFC 2045 §5.2: an invalid type is treated as text/plain
     return mime, header_params(value)
 
 
-def _disposition(part: Message) -> tuple[str, dict[str, str]]:
+def _disposition(part: Message, hint: str | None = None) -> tuple[str, dict[str, str]]:
     raw = raw_header(part, "content-disposition")
     if raw is None:
         return "", {}
-    value, _ = raw_to_str(raw)
+    value, _ = raw_to_str(raw, hint)
     return value.split(";", 1)[0].strip().lower(), header_params(value)
 
 
@@ -177,19 +165,10 @@ class _Where:
         return _Where(f"{self.path}.{number}", self.depth + 1, parent, wants_text)
 
 
-def _walk(part: Message, acc: Walk, where: _Where) -> None:
-    if where.depth > _MAX_DEPTH:
-        acc.problem("too_deeply_nested")
-        return
-    try:
-        _visit(part, acc, where)
-    except Exception as exc:  # one bad part never costs the whole message
-        acc.problem(f"part_unreadable: {where.path}: {type(exc).__name__}")
-
-
-def _visit(part: Message, acc: Walk, where: _Where) -> None:
-    mime, params = _content_type(part)
-    disposition, dparams = _disposition(part)
+def _visit(part: Message, acc: Walk, where: _Where) -> list[tuple[Message, _Where]]:
+    """Take what `part` holds; return its children to visit next."""
+    mime, params = _content_type(part, acc.hint)
+    disposition, dparams = _disposition(part, acc.hint)
     filename = dparams.get("filename") or params.get("name")
     path = where.path
     if mime == "message/delivery-status":
@@ -201,24 +180,44 @@ def _visit(part: Message, acc: Walk, where: _Where) -> None:
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             acc.embedded_headers.append(inner[0])  # the original, should this be a bounce
+            if where.parent != "multipart/report":
+                acc.forwarded.append(inner[0])
         if where.parent != "multipart/report":  # a report returns our own message
             _add_attachment(part, acc, path, mime, filename or "message.eml", disposition)
     elif part.is_multipart():
+        if mime == "multipart/encrypted":
+            acc.problem(f"encrypted: part {path}")
         children = [p for p in part.get_payload() if isinstance(p, Message)]
         chosen = _pick_alternative(children, acc, path) if mime == "multipart/alternative" else None
-        for number, child in enumerate(children, 1):
-            # Alternatives not shown still carry files (QQ pastes screenshots into the HTML).
-            wants_text = where.wants_text and (chosen is None or child is chosen)
-            _walk(child, acc, where.child(number, mime, wants_text))
+        # Alternatives not shown still carry files (QQ pastes screenshots into the HTML).
+        return [
+            (child, where.child(n, mime, where.wants_text and (chosen is None or child is chosen)))
+            for n, child in enumerate(children, 1)
+        ]
+    elif mime.startswith("multipart/"):
+        # No boundary, or one that never occurs: the stdlib leaves the body as one string.
+        found = salvage(part, acc)
+        return [(c, where.child(n, mime, where.wants_text)) for n, c in enumerate(found, 1)]
+    elif mime in _PKCS7:
+        _add_attachment(part, acc, path, mime, filename, disposition)
+        inner = signed_content(_payload_bytes(part, acc, path))
+        if inner is None:  # enveloped: only the recipient's key opens it
+            acc.problem(f"encrypted: part {path}")
+            return []
+        letter = email.message_from_bytes(inner, policy=email.policy.compat32)
+        return [(letter, where.child(1, mime, where.wants_text))]
     elif disposition == "attachment" or filename or not mime.startswith("text/"):
         _add_attachment(part, acc, path, mime, filename, disposition)
     elif where.wants_text:
         data = _payload_bytes(part, acc, path)
         if mime == "text/html":
-            charset = params.get("charset") or _meta_charset(data)
+            charset = params.get("charset") or meta_charset(data)
             acc.texts.append(html_to_text(_decode_part(data, charset, acc, path)))
+        elif mime == "text/calendar":
+            acc.texts.append(calendar_to_text(_decode_part(data, params.get("charset"), acc, path)))
         else:
             acc.texts.append(_decode_part(data, params.get("charset"), acc, path))
+    return []
 
 
 def _pick_alternative(children: list[Message], acc: Walk, path: str) -> Message | None:
@@ -239,8 +238,16 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
     if cte is not None:  # written loosely ("base64 ", quoted, with parameters): the stdlib
         payload = part.get_payload(decode=False)  # would hand back the encoded text
         raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        if cte == "unknown":  # "bas64", "x-gzip64": the stdlib passes the text through
+            acc.problem(f"transfer_encoding_unknown: part {path}")
+            return lenient_base64(raw) if _LOOKS_BASE64.fullmatch(raw) else raw
         acc.problem(f"transfer_encoding_loose: part {path}")
         return lenient_base64(raw) if cte == "base64" else quopri.decodestring(raw)
+    if _bare_cr_qp(part):  # old Mac line ends: "=\r" soft breaks the stdlib does not see
+        payload = part.get_payload(decode=False)
+        if isinstance(payload, str):
+            lines = re.sub(r"\r*\n|\r", "\n", payload).encode("utf-8", "surrogateescape")
+            return quopri.decodestring(lines)
     data = part.get_payload(decode=True)
     for defect in part.defects:
         acc.problem(f"defect: {type(defect).__name__}")
@@ -253,6 +260,12 @@ def _payload_bytes(part: Message, acc: Walk, path: str) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def _bare_cr_qp(part: Message) -> bool:
+    raw = (raw_header(part, "content-transfer-encoding") or "").strip().lower()
+    payload = part.get_payload(decode=False) if raw == "quoted-printable" else None
+    return isinstance(payload, str) and re.search(r"\r(?!\n)", payload) is not None
+
+
 def _transfer_encoding(part: Message) -> str | None:
     """base64 or quoted-printable when the header says so in a form the stdlib misses."""
     raw = raw_header(part, "content-transfer-encoding")
@@ -262,7 +275,18 @@ def _transfer_encoding(part: Message) -> str | None:
     loose = re.split(r"[;\s]", raw.strip().strip("\"'").lower(), maxsplit=1)[0]
     if loose in ("base64", "quoted-printable") and exact != loose:
         return loose
+    if loose not in _KNOWN_ENCODINGS:
+        return "unknown"
     return None
+
+
+_PKCS7 = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+_KNOWN_ENCODINGS = frozenset(
+    ("", "7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode",
+     "x-uue", "uue")
+)  # fmt: skip
+# Only base64's alphabet in lines, at least a few of them: data, whatever the header says.
+_LOOKS_BASE64 = re.compile(rb"\s*(?:[A-Za-z0-9+/]{16,}={0,2}\s*)+")
 
 
 _BASE64_DEFECTS = (
@@ -310,11 +334,6 @@ def lenient_base64(encoded: bytes) -> bytes:
     return bytes(out)
 
 
-def _meta_charset(data: bytes) -> str | None:
-    match = _META_CHARSET.search(data[:4096])
-    return match.group(1).decode("ascii") if match else None
-
-
 def _decode_part(data: bytes, charset: str | None, acc: Walk, path: str) -> str:
     text, problem = decode_bytes(data, charset)
     if problem:
@@ -334,6 +353,19 @@ def _add_attachment(
         data = first.as_bytes() if isinstance(first, Message) else b""
     else:
         data = _payload_bytes(part, acc, path)
+    add_file(acc, data, mime, filename, disposition == "inline")
+    if is_tnef(data):  # Outlook's winmail.dat: the files and the words inside it
+        body, files = read_tnef(data)
+        if body.strip() and acc.wants_more_text():
+            acc.texts.append(body.replace("\r\n", "\n"))
+        for name, content in files:
+            if len(acc.attachments) >= acc.max_attachments:
+                acc.skipped += 1
+                continue
+            add_file(acc, content, "application/octet-stream", name, False)
+
+
+def add_file(acc: Walk, data: bytes, mime: str, filename: str | None, inline: bool) -> None:
     sniffed = sniff_type(data)
     name = sanitise_filename(filename, default=_default_name(sniffed or mime))
     if sniffed is None and mime != "message/rfc822":
@@ -350,7 +382,7 @@ def _add_attachment(
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             data=None if too_large else data,
-            inline=disposition == "inline",
+            inline=inline,
         )
     )
 

@@ -5,7 +5,8 @@ here the letter's own headers are read, bounces recognised and the letter classi
 in a message makes parsing fail: what went wrong is listed in `problems`.
 
 Each problem is "code" or "code: detail"; the codes:
-  no_message_id, message_id_too_long (kept, never put in our headers), header_8bit,
+  no_message_id, message_id_too_long (kept, never put in our headers), duplicate_from (the
+  first From is the sender), header_8bit,
   header_bad_encoded_word, bad_address (an address no one can have: not answered),
   charset_guessed (no/unknown label), charset_mismatch (label lied; a detector chose),
   charset_damaged (the label held but for a few stray bytes, replaced), defect (a stdlib MIME
@@ -13,7 +14,11 @@ Each problem is "code" or "code: detail"; the codes:
   not decode: "base64 ", quoted), truncated_multipart, attachment_too_large,
   attachment_type_unrecognised (not a format bot.domain.files.sniff_type accepts),
   too_many_attachments (files past the cap, neither decoded nor kept), case_ref_conflict
-  (subject tag and threading disagree), part_unreadable, too_deeply_nested, unparseable
+  (subject tag and threading disagree), part_unreadable, too_deeply_nested (past 30 levels:
+  still read; past the stdlib parser's stack, its parts read flat), too_many_parts,
+  multipart_salvaged (no boundary, or not the one declared: split on the one used),
+  transfer_encoding_unknown (decoded when it is base64 all the same), encrypted (S/MIME
+  enveloped or PGP: only the recipient's key reads it), unparseable
   (nothing but the raw bytes could be kept); and, set by the intake: too_large (only the
   header was fetched and stored), store_failed (the database refused the letter once; stored
   bare), other_sender (about a case, from an address the case does not know), intake_error
@@ -34,6 +39,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from bot.domain.letters import (
     automatic_reasons,
     case_ref_in_subject,
+    case_ref_in_text,
     classify_text,
     normalise_message_id,
     own_mail_reasons,
@@ -41,6 +47,7 @@ from bot.domain.letters import (
 from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail, valid_text
 from handlers.email.decode import FOLD, decode_header_text, raw_to_str
 from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
+from handlers.email.salvage import flattened
 
 __all__ = ["Attachment", "Bounce", "ParsedMail", "header_block", "message_key", "parse_message"]
 
@@ -48,6 +55,18 @@ __all__ = ["Attachment", "Bounce", "ParsedMail", "header_block", "message_key", 
 # Keys: what identifies a letter before it is parsed (the intake stores by them)
 
 _MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.I | re.M)
+
+
+_CHARSET_PARAM = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.I)
+
+
+def text_charset(raw: bytes) -> str | None:
+    """The first charset the letter declares beyond ASCII (its text's), or None."""
+    for match in _CHARSET_PARAM.finditer(raw, 0, 1_000_000):
+        label = match.group(1).decode("ascii").lower()
+        if label not in ("us-ascii", "ascii"):
+            return label
+    return None
 
 
 def header_block(raw: bytes) -> bytes:
@@ -101,9 +120,15 @@ def _message_ids(value: str | None) -> list[str]:
 def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str]:
     if value is None:
         return None, ""
-    text, eight_bit = raw_to_str(FOLD.sub(" ", value))
+    text, eight_bit = raw_to_str(FOLD.sub(" ", value), acc.hint)
     name, addr = parseaddr(_printable(text))
-    decoded, problems = decode_header_text(name)
+    if not _ADDR_SPEC.fullmatch(addr.strip()):
+        # Written by hand or by a broken client: `张伟 a@qq.com` (no angle brackets), the whole
+        # `Name <addr>` inside one encoded word, `<<a@qq.com>>`. The address a person can see in
+        # it is theirs.
+        decoded, addr, problems = _salvaged_address(text, addr)
+    else:
+        decoded, problems = decode_header_text(name, acc.hint)
     for problem in problems:
         acc.problem(f"{problem}: {header}")
     if eight_bit:
@@ -113,6 +138,22 @@ def _address(value: str | None, acc: Walk, header: str) -> tuple[str | None, str
         acc.problem(f"bad_address: {header}")  # never an address to answer, nor a key
         address = None
     return address, decoded
+
+
+_ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
+
+
+def _salvaged_address(text: str, addr: str) -> tuple[str, str, list[str]]:
+    """(display name, address, problems) of a From that parseaddr could not split."""
+    decoded, problems = decode_header_text(text)
+    decoded = decoded.replace("＠", "@")
+    problems = [p for p in problems if p != "header_8bit"]  # noted by the caller
+    found = _ADDR_SPEC.findall(decoded)
+    if not found:
+        return decoded if "@" not in decoded else "", addr, problems
+    address = found[0].strip(".'")
+    rest = decoded.replace(address, " ", 1)
+    return " ".join(re.sub(r"[<>\"]", " ", rest).split()), address, problems
 
 
 # RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address at most 254 characters.
@@ -237,15 +278,24 @@ def _parse(
 ) -> ParsedMail:
     # compat32: every header is read raw here anyway (mime.raw_header), and the default
     # policy's header objects cost seconds on a letter of thousands of parts.
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    acc = walk(msg, max_attachment_bytes, max_attachments)
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        flat = False
+    except RecursionError:  # nested past the stdlib parser's stack: read the parts flat
+        msg, flat = flattened(raw, header_block(raw)), True
+    hint = text_charset(raw)
+    acc = walk(msg, max_attachment_bytes, max_attachments, hint)
+    if flat:
+        acc.problem("too_deeply_nested")
     subject_raw = raw_header(msg, "subject") or ""
-    subject, subject_problems = decode_header_text(subject_raw)
+    subject, subject_problems = decode_header_text(subject_raw, hint)
     for problem in subject_problems:
         acc.problem(f"{problem}: Subject")
     from_addr, from_name = _address(raw_header(msg, "from"), acc, "From")
+    if len(raw_headers(msg, "from")) > 1:  # which is the sender is not ours to guess: staff see
+        acc.problem(f"duplicate_from: {len(raw_headers(msg, 'from'))} From headers, the first kept")
     reply_to, _ = _address(raw_header(msg, "reply-to"), acc, "Reply-To")
-    to_raw = " , ".join(raw_to_str(v)[0] for v in raw_headers(msg, "to"))
+    to_raw = " , ".join(raw_to_str(v, hint)[0] for v in raw_headers(msg, "to"))
     to = [a.lower() for _, a in getaddresses([_printable(to_raw)]) if a]
 
     ids = _message_ids(raw_header(msg, "message-id"))
@@ -264,7 +314,7 @@ def _parse(
     text = _printable("\n\n".join(t.strip() for t in acc.texts if t.strip()))
     case_ref = _case_ref(
         subject, in_reply_to, references, bounce, case_ref_prefix, known_refs_by_message_id, acc
-    )
+    ) or (None if bounce else case_ref_in_text(text, case_ref_prefix))
     kind: Kind = "reply" if case_ref else classify_text(subject, text)
     return ParsedMail(
         message_id=message_id,
@@ -305,7 +355,8 @@ def _case_ref(
     known: dict[str, str] | None,
     acc: Walk,
 ) -> str | None:
-    """Subject tag first; else the threading headers (newest first) against stored IDs."""
+    """Subject first (our tag, else a reference typed any way); else the threading headers
+    (newest first) against stored IDs. The body is the caller's last resort."""
     tagged = case_ref_in_subject(subject, prefix)
     lookup = {normalise_message_id(k): v for k, v in (known or {}).items()}
     threaded = None

@@ -54,3 +54,18 @@ async def lock(
 async def number_of(session: AsyncSession, certificate_id: int) -> str | None:
     row = await session.get(Certificate, certificate_id)
     return row.number if row is not None else None
+
+
+async def add_many(
+    session: AsyncSession,
+    events: list[tuple[int, dict[str, Any]]],
+    *,
+    actor: str,
+    type: str,
+    at: datetime,
+) -> None:
+    """One event of `type` for each (certificate id, data): written with one flush."""
+    for certificate_id, data in events:
+        session.add(CertificateEvent(certificate_id=certificate_id, actor=actor, type=type, at=at,
+                                     data=data))  # fmt: skip
+    await session.flush()

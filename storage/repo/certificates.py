@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,3 +66,29 @@ async def find(session: AsyncSession, text: str) -> list[Certificate]:
         .limit(20)
     )
     return list((await session.exec(like)).all())
+
+
+async def by_numbers(session: AsyncSession, numbers: list[str]) -> list[Certificate]:
+    """The certificates with these numbers (an import's page: one query, not one a row)."""
+    if not numbers:
+        return []
+    stmt = select(Certificate).where(col(Certificate.number).in_(numbers))
+    return list((await session.exec(stmt)).all())
+
+
+async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """New certificates in multi-row INSERTs (one a ~1,000 rows); their ids, in order."""
+    return await inserted(session, Certificate, rows)
+
+
+async def inserted(
+    session: AsyncSession, table: type[Any], rows: list[dict[str, Any]]
+) -> list[int]:
+    """Insert `rows` into `table` through SQLAlchemy's "insertmanyvalues" batching (an ORM
+    flush sends one statement a row); the new ids, in the order of `rows`."""
+    if not rows:
+        return []
+    await session.flush()  # pending ORM changes first: the connection below bypasses autoflush
+    stmt = insert(table).returning(table.id, sort_by_parameter_order=True)
+    conn = await session.connection()
+    return [int(i) for i in (await conn.execute(stmt, rows)).scalars().all()]

@@ -4,6 +4,7 @@ reports."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
@@ -125,3 +126,44 @@ async def add_report(session: AsyncSession, report: ChangeReport) -> ChangeRepor
     session.add(report)
     await session.flush()
     return report
+
+
+async def by_usccs(session: AsyncSession, codes: list[str]) -> list[Organisation]:
+    """The organisations with these credit codes (an import's page, in one query)."""
+    if not codes:
+        return []
+    stmt = select(Organisation).where(col(Organisation.uscc).in_(codes))
+    return list((await session.exec(stmt)).all())
+
+
+async def by_ids(session: AsyncSession, ids: list[int]) -> list[Organisation]:
+    if not ids:
+        return []
+    return list(
+        (await session.exec(select(Organisation).where(col(Organisation.id).in_(ids)))).all()
+    )
+
+
+async def email_contacts(session: AsyncSession, ids: list[int]) -> set[tuple[int, str]]:
+    """(organisation id, lower-cased address) of the e-mail contacts these organisations have."""
+    if not ids:
+        return set()
+    stmt = select(Contact.organisation_id, Contact.email).where(
+        col(Contact.organisation_id).in_(ids), col(Contact.email).is_not(None)
+    )
+    rows = (await session.exec(stmt)).all()
+    return {(int(org or 0), str(email).lower()) for org, email in rows}
+
+
+async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """New organisations in multi-row INSERTs; their ids, in order."""
+    from storage.repo.certificates import inserted
+
+    return await inserted(session, Organisation, rows)
+
+
+async def add_email_contacts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """E-mail contacts known to be new (the import checked email_contacts), in a few INSERTs."""
+    from storage.repo.certificates import inserted
+
+    await inserted(session, Contact, rows)

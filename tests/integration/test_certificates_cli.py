@@ -80,7 +80,25 @@ def test_import_json_show_and_link_code(tmp_path: Path) -> None:
 def test_an_undecodable_file_is_refused_with_the_utf8_hint(tmp_path: Path) -> None:
     assert certdesk(tmp_path, "db", "upgrade").returncode == 0
     bad = tmp_path / "certs.csv"
-    bad.write_bytes(HEADER.encode("utf-16"))
+    bad.write_bytes(HEADER.encode() + b"\x80\xff\x80")
     out = certdesk(tmp_path, "certificates", "import", str(bad), "--json")
     (refused,) = json.loads(out.stdout)["refused"]
     assert refused["line"] == 1 and "CSV UTF-8" in refused["reason"]
+
+
+def test_excel_unicode_text_with_chinese_headers_imports(tmp_path: Path) -> None:
+    assert certdesk(tmp_path, "db", "upgrade").returncode == 0
+    rows = (
+        "证书编号\t持证组织\t认证标准\t发证日期\t有效期至\t联系邮箱\n"
+        "GGBZ-901\t武汉示例有限公司\tGB/T 39604-2020\t2025年12月1日\t2028/11/30\t"
+        "a@x.cn；b@y.cn\n"
+        "GGBZ-902\t宜昌示例有限公司\tGB/T 39604-2020\t2025-12-01\t2028-12-02\t\n"
+    )
+    unicode_text = tmp_path / "certs.txt"
+    unicode_text.write_bytes(rows.encode("utf-16"))
+    out = certdesk(tmp_path, "certificates", "import", str(unicode_text), "--json")
+    report = json.loads(out.stdout)
+    assert (report["imported"], [r["line"] for r in report["refused"]]) == (1, [3])
+    text = certdesk(tmp_path, "certificates", "import", str(unicode_text))
+    assert "line 3: validity longer than 36 months" in text.stderr
+    assert text.stdout.strip() == "0 imported, 1 updated, 1 bad rows"

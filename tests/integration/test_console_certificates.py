@@ -99,8 +99,12 @@ async def test_import_from_the_browser_gives_the_clis_report(console: Console) -
     cert_id = await _cert_id(console, "GGBZ-801")
     assert [(e.type, e.actor) for e in await _events(console, cert_id)] == [("imported", WANG)] * 2
 
-    page = await _import(console, "número\n".encode("utf-16"))
+    page = await _import(console, "número\n".encode("utf-16"))  # Unicode text: read, and
+    assert "缺少必需的列：证书编号、持证组织" in html.unescape(page)  # answered in Chinese
+    page = await _import(console, b"number\n\x80\xff\x80")  # neither UTF-8 nor GBK nor UTF-16
     assert "CSV UTF-8" in html.unescape(page)
+    page = await _import(console, ROWS.replace("2028-12-02", "2028-12-03").encode())
+    assert "有效期超过 36 个月" in page  # each refused row in the reader's language
 
 
 async def test_the_register_filters_and_the_certificate_page(console: Console) -> None:

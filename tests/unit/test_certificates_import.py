@@ -62,8 +62,9 @@ def test_utf8_with_and_without_bom_and_gbk_are_read() -> None:
 
 def test_an_undecodable_file_is_refused_with_a_hint() -> None:
     with pytest.raises(ValueError) as exc:
-        decode("number,holder\n".encode("utf-16"))  # Excel's "Unicode text"
+        decode(b"number,holder\n\x80\xff\x80")  # neither UTF-8 nor GB18030 nor UTF-16
     assert str(exc.value) == SAVE_AS_UTF8 and "UTF-8" in SAVE_AS_UTF8
+    assert decode("number,holder\n".encode("utf-16")) == "number,holder\n"  # Unicode text
 
 
 def test_the_citation_is_the_head_of_the_clause() -> None:

@@ -16,7 +16,7 @@ from bot.domain.letters import (
     kind_in_body,
 )
 from handlers.email.decode import codec_for, decode_bytes, decode_header_text, header_params
-from handlers.email.mime import html_to_text
+from handlers.email.htmltext import html_to_text
 from handlers.email.parse import parse_message
 from tests.fixtures.mail_corpus import REF, Sample, corpus, message
 
@@ -134,7 +134,10 @@ def test_custom_prefix() -> None:
         ("【TS-2026-7k3f9q】", "TS-2026-7K3F9Q"),
         ("[TS-2026-7K3F9O]", None),  # O is not in the alphabet
         ("[TS-2026-7K3F91]", None),
-        ("TS-2026-7K3F9Q", None),  # a tag has brackets
+        ("TS-2026-7K3F9Q", "TS-2026-7K3F9Q"),  # typed without our brackets: still the case
+        ("Re: ts 2026 7k3f9q 补充", "TS-2026-7K3F9Q"),
+        ("（ＴＳ－２０２６－７Ｋ３Ｆ９Ｑ）", "TS-2026-7K3F9Q"),
+        ("TS-2026-7K3F9Q2", None),
         ("[TS-2026-7K3F9QX]", None),
     ],
 )
