@@ -21,7 +21,7 @@ from bot.services import inbound_mail
 from bot.services.inbound_mail import Parse, RawLetter, Stored
 from handlers.email.imap import ImapMailbox, IntakeError, reason
 from handlers.email.parse import message_key
-from handlers.email.parsing import IntakeStats, letter_size_limit, many_parser, parse_all, parser
+from handlers.email.parsing import IntakeStats, letter_size_limit, many_parser, parse_ahead, parser
 from handlers.email.serial import Serial
 from storage.models import InboundStatus
 from storage.unit_of_work import UnitOfWork
@@ -98,8 +98,8 @@ async def _look(
     if parts:
         looked.first = await _fetch_part(desk, box, imap, parts[0], looked)
         whole = [letter for letter in looked.first if letter.size is None]
-        ready = await asyncio.to_thread(parse_all(desk), [letter.raw for letter in whole])
-        parsed.update((letter.key, p) for letter, p in zip(whole, ready, strict=True))
+        ready = await asyncio.to_thread(parse_ahead(desk), [letter.raw for letter in whole])
+        parsed.update((x.key, p) for x, p in zip(whole, ready, strict=True) if p is not None)
     return looked
 
 

@@ -104,6 +104,23 @@ def parse_all(desk: Desk) -> Callable[[Sequence[bytes]], list[ParsedMail]]:
     return parse
 
 
+def parse_ahead(desk: Desk) -> Callable[[Sequence[bytes]], list[ParsedMail | None]]:
+    """`parse_all` for letters not stored yet: a letter the parser cannot take is None here (it
+    is stored all the same, and the service parses it again and quarantines it)."""
+    one = parse_all(desk)
+
+    def parse(raws: Sequence[bytes]) -> list[ParsedMail | None]:
+        found: list[ParsedMail | None] = []
+        for raw in raws:
+            try:
+                found.extend(one([raw]))
+            except Exception:  # never let one letter stop the others
+                found.append(None)
+        return found
+
+    return parse
+
+
 def many_parser(desk: Desk, ahead: dict[str, ParsedMail] | None = None) -> ParseMany:
     """`parser` for a batch of letters: one trip off the event loop for them all. `ahead`: the
     letters parsed already, by key (the hash of their bytes), taken from it as they are used."""

@@ -24,7 +24,7 @@ from bot.main.cli import main
 from bot.outbox.worker import Outbox
 from bot.profiles import load_profile
 from bot.services.inbound_mail import acting, batch
-from handlers.email import chunks, intake
+from handlers.email import chunks, intake, parsing
 from handlers.email.parse import parse_message
 from storage.db import session_factory
 from storage.models import Case, CaseEvent, Deadline, InboundEmail, OutboxMessage, StoredFile
@@ -483,6 +483,34 @@ async def test_a_letter_that_breaks_the_intake_is_undone_and_quarantined_alone(
         row = (await s.exec(select(InboundEmail).where(InboundEmail.status == "quarantined"))).one()
     assert row.message_id == "<boom@qq.com>"
     assert "intake_error: RuntimeError" in (row.problems or [])
+
+
+async def test_a_letter_the_parser_cannot_take_is_quarantined_and_the_others_go_through(
+    desk: Desk,
+    mailbox: Mailbox,
+    deliver: Callable[[], asyncio.Future[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A parser bug on one letter: while reading ahead, in the batch and again alone.
+    real = parsing.parse_message
+
+    def fragile(raw: bytes, **kwargs: Any) -> Any:
+        if b"<boom@qq.com>" in raw:
+            raise ValueError("bug")
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(parsing, "parse_message", fragile)
+    for name in ("before", "boom", "after"):
+        mailbox.append(letter("投诉", "我要投诉。", message_id=f"<{name}@qq.com>"))
+    stats = await intake.run_once(desk)
+    assert stats.cases == 2 and stats.quarantined == 1
+    assert set(await cases_by_source(desk)) == {"<before@qq.com>", "<after@qq.com>"}
+    assert await deliver() == 2
+    assert folder_count(mailbox, "Quarantine") == 1 and folder_count(mailbox, "Processed") == 2
+    async with desk.sessions() as s:
+        row = (await s.exec(select(InboundEmail).where(InboundEmail.status == "quarantined"))).one()
+    assert row.message_id == "<boom@qq.com>"
+    assert "intake_error: ValueError" in (row.problems or [])
 
 
 async def test_the_whole_corpus_goes_through_without_stopping_and_robots_get_no_answer(

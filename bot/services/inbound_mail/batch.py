@@ -102,24 +102,55 @@ async def act_many(
     desk: Desk, uow: UnitOfWork, inbound_ids: Sequence[int], parse: Parse, parse_many: ParseMany
 ) -> dict[int, Outcome]:
     """Act on the stored letters `inbound_ids` (in id order); each one's outcome."""
-    session = uow.session
     outcomes: dict[int, Outcome] = {}
-    rows = await bulk.lock_letters(session, inbound_ids)
+    rows = await bulk.lock_letters(uow.session, inbound_ids)
     found = {row.id for row in rows}
-    todo = []
+    run: list[Any] = []  # letters for one batch, in order
     for row in rows:
         if row.status != InboundStatus.STORED:
             outcomes[row.id] = Outcome(row.status)
-        elif too_large(row.problems) is not None:
-            outcomes[row.id] = await act(desk, uow, row.id, parse)  # quarantined alone
+        elif too_large(row.problems) is not None:  # quarantined alone, in its place
+            outcomes |= await _batched(desk, uow, run, parse, parse_many)
+            run = []
+            outcomes[row.id] = await act(desk, uow, row.id, parse)
         else:
-            todo.append(row)
-    parsed = await parse_many([(row.message_key, row.raw) for row in todo]) if todo else []
-    letters = [_letter(desk, row, p) for row, p in zip(todo, parsed, strict=True)]
+            run.append(row)
+    outcomes |= await _batched(desk, uow, run, parse, parse_many)
+    for inbound_id in inbound_ids:
+        if inbound_id not in found:  # gone meanwhile: `act` says what became of it
+            outcomes[inbound_id] = await act(desk, uow, inbound_id, parse)
+    return outcomes
+
+
+async def _batched(
+    desk: Desk, uow: UnitOfWork, rows: Sequence[Any], parse: Parse, parse_many: ParseMany
+) -> dict[int, Outcome]:
+    """Parse, plan and write `rows` in batches; what breaks parsing or planning sends the
+    letters it concerns to `act` one by one, so one letter never stops the others."""
+    if not rows:
+        return {}
+    outcomes: dict[int, Outcome] = {}
+    try:
+        parsed = await parse_many([(row.message_key, row.raw) for row in rows])
+        letters = [_letter(desk, row, p) for row, p in zip(rows, parsed, strict=True)]
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # `act` parses each again and quarantines the one
+        _alone_warning("parsing", len(rows), exc)
+        return {row.id: await act(desk, uow, row.id, parse) for row in rows}
     start = 0
     while start < len(letters):
         rest = letters[start:]
-        plan = await _plan(desk, uow, rest)
+        try:
+            async with uow.session.begin_nested():  # a failed read leaves the transaction usable
+                plan = await _plan(desk, uow, rest)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            _alone_warning("planning", len(rest), exc)
+            for x in rest:
+                outcomes[x.id] = await act(desk, uow, x.id, parse)
+            break
         if plan:
             outcomes |= await _run(desk, uow, plan, parse)
         start += len(plan)
@@ -127,10 +158,18 @@ async def act_many(
             alone = letters[start]
             outcomes[alone.id] = await act(desk, uow, alone.id, parse)
             start += 1
-    for inbound_id in inbound_ids:
-        if inbound_id not in found:  # gone meanwhile: `act` says what became of it
-            outcomes[inbound_id] = await act(desk, uow, inbound_id, parse)
     return outcomes
+
+
+def _alone_warning(step: str, n: int, exc: Exception) -> None:
+    detail = repo.db_reason(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__
+    log.warning(
+        "%s a batch of %d letters failed (%s): acting on each alone",
+        step,
+        n,
+        detail,
+        exc_info=log.isEnabledFor(logging.DEBUG),
+    )
 
 
 def _letter(desk: Desk, row: Any, parsed: ParsedMail) -> _Letter:
@@ -275,13 +314,7 @@ async def _run(desk: Desk, uow: UnitOfWork, plan: _Plan, parse: Parse) -> dict[i
     except TRANSIENT:
         raise
     except Exception as exc:  # one letter broke the batch: each alone, so it breaks only itself
-        detail = repo.db_reason(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__
-        log.warning(
-            "a batch of %d letters failed (%s): acting on each alone",
-            len(plan),
-            detail,
-            exc_info=log.isEnabledFor(logging.DEBUG),
-        )
+        _alone_warning("writing", len(plan), exc)
         for obj in list(session.identity_map.values()):
             if isinstance(obj, Case):
                 session.expunge(obj)  # its thread was set in memory by the failed batch
