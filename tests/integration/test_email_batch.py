@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from bot.desk import Desk
 from bot.services.cases import verify
+from bot.services.inbound_mail import batch
 from handlers.email import intake
 from storage.models import Case, CaseEvent, CaseHead, InboundEmail, OutboxMessage
 from storage.unit_of_work import UnitOfWork
@@ -68,4 +69,33 @@ async def test_one_batch_opens_joins_and_leaves_verified_histories(
             await s.exec(select(OutboxMessage).where(col(OutboxMessage.channel) == "email"))
         ).all()
         assert len(acks) == 6
+        assert await verify(uow) == []
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["batch", "alone"])
+async def test_a_reference_written_only_in_the_body_files_the_letter_under_its_case(
+    desk: Desk,  # noqa: F811
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+    alone: bool,
+) -> None:
+    mailbox.append(letter("投诉", "第一封。", sender="old@qq.com", message_id="<old@qq.com>"))
+    assert (await intake.run_once(desk)).cases == 1
+    async with UnitOfWork(desk.sessions) as uow:
+        ref = (await uow.session.exec(select(Case))).one().ref
+    if alone:  # as a letter with files: through `act`, on its own
+        monkeypatch.setattr(batch, "_simple", lambda letter: False)
+    # No tag in the subject, no threading headers: the reference typed in the body, as people
+    # do (lower case, spaces); from the case's own address it joins, from another it does not.
+    typed = ref.lower().replace("-", " ")
+    body = f"您好，我的案件编号是 {typed}，现补充说明。"
+    mailbox.append(letter("补充材料", body, sender="old@qq.com", message_id="<more@qq.com>"))
+    mailbox.append(letter("补充材料", body, sender="else@qq.com", message_id="<else@qq.com>"))
+    stats = await intake.run_once(desk)
+    assert stats.replies == 1 and stats.cases == 0
+    async with UnitOfWork(desk.sessions) as uow:
+        rows = {r.message_id: r for r in (await uow.session.exec(select(InboundEmail))).all()}
+        case = (await uow.session.exec(select(Case))).one()
+        assert rows["<more@qq.com>"].case_id == case.id
+        assert rows["<else@qq.com>"].case_id != case.id
         assert await verify(uow) == []

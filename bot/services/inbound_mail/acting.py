@@ -172,7 +172,7 @@ THREAD_LOOKUPS = 20  # threading ids looked up, newest first: a letter of 10,000
 
 async def cases_answered(session: AsyncSession, parsed: ParsedMail, prefix: str) -> list[Case]:
     """The known cases a letter points at: the subject tag's first, then the threading
-    headers' (newest first), each once."""
+    headers' (newest first), then a reference written in the body, each once."""
     found: dict[int, Case] = {}
     tagged = case_ref_in_subject(parsed.subject, prefix)
     if tagged:
@@ -182,6 +182,11 @@ async def cases_answered(session: AsyncSession, parsed: ParsedMail, prefix: str)
     threading = [*reversed(parsed.in_reply_to), *reversed(parsed.references)]
     for message_id in list(dict.fromkeys(threading))[:THREAD_LOOKUPS]:
         case = await cases_repo.find_case_by_message_id(session, message_id)
+        if case is not None and case.id is not None:
+            found.setdefault(case.id, case)
+    written = parsed.case_ref if parsed.case_ref != tagged else None  # in the body: last
+    if written:
+        case = await cases_repo.find_case_by_ref(session, written)
         if case is not None and case.id is not None:
             found.setdefault(case.id, case)
     return list(found.values())

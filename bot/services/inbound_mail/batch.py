@@ -61,6 +61,7 @@ class _Letter:
     parsed: ParsedMail
     threading: list[str]  # normalised threading ids, newest first (as `cases_answered`)
     tag: str | None
+    written: str | None  # a reference in the body (the last candidate, as `cases_answered`)
 
 
 @dataclass
@@ -176,7 +177,8 @@ def _letter(desk: Desk, row: Any, parsed: ParsedMail) -> _Letter:
     threading = [*reversed(parsed.in_reply_to), *reversed(parsed.references)]
     mids = [cases_repo.normalise_message_id(m) for m in dict.fromkeys(threading)]
     tag = case_ref_in_subject(parsed.subject, desk.settings.case_ref_prefix)
-    return _Letter(row.id, row, parsed, [m for m in mids if m][:THREAD_LOOKUPS], tag)
+    written = parsed.case_ref if parsed.case_ref != tag else None
+    return _Letter(row.id, row, parsed, [m for m in mids if m][:THREAD_LOOKUPS], tag, written)
 
 
 def _simple(letter: _Letter) -> bool:
@@ -192,7 +194,8 @@ def _simple(letter: _Letter) -> bool:
 
 async def _lookups(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Lookups:
     session = uow.session
-    by_tag = await bulk.case_ids_by_ref(session, [x.tag for x in letters if x.tag])
+    refs = [ref for x in letters for ref in (x.tag, x.written) if ref]
+    by_tag = await bulk.case_ids_by_ref(session, refs)
     mids = {m for x in letters for m in x.threading}
     keys = {cases_repo.message_id_key(m): m for m in mids}
     by_key = await bulk.cases_by_message_key(session, keys)
@@ -256,6 +259,8 @@ async def _plan(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Pla
                 candidates.append(found.by_mid[m])
             elif m in pending:
                 candidates.append(pending[m])
+        if x.written in found.by_tag:
+            candidates.append(found.by_tag[x.written])
         candidates = list(dict.fromkeys(candidates))
         sender = (p.from_addr or "").strip().lower()
         own = next((c for c in candidates if sender and sender in found.known[c]), None)
