@@ -36,9 +36,15 @@ ACT_BATCH = 100  # letters acted upon together, one commit: little work redone a
 async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     stats = IntakeStats()
     parse = parser(desk)
+    # The calendar's coming months looked up in a thread while the first chunk is fetched:
+    # the deadlines of the first cases then cost nothing (nothing else reads it meanwhile).
+    warm: asyncio.Task[None] | None = asyncio.create_task(asyncio.to_thread(_warm, desk))
     # Letters stored before a crash and no longer in the folder (moved by hand) still count.
     async with UnitOfWork(desk.sessions) as uow:
         leftovers = await inbound_mail.pending(uow)
+    if leftovers and warm is not None:
+        await warm
+        warm = None
     for start in range(0, len(leftovers), FETCH_CHUNK):
         await _act_many(desk, leftovers[start : start + FETCH_CHUNK], parse, stats)
     imap = Serial()
@@ -55,6 +61,9 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
             ahead = None
             if n + 1 < len(chunks):
                 ahead = asyncio.create_task(_look(desk, box, imap, chunks[n + 1], parsed))
+            if warm is not None:
+                await warm
+                warm = None
             for i, part in enumerate(looked.parts):
                 first = looked.first if i == 0 else None
                 await _part(desk, box, imap, part, looked, first, parse, stats, parsed)
@@ -64,10 +73,17 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     except (IMAPClientError, OSError) as exc:
         raise IntakeError(f"{box.name}: {reason(exc)}") from None
     finally:
+        if warm is not None:
+            await warm
         if ahead is not None:
             ahead.cancel()
         imap.cancel()
     return stats
+
+
+def _warm(desk: Desk) -> None:
+    """Every day of the coming year and a half looked up once (memoised by the calendar)."""
+    desk.calendar.add_working_days(desk.clock.now().date(), 400)
 
 
 @dataclass
