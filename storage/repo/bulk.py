@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -209,10 +209,19 @@ async def _returning(
     for start in range(0, len(params), per):
         part = params[start : start + per]
         multi = _multi_sql(conn, table, base, sql, key, len(part), skip_conflicts)
-        flat = tuple(v for row in part for v in row)
+        flat = tuple(v for values in part for v in values)
         result = await conn.exec_driver_sql(multi, flat)
-        found.update((k, i) for k, i in result.all())
+        found.update(cast(list[tuple[Any, int]], result.all()))
     return found
+
+
+def _renumbered(group: str, offset: int) -> str:
+    """`group`'s $n placeholders moved on by `offset`."""
+
+    def move(m: re.Match[str]) -> str:
+        return f"${int(m[1]) + offset}"
+
+    return re.sub(r"\$(\d+)", move, group)
 
 
 def _multi_sql(
@@ -234,13 +243,7 @@ def _multi_sql(
         at = sql.index(" VALUES (") + len(" VALUES ")
         head, group = sql[:at], sql[at : len(sql) - len(tail)]
         count = group.count("$")  # numeric placeholders ($1 …), or qmark ones (no renumbering)
-        groups = []
-        for i in range(n):
-            if count:
-                off = i * count
-                groups.append(re.sub(r"\$(\d+)", lambda m, o=off: f"${int(m[1]) + o}", group))
-            else:
-                groups.append(group)
+        groups = [_renumbered(group, i * count) if count else group for i in range(n)]
         prep = conn.dialect.identifier_preparer
         returning = f" RETURNING {prep.quote(key)}, {prep.quote('id')}"
         found = _MULTI[full] = head + ", ".join(groups) + tail + returning
