@@ -101,6 +101,7 @@ class _Chunk:
     dates: dict[int, datetime | None]
     parts: list[list[int]]
     first: list[RawLetter]
+    stored: Stored | None = None  # the first part's letters, stored ahead (PostgreSQL)
 
 
 async def _look(
@@ -121,6 +122,13 @@ async def _look(
         whole = [letter for letter in looked.first if letter.size is None]
         ready = await asyncio.to_thread(parse_all(desk), [letter.raw for letter in whole])
         parsed.update((letter.key, p) for letter, p in zip(whole, ready, strict=True))
+        if looked.first and desk.engine.dialect.name == "postgresql":
+            # Two transactions at once (SQLite has one writer): the letters stored and
+            # committed while the chunk before is acted upon; acted upon after it.
+            async with UnitOfWork(desk.sessions) as uow:
+                looked.stored = await inbound_mail.store(
+                    desk, uow, box.name, box.uidvalidity, looked.first
+                )
     return looked
 
 
@@ -163,7 +171,9 @@ async def _part(
     missing = [uid for uid in uids if uid not in known]
     letters = fetched if fetched is not None else await _fetch_part(desk, box, imap, uids, looked)
     stored = Stored()
-    if letters:
+    if fetched is not None and looked.stored is not None:
+        stored = looked.stored
+    elif letters:
         async with UnitOfWork(desk.sessions) as uow:
             stored = await inbound_mail.store(desk, uow, box.name, box.uidvalidity, letters)
     status = {uid: row_status for uid, (_, row_status) in known.items()}
