@@ -81,6 +81,9 @@ def start_dovecot(root: Path) -> Dovecot:
     return server
 
 
+PROFILE = ""  # --profile: where the full pass's cProfile stats go
+
+
 def fill(box: Mailbox, letters: list[bytes]) -> None:
     with box.client() as client:
         client.multiappend("INBOX", letters)
@@ -182,7 +185,16 @@ async def full(
     try:
         since = desk.clock.now()
         started, cpu = time.perf_counter(), time.process_time()
+        profile = PROFILE
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         stats = await intake.run_once(desk)
+        if profile:
+            prof.disable()
+            prof.dump_stats(profile)
         elapsed = time.perf_counter() - started
         print(f"full intake: {time.process_time() - cpu:.2f} s of CPU (this process, all threads)")
         found = await checked(desk, since, corpus)
@@ -219,7 +231,10 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--outbox", type=int, default=200_000)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--profile", default="", help="cProfile stats of the full pass to FILE")
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
 
     root = Path(tempfile.mkdtemp(prefix="certdesk-bench-"))
     root.chmod(0o755)

@@ -70,11 +70,14 @@ def canonical(event: EventContent) -> bytes:
     return _canonical_json(body)
 
 
+# One encoder for every canonical text (json.dumps would build one per call): the same output.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+)
+
+
 def _canonical_json(value: object) -> bytes:
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
-    )
-    return text.encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def event_hash(event: EventContent) -> str:
@@ -137,7 +140,7 @@ _EVENT, _HEAD, _FIELD, _KEY_ID, _EXPORT = (
 
 
 def _mac(key: bytes, *parts: bytes) -> str:
-    return hmac.new(key, b"".join(parts), hashlib.sha256).hexdigest()
+    return hmac.digest(key, b"".join(parts), "sha256").hex()  # = hmac.new(…).hexdigest()
 
 
 def key_id(key: bytes) -> str:

@@ -28,17 +28,24 @@ from storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-FETCH_CHUNK = 100  # messages per FETCH (and per MOVE): few round trips, bounded memory
+FETCH_CHUNK = 500  # messages per FETCH (and per MOVE): few round trips, bounded memory
+FIRST_CHUNK = 100  # the pass's first chunk: soon in the database, the next fetched meanwhile
 CHUNK_BYTES = 32_000_000  # about the most letter bytes held at once (a larger letter goes alone)
-ACT_BATCH = 100  # letters acted upon together, one commit: little work redone after a crash
+ACT_BATCH = 500  # letters acted upon together, one commit: little work redone after a crash
 
 
 async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     stats = IntakeStats()
     parse = parser(desk)
+    # The calendar's coming months looked up in a thread while the first chunk is fetched:
+    # the deadlines of the first cases then cost nothing (nothing else reads it meanwhile).
+    warm: asyncio.Task[None] | None = asyncio.create_task(asyncio.to_thread(_warm, desk))
     # Letters stored before a crash and no longer in the folder (moved by hand) still count.
     async with UnitOfWork(desk.sessions) as uow:
         leftovers = await inbound_mail.pending(uow)
+    if leftovers and warm is not None:
+        await warm
+        warm = None
     for start in range(0, len(leftovers), FETCH_CHUNK):
         await _act_many(desk, leftovers[start : start + FETCH_CHUNK], parse, stats)
     imap = Serial()
@@ -46,7 +53,11 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     parsed: dict[str, ParsedMail] = {}  # letters parsed ahead, while the database was busy
     try:
         uids = await imap.call(box.uids)
-        chunks = [uids[i : i + FETCH_CHUNK] for i in range(0, len(uids), FETCH_CHUNK)]
+        # A small first chunk: the database has work while the larger next one is fetched.
+        head = uids[:FIRST_CHUNK]
+        rest = uids[FIRST_CHUNK:]
+        chunks = [head] + [rest[i : i + FETCH_CHUNK] for i in range(0, len(rest), FETCH_CHUNK)]
+        chunks = [chunk for chunk in chunks if chunk]
         # The next chunk is fetched while the database takes this one; each chunk is filed
         # (MOVE) in the background once its letters are committed.
         for n, chunk in enumerate(chunks):
@@ -55,6 +66,9 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
             ahead = None
             if n + 1 < len(chunks):
                 ahead = asyncio.create_task(_look(desk, box, imap, chunks[n + 1], parsed))
+            if warm is not None:
+                await warm
+                warm = None
             for i, part in enumerate(looked.parts):
                 first = looked.first if i == 0 else None
                 await _part(desk, box, imap, part, looked, first, parse, stats, parsed)
@@ -64,10 +78,17 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     except (IMAPClientError, OSError) as exc:
         raise IntakeError(f"{box.name}: {reason(exc)}") from None
     finally:
+        if warm is not None:
+            await warm
         if ahead is not None:
             ahead.cancel()
         imap.cancel()
     return stats
+
+
+def _warm(desk: Desk) -> None:
+    """Every day of the coming half-year looked up once (memoised by the calendar)."""
+    desk.calendar.add_working_days(desk.clock.now().date(), 120)
 
 
 @dataclass
@@ -80,6 +101,7 @@ class _Chunk:
     dates: dict[int, datetime | None]
     parts: list[list[int]]
     first: list[RawLetter]
+    stored: Stored | None = None  # the first part's letters, stored ahead (PostgreSQL)
 
 
 async def _look(
@@ -100,6 +122,13 @@ async def _look(
         whole = [letter for letter in looked.first if letter.size is None]
         ready = await asyncio.to_thread(parse_ahead(desk), [letter.raw for letter in whole])
         parsed.update((x.key, p) for x, p in zip(whole, ready, strict=True) if p is not None)
+        if looked.first and desk.engine.dialect.name == "postgresql":
+            # Two transactions at once (SQLite has one writer): the letters stored and
+            # committed while the chunk before is acted upon; acted upon after it.
+            async with UnitOfWork(desk.sessions) as uow:
+                looked.stored = await inbound_mail.store(
+                    desk, uow, box.name, box.uidvalidity, looked.first
+                )
     return looked
 
 
@@ -142,7 +171,9 @@ async def _part(
     missing = [uid for uid in uids if uid not in known]
     letters = fetched if fetched is not None else await _fetch_part(desk, box, imap, uids, looked)
     stored = Stored()
-    if letters:
+    if fetched is not None and looked.stored is not None:
+        stored = looked.stored
+    elif letters:
         async with UnitOfWork(desk.sessions) as uow:
             stored = await inbound_mail.store(desk, uow, box.name, box.uidvalidity, letters)
     status = {uid: row_status for uid, (_, row_status) in known.items()}

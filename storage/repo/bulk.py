@@ -10,9 +10,10 @@ only: nothing here reads back what it writes, and nothing goes through the ORM's
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -167,11 +168,7 @@ async def insert_returning_ids(
 ) -> dict[Any, int]:
     """INSERT `rows` (multi-row statements, SQLAlchemy's insertmanyvalues); the new id of each
     row by its (unique) column `key`."""
-    if not rows:
-        return {}
-    stmt = _insert(session, table).returning(table.c[key], table.c.id)
-    result = await (await _conn(session)).execute(stmt, [dict(r) for r in rows])
-    return {k: i for k, i in result.all()}
+    return await _returning(session, table, rows, key, skip_conflicts=False)
 
 
 async def insert_new(
@@ -179,11 +176,78 @@ async def insert_new(
 ) -> dict[Any, int]:
     """INSERT … ON CONFLICT DO NOTHING of `rows`; the id of each row inserted, by its column
     `key` (a row that met a unique key already stored is left out)."""
+    return await _returning(session, table, rows, key, skip_conflicts=True)
+
+
+_MAX_PARAMS = 30_000  # below SQLite's 32,766 and PostgreSQL's 32,767 parameters a statement
+_MULTI: dict[tuple[Any, ...], str] = {}
+
+
+async def _returning(
+    session: AsyncSession,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    key: str,
+    *,
+    skip_conflicts: bool,
+) -> dict[Any, int]:
+    """Multi-row INSERT … RETURNING key, id: the one-row statement compiled once (as
+    `insert_rows`), its VALUES group repeated (placeholders renumbered for PostgreSQL), the
+    values through their bind processors, in as few statements as the parameter limit allows."""
     if not rows:
         return {}
-    stmt = _insert(session, table).on_conflict_do_nothing().returning(table.c[key], table.c.id)
-    result = await (await _conn(session)).execute(stmt, [dict(r) for r in rows])
-    return {k: i for k, i in result.all()}
+    keys = tuple(rows[0])
+    stmt = _insert(session, table)
+    if skip_conflicts:
+        stmt = stmt.on_conflict_do_nothing()
+    conn = await _conn(session)
+    base = ("insert", table.name, keys, skip_conflicts)
+    sql, names, processors = _compiled(conn, base, stmt, keys)
+    params = _params(rows, names, processors)
+    per = max(1, _MAX_PARAMS // max(1, len(names)))
+    found: dict[Any, int] = {}
+    for start in range(0, len(params), per):
+        part = params[start : start + per]
+        multi = _multi_sql(conn, table, base, sql, key, len(part), skip_conflicts)
+        flat = tuple(v for values in part for v in values)
+        result = await conn.exec_driver_sql(multi, flat)
+        found.update(cast(list[tuple[Any, int]], result.all()))
+    return found
+
+
+def _renumbered(group: str, offset: int) -> str:
+    """`group`'s $n placeholders moved on by `offset`."""
+
+    def move(m: re.Match[str]) -> str:
+        return f"${int(m[1]) + offset}"
+
+    return re.sub(r"\$(\d+)", move, group)
+
+
+def _multi_sql(
+    conn: AsyncConnection,
+    table: sa.Table,
+    base: tuple[Any, ...],
+    sql: str,
+    key: str,
+    n: int,
+    skip_conflicts: bool,
+) -> str:
+    full = (conn.dialect.name, *base, key, n)
+    found = _MULTI.get(full)
+    if found is None:
+        if " RETURNING " in sql:  # the dialect's own (PostgreSQL returns the new id)
+            sql = sql[: sql.rindex(" RETURNING ")]
+        tail = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+        assert sql.endswith(tail), sql
+        at = sql.index(" VALUES (") + len(" VALUES ")
+        head, group = sql[:at], sql[at : len(sql) - len(tail)]
+        count = group.count("$")  # numeric placeholders ($1 …), or qmark ones (no renumbering)
+        groups = [_renumbered(group, i * count) if count else group for i in range(n)]
+        prep = conn.dialect.identifier_preparer
+        returning = f" RETURNING {prep.quote(key)}, {prep.quote('id')}"
+        found = _MULTI[full] = head + ", ".join(groups) + tail + returning
+    return found
 
 
 async def update_rows(

@@ -28,6 +28,8 @@ _CHANGED = "certdesk_case_fields_changed"
 
 def _pending(case: Case) -> set[str]:
     state = sa.inspect(case)
+    if state.key is not None and not state.committed_state:
+        return set()  # persistent and nothing set since it was loaded (the common case: quick)
     return {name for name in CASE_FIELDS if state.attrs[name].history.has_changes()}
 
 

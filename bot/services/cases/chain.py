@@ -121,7 +121,9 @@ class Chains:
             if fields is None:
                 continue  # deleted meanwhile: `append` would fail on it too
             last, head = lasts.get(cid), found_heads.get(cid)
-            wrong = what_is_wrong(self.key, last, head, fields, heads.app_changed(session, case))
+            seals = self._seals(fields)
+            ours = heads.app_changed(session, case)
+            wrong = what_is_wrong(self.key, last, head, fields, ours, seals)
             trusted = head is not None and head_is_valid(self.key, head)
             seq = max(last.seq if last else 0, head.seq if head and trusted else 0)
             note = head.note if head is not None and trusted else None
@@ -134,7 +136,7 @@ class Chains:
                 last.hash if last else None,
                 note,
                 case_digest(fields),
-                field_seals(self.key, fields),
+                seals,
                 head is None,
             )
 

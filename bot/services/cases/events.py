@@ -4,6 +4,7 @@ write through."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -115,8 +116,10 @@ def what_is_wrong(
     head: CaseHead | None,
     stored: dict[str, Any] | None,
     ours: set[str],
+    seals: Mapping[str, str] | None = None,
 ) -> str:
-    """What an append finds already wrong with the history it extends ("" when nothing)."""
+    """What an append finds already wrong with the history it extends ("" when nothing).
+    `seals`: the field seals of `stored`, when the caller has them already."""
     if head is None:
         return "" if last is None else "no signed head"
     if head.key_id != key_id(key):
@@ -131,7 +134,12 @@ def what_is_wrong(
     elif last.hash != head.head_hash or last.mac != event_mac(key, last.hash):
         wrong.append(f"event #{last.seq} is not the one signed")
     if stored is not None:
-        edited = [f for f in changed_fields(key, stored, head.fields) if f not in ours]
+        if seals is None:
+            changed = changed_fields(key, stored, head.fields)
+        else:
+            changed = sorted(n for n in set(seals) | set(head.fields)
+                             if seals.get(n) != head.fields.get(n))  # fmt: skip
+        edited = [f for f in changed if f not in ours]
         if edited:
             wrong.append("case row edited outside the history: " + ", ".join(edited))
     return "; ".join(wrong)
