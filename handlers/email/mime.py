@@ -21,7 +21,8 @@ from email.message import Message
 
 from bot.domain.files import EXTENSIONS, sanitise_filename, sniff_type
 from bot.domain.mail import Attachment
-from handlers.email.decode import decode_bytes, header_params, raw_to_str
+from handlers.email.decode import decode_bytes, raw_to_str
+from handlers.email.header_words import header_params
 from handlers.email.htmltext import calendar_to_text, html_to_text, meta_charset
 from handlers.email.salvage import salvage, signed_content
 from handlers.email.tnef import is_tnef, read_tnef

@@ -45,7 +45,8 @@ from bot.domain.letters import (
     own_mail_reasons,
 )
 from bot.domain.mail import THREADING_ID_MAX, Attachment, Bounce, Kind, ParsedMail, valid_text
-from handlers.email.decode import FOLD, decode_header_text, raw_to_str
+from handlers.email.decode import raw_to_str
+from handlers.email.header_words import FOLD, decode_header_text
 from handlers.email.mime import MAX_ATTACHMENTS, Walk, raw_header, raw_headers, walk
 from handlers.email.salvage import flattened
 

@@ -18,7 +18,8 @@ from bot.domain.files import sanitise_filename
 from bot.domain.letters import case_ref_in_subject, case_ref_in_text
 from bot.domain.refs import ALPHABET
 from bot.main.cli import main
-from handlers.email.decode import decode_bytes, decode_header_text
+from handlers.email.decode import decode_bytes
+from handlers.email.header_words import decode_header_text
 from handlers.email.parse import parse_message
 from handlers.email.salvage import signed_content
 from tests.fixtures.mail_classes import WORDS, classes, ref_forms, signed_data

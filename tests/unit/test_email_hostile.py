@@ -12,7 +12,8 @@ import pytest
 from bot.domain.letters import own_mail_reasons
 from bot.domain.mail import valid_text
 from bot.main.cli import main
-from handlers.email.decode import decode_bytes, decode_header_text
+from handlers.email.decode import decode_bytes
+from handlers.email.header_words import decode_header_text
 from handlers.email.mime import MAX_ATTACHMENTS, lenient_base64
 from handlers.email.parse import clean_message_id, message_key, parse_message
 from tests.fixtures.mail_corpus import INBOX, message

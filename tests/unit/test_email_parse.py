@@ -15,7 +15,8 @@ from bot.domain.letters import (
     classify_text,
     kind_in_body,
 )
-from handlers.email.decode import codec_for, decode_bytes, decode_header_text, header_params
+from handlers.email.decode import codec_for, decode_bytes
+from handlers.email.header_words import decode_header_text, header_params
 from handlers.email.htmltext import html_to_text
 from handlers.email.parse import parse_message
 from tests.fixtures.mail_corpus import REF, Sample, corpus, message
