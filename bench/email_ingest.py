@@ -52,7 +52,7 @@ import email_corpus  # beside this file
 from email_corpus import Corpus
 
 from bot.config import load_settings
-from bot.main.desk import open_desk
+from bot.main.desk import open_desk, ready_for_work
 from bot.services.cases import verify
 from handlers.email import intake
 from handlers.email.parse import parse_message
@@ -183,6 +183,7 @@ async def full(
     want = email_corpus.expected(corpus, seeded, settings.auto_replies_per_sender_per_hour)
     desk = await open_desk(settings)
     try:
+        await ready_for_work(desk)  # as `certdesk email fetch` and the service do after start
         since = desk.clock.now()
         started, cpu = time.perf_counter(), time.process_time()
         profile = PROFILE

@@ -3,8 +3,15 @@ start-up by the composition root (bot.main.desk.open_desk)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +22,56 @@ from bot.domain.calendar import CalendarOverrides, WorkCalendar, parse_overrides
 from bot.domain.policy import Profile
 from storage import history_key
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ProcessWorker:
+    """One child process for CPU-bound pure-Python work (parsing a chunk of letters).
+
+    Threads of this process share one interpreter lock: a chunk parsed in a thread runs by
+    turns with the event loop and the database calls, not beside them. In a child process it
+    runs on the other core. Until `start()` (and when it fails), work runs in a thread as
+    before; a child that dies is replaced on the next call, and the call it broke runs in a
+    thread, so nothing depends on the child. `fn` and its arguments must pickle (module-level).
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._wanted = False
+
+    @property
+    def running(self) -> bool:
+        return self._pool is not None
+
+    async def start(self, warm: Callable[[], object] | None = None) -> None:
+        """Start the child (a fresh interpreter: never a fork of this threaded process) and run
+        `warm` in it, so its imports are paid now rather than on the first chunk."""
+        self._wanted = True
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        if warm is not None:
+            await self.run(warm)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pool is None and self._wanted:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool = self._pool
+        if pool is None:
+            return await asyncio.to_thread(fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            log.warning("the worker process died: this work runs in a thread, a new one next")
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(fn, *args)
+
+    async def close(self) -> None:
+        pool, self._pool, self._wanted = self._pool, None, False
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+
 
 @dataclass
 class Desk:
@@ -24,6 +81,7 @@ class Desk:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock = field(default_factory=Clock)
+    worker: ProcessWorker = field(default_factory=ProcessWorker)  # started by long-running work
 
     def __post_init__(self) -> None:
         # Whatever appends to a case history through the desk's sessions signs it.
@@ -41,6 +99,7 @@ class Desk:
         return user_id is not None and user_id in self.staff_ids
 
     async def close(self) -> None:
+        await self.worker.close()
         await self.engine.dispose()
 
 

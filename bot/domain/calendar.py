@@ -10,6 +10,7 @@ Sources, first match wins:
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -108,7 +109,6 @@ class WorkCalendar:
         self._overrides = overrides or CalendarOverrides()
         self._days: dict[date, bool] = {}
         self._known: dict[int, bool] = {}
-        self._guessed_holidays: dict[int, frozenset[date]] = {}
 
     @property
     def overrides(self) -> CalendarOverrides:
@@ -152,12 +152,7 @@ class WorkCalendar:
         return d.weekday() < 5 and d not in self._guessed_rest_days(d.year)
 
     def _guessed_rest_days(self, year: int) -> frozenset[date]:
-        cached = self._guessed_holidays.get(year)
-        if cached is None:
-            # Default categories = public holidays only (half-day ones are not rest for everyone).
-            cached = frozenset(holidays.country_holidays("CN", years=year).keys())
-            self._guessed_holidays[year] = cached
-        return cached
+        return _guessed_statutory_holidays(year)
 
     # --- walking ---------------------------------------------------------------------------
 
@@ -212,3 +207,11 @@ def _chinese_calendar_covers(year: int) -> bool:
             cached = False
         _covered[year] = cached
     return cached
+
+
+@functools.cache
+def _guessed_statutory_holidays(year: int) -> frozenset[date]:
+    """The `holidays` package's China public holidays of `year` (half-day ones are not rest for
+    everyone). Once per process: the first year costs the package's import and its lunar
+    arithmetic (~0.15 s), and it is the same for every calendar."""
+    return frozenset(holidays.country_holidays("CN", years=year).keys())

@@ -26,7 +26,7 @@ from telegram.ext import Application
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.desk import Desk
-from bot.main.desk import open_desk
+from bot.main.desk import open_desk, ready_for_work
 from bot.outbox.worker import Outbox
 from messages.render import t
 from storage import history_key
@@ -185,6 +185,7 @@ async def serve(
     desk = await open_desk(settings, clock)
     history_key.warn_if_unset(settings)
     try:
+        await ready_for_work(desk)
         if token is None:
             return await _serve_headless(desk, stop)
         return await _serve_telegram(desk, token.get_secret_value(), stop)

@@ -37,15 +37,9 @@ ACT_BATCH = 500  # letters acted upon together, one commit: little work redone a
 async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     stats = IntakeStats()
     parse = parser(desk)
-    # The calendar's coming months looked up in a thread while the first chunk is fetched:
-    # the deadlines of the first cases then cost nothing (nothing else reads it meanwhile).
-    warm: asyncio.Task[None] | None = asyncio.create_task(asyncio.to_thread(_warm, desk))
     # Letters stored before a crash and no longer in the folder (moved by hand) still count.
     async with UnitOfWork(desk.sessions) as uow:
         leftovers = await inbound_mail.pending(uow)
-    if leftovers and warm is not None:
-        await warm
-        warm = None
     for start in range(0, len(leftovers), FETCH_CHUNK):
         await _act_many(desk, leftovers[start : start + FETCH_CHUNK], parse, stats)
     imap = Serial()
@@ -66,9 +60,6 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
             ahead = None
             if n + 1 < len(chunks):
                 ahead = asyncio.create_task(_look(desk, box, imap, chunks[n + 1], parsed))
-            if warm is not None:
-                await warm
-                warm = None
             for i, part in enumerate(looked.parts):
                 first = looked.first if i == 0 else None
                 await _part(desk, box, imap, part, looked, first, parse, stats, parsed)
@@ -78,17 +69,10 @@ async def process_mailbox(desk: Desk, box: ImapMailbox) -> IntakeStats:
     except (IMAPClientError, OSError) as exc:
         raise IntakeError(f"{box.name}: {reason(exc)}") from None
     finally:
-        if warm is not None:
-            await warm
         if ahead is not None:
             ahead.cancel()
         imap.cancel()
     return stats
-
-
-def _warm(desk: Desk) -> None:
-    """Every day of the coming half-year looked up once (memoised by the calendar)."""
-    desk.calendar.add_working_days(desk.clock.now().date(), 120)
 
 
 @dataclass
@@ -120,7 +104,7 @@ async def _look(
     if parts:
         looked.first = await _fetch_part(desk, box, imap, parts[0], looked)
         whole = [letter for letter in looked.first if letter.size is None]
-        ready = await asyncio.to_thread(parse_ahead(desk), [letter.raw for letter in whole])
+        ready = await desk.worker.run(parse_ahead(desk), [letter.raw for letter in whole])
         parsed.update((x.key, p) for x, p in zip(whole, ready, strict=True) if p is not None)
         if looked.first and desk.engine.dialect.name == "postgresql":
             # Two transactions at once (SQLite has one writer): the letters stored and

@@ -4,7 +4,7 @@ parsing off the event loop (one letter, or a chunk in one trip)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.desk import Desk
@@ -68,57 +68,80 @@ def letter_size_limit(desk: Desk) -> int:
     return LETTER_SIZE_FACTOR * desk.settings.max_upload_bytes
 
 
-def parser(desk: Desk) -> Parse:
-    """Parsing as the service wants it, off the event loop (it is CPU work: charsets, MIME)."""
-    s = desk.settings
+@dataclass(frozen=True)
+class ParseOptions:
+    """What parsing takes from the settings: picklable, so a chunk can be parsed in the desk's
+    worker process (bot.desk.ProcessWorker) as well as in a thread."""
 
-    async def parse(raw: bytes) -> ParsedMail:
-        return await asyncio.to_thread(
-            parse_message,
+    case_ref_prefix: str
+    max_attachment_bytes: int
+    own_domain: str | None
+    own_addresses: tuple[str, ...]
+
+    @classmethod
+    def of(cls, desk: Desk) -> ParseOptions:
+        s = desk.settings
+        return cls(s.case_ref_prefix, s.max_upload_bytes, s.mail_domain, (s.mail_from,))
+
+    def one(self, raw: bytes) -> ParsedMail:
+        return parse_message(
             raw,
-            case_ref_prefix=s.case_ref_prefix,
-            max_attachment_bytes=s.max_upload_bytes,
-            own_domain=s.mail_domain,
-            own_addresses=(s.mail_from,),
+            case_ref_prefix=self.case_ref_prefix,
+            max_attachment_bytes=self.max_attachment_bytes,
+            own_domain=self.own_domain,
+            own_addresses=self.own_addresses,
         )
 
+
+def parser(desk: Desk) -> Parse:
+    """Parsing as the service wants it, off the event loop (it is CPU work: charsets, MIME)."""
+    options = ParseOptions.of(desk)
+
+    async def parse(raw: bytes) -> ParsedMail:
+        return await asyncio.to_thread(options.one, raw)
+
     return parse
 
 
-def parse_all(desk: Desk) -> Callable[[Sequence[bytes]], list[ParsedMail]]:
+@dataclass(frozen=True)
+class ParseAll:
     """Parsing as `parser` does it, for many letters in one call (run it off the event loop)."""
-    s = desk.settings
 
-    def parse(raws: Sequence[bytes]) -> list[ParsedMail]:
-        return [
-            parse_message(
-                raw,
-                case_ref_prefix=s.case_ref_prefix,
-                max_attachment_bytes=s.max_upload_bytes,
-                own_domain=s.mail_domain,
-                own_addresses=(s.mail_from,),
-            )
-            for raw in raws
-        ]
+    options: ParseOptions
 
-    return parse
+    def __call__(self, raws: Sequence[bytes]) -> list[ParsedMail]:
+        return [self.options.one(raw) for raw in raws]
 
 
-def parse_ahead(desk: Desk) -> Callable[[Sequence[bytes]], list[ParsedMail | None]]:
-    """`parse_all` for letters not stored yet: a letter the parser cannot take is None here (it
+@dataclass(frozen=True)
+class ParseAhead:
+    """`ParseAll` for letters not stored yet: a letter the parser cannot take is None here (it
     is stored all the same, and the service parses it again and quarantines it)."""
-    one = parse_all(desk)
 
-    def parse(raws: Sequence[bytes]) -> list[ParsedMail | None]:
+    options: ParseOptions
+
+    def __call__(self, raws: Sequence[bytes]) -> list[ParsedMail | None]:
         found: list[ParsedMail | None] = []
         for raw in raws:
             try:
-                found.extend(one([raw]))
+                found.append(self.options.one(raw))
             except Exception:  # never let one letter stop the others
                 found.append(None)
         return found
 
-    return parse
+
+def parse_all(desk: Desk) -> ParseAll:
+    return ParseAll(ParseOptions.of(desk))
+
+
+def parse_ahead(desk: Desk) -> ParseAhead:
+    return ParseAhead(ParseOptions.of(desk))
+
+
+def warm_up() -> None:
+    """A first letter parsed in a new worker process: its imports and first-use costs paid at
+    start, not on the first chunk of a pass."""
+    parse_message(b"From: a@example.com\r\nSubject: =?utf-8?b?5L2g5aW9?=\r\n\r\nx\r\n")
 
 
 def many_parser(desk: Desk, ahead: dict[str, ParsedMail] | None = None) -> ParseMany:
@@ -129,7 +152,7 @@ def many_parser(desk: Desk, ahead: dict[str, ParsedMail] | None = None) -> Parse
 
     async def parse_many(letters: Sequence[tuple[str, bytes]]) -> list[ParsedMail]:
         todo = [raw for key, raw in letters if key not in ready]
-        parsed = iter(await asyncio.to_thread(parse, todo) if todo else [])
+        parsed = iter(await desk.worker.run(parse, todo) if todo else [])
         return [ready.pop(key) if key in ready else next(parsed) for key, _ in letters]
 
     return parse_many

@@ -1,0 +1,51 @@
+"""The desk's worker process: work runs in a child once started, in a thread before, and a
+child that dies costs the call it broke nothing (it runs in a thread) and is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from bot.desk import ProcessWorker
+from handlers.email.parsing import ParseAhead, ParseOptions, warm_up
+from tests.fixtures.mail_corpus import corpus
+
+OPTIONS = ParseOptions("TS", 10_000_000, "desk.example.test", ("desk@desk.example.test",))
+
+
+async def test_not_started_the_work_runs_in_this_process() -> None:
+    worker = ProcessWorker()
+    assert await worker.run(os.getpid) == os.getpid()
+    assert not worker.running
+
+
+async def test_started_the_work_runs_in_a_child_and_a_dead_child_is_replaced() -> None:
+    worker = ProcessWorker()
+    try:
+        await worker.start(warm_up)
+        child = await worker.run(os.getpid)
+        assert child != os.getpid()
+        os.kill(child, signal.SIGKILL)
+        # The call the dead child broke still gets its answer (from a thread of this process).
+        assert await worker.run(pow, 2, 10) == 1024
+        replacement = await worker.run(os.getpid)
+        assert replacement not in (child, os.getpid())
+    finally:
+        await worker.close()
+    assert not worker.running
+    assert await worker.run(os.getpid) == os.getpid()  # closed: back in this process
+
+
+async def test_letters_parsed_in_the_child_are_the_letters_parsed_here() -> None:
+    samples = corpus()
+    raws = [s.raw for s in samples]
+    here = ParseAhead(OPTIONS)(raws)
+    worker = ProcessWorker()
+    try:
+        await worker.start()
+        there = await worker.run(ParseAhead(OPTIONS), raws)
+    finally:
+        await worker.close()
+    assert len(there) == len(samples)
+    for sample, mine, theirs in zip(samples, here, there, strict=True):
+        assert theirs == mine, sample.name
