@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bot.domain import history
 from bot.domain.history import canonical, event_hash, first_break, json_ready
 
 AT = datetime(2026, 9, 28, 2, 0, 0, 123456, tzinfo=UTC)
@@ -123,3 +127,21 @@ def test_removed_event_is_a_gap() -> None:
     del events[1]
     found = first_break(events)
     assert found is not None and (found.seq, found.reason) == (3, "seq")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    | st.datetimes(timezones=st.just(UTC)) | st.dates(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(_JSON)
+def test_the_canonical_text_is_the_one_the_standard_encoder_writes(value: Any) -> None:
+    # The hashes of stored histories depend on these bytes: the encoder built once must write
+    # exactly what json.JSONEncoder(sort_keys, compact, ensure_ascii=False) writes.
+    standard = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=history._default
+    )
+    assert history._canonical_json(value) == standard.encode(value).encode("utf-8")
