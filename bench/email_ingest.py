@@ -183,7 +183,9 @@ async def full(
     want = email_corpus.expected(corpus, seeded, settings.auto_replies_per_sender_per_hour)
     desk = await open_desk(settings)
     try:
-        await ready_for_work(desk)  # as `certdesk email fetch` and the service do after start
+        # As the service and `certdesk email fetch` (without --once) start: the worker process
+        # that parses the letters, the calendar, the mappers, start-up frozen out of the GC.
+        await ready_for_work(desk)
         since = desk.clock.now()
         started, cpu = time.perf_counter(), time.process_time()
         profile = PROFILE

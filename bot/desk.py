@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +27,29 @@ from storage import history_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the child: leave when the parent is gone (a SIGKILLed service must not leave its
+    worker behind, waiting on a queue nobody writes to)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _new_pool() -> ProcessPoolExecutor:
+    # A fresh interpreter (spawn), never a fork of this threaded process.
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+    )
 
 
 class ProcessWorker:
@@ -45,17 +71,17 @@ class ProcessWorker:
         return self._pool is not None
 
     async def start(self, warm: Callable[[], object] | None = None) -> None:
-        """Start the child (a fresh interpreter: never a fork of this threaded process) and run
-        `warm` in it, so its imports are paid now rather than on the first chunk."""
+        """Start the child and run `warm` in it, so its imports are paid now rather than on the
+        first chunk."""
         self._wanted = True
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = _new_pool()
         if warm is not None:
             await self.run(warm)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._pool is None and self._wanted:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = _new_pool()
         pool = self._pool
         if pool is None:
             return await asyncio.to_thread(fn, *args)

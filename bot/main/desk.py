@@ -43,20 +43,21 @@ async def open_desk(
 CALENDAR_WARM_WORKING_DAYS = 120  # about the longest deadline a case is given, and then some
 
 
-async def ready_for_work(desk: Desk) -> None:
+async def ready_for_work(desk: Desk, *, parse_worker: bool = True) -> None:
     """What a worker that will take many letters or updates does once, after start-up.
 
-    With an inbox to read, the worker process that parses its letters is started, its imports
-    paid now. The calendar's coming months are looked up (memoised: the first look at a year
-    not yet known costs the `holidays` fallback ~0.15 s, which would otherwise land on the
-    first letters), and the ORM's mappers configured. Then what start-up built — modules, the
-    profile, settings, the engine — is frozen out of the garbage collector's sight
-    (`gc.freeze`): it lives as long as the process, and the full collections of a busy pass
-    then scan only what the work allocates.
+    With an inbox to read (and `parse_worker`: not for a single pass, which would wait longer
+    for the child's start than it gains), the worker process that parses its letters is
+    started, its imports paid now. The calendar's coming months are looked up (memoised: the
+    first look at a year not yet known costs the `holidays` fallback ~0.15 s, which would
+    otherwise land on the first letters), and the ORM's mappers configured. Then what start-up
+    built — modules, the profile, settings, the engine — is frozen out of the garbage
+    collector's sight (`gc.freeze`): it lives as long as the process, and the full collections
+    of a busy pass then scan only what the work allocates.
     """
     today = desk.clock.now().date()
     await asyncio.to_thread(desk.calendar.add_working_days, today, CALENDAR_WARM_WORKING_DAYS)
-    if desk.settings.imap_host:  # the intake parses its chunks in the worker process
+    if desk.settings.imap_host and parse_worker:  # the intake parses chunks in the worker
         await desk.worker.start(warm_up)
     configure_mappers()  # else done by the first query that needs them, mid-work
     gc.collect()

@@ -71,7 +71,7 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
     except (SQLAlchemyError, OSError) as exc:  # a full disk, say: one line, not a traceback
         raise CliError(storage_problem(exc, settings)) from None
     try:
-        await ready_for_work(desk)
+        await ready_for_work(desk, parse_worker=not args.once)
         if args.once:
             stats = await intake.run_once(desk)
             _print_json(stats.to_json())

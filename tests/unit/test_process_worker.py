@@ -3,10 +3,15 @@ child that dies costs the call it broke nothing (it runs in a thread) and is rep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from bot.desk import ProcessWorker
+from bot.desk import PARENT_CHECK_SECONDS, ProcessWorker
 from handlers.email.parsing import ParseAhead, ParseOptions, warm_up
 from tests.fixtures.mail_corpus import corpus
 
@@ -49,3 +54,49 @@ async def test_letters_parsed_in_the_child_are_the_letters_parsed_here() -> None
     assert len(there) == len(samples)
     for sample, mine, theirs in zip(samples, here, there, strict=True):
         assert theirs == mine, sample.name
+
+
+CHILD_OF_A_SERVICE = """
+import asyncio, os, sys
+from bot.desk import PARENT_CHECK_SECONDS, ProcessWorker
+
+async def main():
+    worker = ProcessWorker()
+    await worker.start()
+    print(await worker.run(os.getpid), flush=True)
+    await asyncio.sleep(3600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_a_killed_service_leaves_no_worker_behind(tmp_path: Path) -> None:
+    script = tmp_path / "service.py"
+    script.write_text(CHILD_OF_A_SERVICE)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    service = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, env=env, cwd=tmp_path
+    )
+    assert service.stdout is not None
+    with service.stdout:
+        child = int(service.stdout.readline())
+    assert child != service.pid and _alive(child)
+    service.kill()
+    service.wait()
+    deadline = time.monotonic() + 10 * PARENT_CHECK_SECONDS
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the child looks for its parent every PARENT_CHECK_SECONDS
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose (its parent, now init, reaps it).
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return False
