@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 
 PARENT_CHECK_SECONDS = 1.0
+GIVE_UP_AFTER = 3  # children dead in a row before the worker stops starting new ones
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -58,13 +59,15 @@ class ProcessWorker:
     Threads of this process share one interpreter lock: a chunk parsed in a thread runs by
     turns with the event loop and the database calls, not beside them. In a child process it
     runs on the other core. Until `start()` (and when it fails), work runs in a thread as
-    before; a child that dies is replaced on the next call, and the call it broke runs in a
-    thread, so nothing depends on the child. `fn` and its arguments must pickle (module-level).
+    before; a child that dies is replaced on the next call (after GIVE_UP_AFTER in a row, no
+    more), and the call it broke runs in a thread, so nothing depends on the child. `fn` and
+    its arguments must pickle (module-level).
     """
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._wanted = False
+        self._failures = 0  # children that died in a row
 
     @property
     def running(self) -> bool:
@@ -86,12 +89,21 @@ class ProcessWorker:
         if pool is None:
             return await asyncio.to_thread(fn, *args)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            result = await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
-            log.warning("the worker process died: this work runs in a thread, a new one next")
             self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
+            self._failures += 1
+            if self._failures >= GIVE_UP_AFTER:  # it cannot start here: stop paying for tries
+                self._wanted = False
+                log.error("the worker process died %d times in a row: work runs in threads now",
+                          self._failures)  # fmt: skip
+            else:
+                log.warning("the worker process died: this work runs in a thread, a new one next")
             return await asyncio.to_thread(fn, *args)
+        else:
+            self._failures = 0
+            return result
 
     async def close(self) -> None:
         pool, self._pool, self._wanted = self._pool, None, False

@@ -4,14 +4,19 @@ child that dies costs the call it broke nothing (it runs in a thread) and is rep
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bot.desk import PARENT_CHECK_SECONDS, ProcessWorker
+import pytest
+
+from bot import desk as desk_module
+from bot.desk import GIVE_UP_AFTER, PARENT_CHECK_SECONDS, ProcessWorker
 from handlers.email.parsing import ParseAhead, ParseOptions, warm_up
 from tests.fixtures.mail_corpus import corpus
 
@@ -58,7 +63,8 @@ async def test_letters_parsed_in_the_child_are_the_letters_parsed_here() -> None
 
 CHILD_OF_A_SERVICE = """
 import asyncio, os, sys
-from bot.desk import PARENT_CHECK_SECONDS, ProcessWorker
+from bot import desk as desk_module
+from bot.desk import GIVE_UP_AFTER, PARENT_CHECK_SECONDS, ProcessWorker
 
 async def main():
     worker = ProcessWorker()
@@ -100,3 +106,25 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(FileNotFoundError):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     return False
+
+
+def _cannot_start() -> None:
+    raise RuntimeError("no worker here")
+
+
+async def test_a_child_that_cannot_start_is_given_up_after_a_few_tries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def failing() -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(1, mp_context=context, initializer=_cannot_start)
+
+    monkeypatch.setattr(desk_module, "_new_pool", failing)
+    worker = ProcessWorker()
+    await worker.start()
+    for _ in range(GIVE_UP_AFTER):  # every call answered all the same, from a thread
+        assert await worker.run(os.getpid) == os.getpid()
+    assert not worker.running
+    assert await worker.run(os.getpid) == os.getpid()
+    assert not worker.running  # given up: no child started for that call
+    await worker.close()
