@@ -7,6 +7,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +36,9 @@ GIVE_UP_AFTER = 3  # children dead in a row before the worker stops starting new
 
 def _exit_with_parent(parent: int) -> None:
     """In the child: leave when the parent is gone (a SIGKILLed service must not leave its
-    worker behind, waiting on a queue nobody writes to)."""
+    worker behind, waiting on a queue nobody writes to). Ctrl-C reaches the whole process
+    group: the parent decides when to stop, not the child mid-chunk."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -83,27 +86,38 @@ class ProcessWorker:
             await self.run(warm)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._pool is None and self._wanted:
-            self._pool = _new_pool()
-        pool = self._pool
-        if pool is None:
+        try:
+            if self._pool is None and self._wanted:
+                self._pool = _new_pool()
+            pool = self._pool
+            future = pool.submit(fn, *args) if pool is not None else None
+        except Exception as exc:  # no child here (no semaphores, no processes left): a thread
+            self._died(self._pool, exc)
+            future = None
+        if future is None:
             return await asyncio.to_thread(fn, *args)
         try:
-            result = await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-        except BrokenProcessPool:
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-            self._failures += 1
-            if self._failures >= GIVE_UP_AFTER:  # it cannot start here: stop paying for tries
-                self._wanted = False
-                log.error("the worker process died %d times in a row: work runs in threads now",
-                          self._failures)  # fmt: skip
-            else:
-                log.warning("the worker process died: this work runs in a thread, a new one next")
+            result = await asyncio.wrap_future(future)
+        except BrokenProcessPool as exc:  # the child died: the work again, in a thread
+            self._died(pool, exc)
             return await asyncio.to_thread(fn, *args)
+        self._failures = 0
+        return result
+
+    def _died(self, pool: ProcessPoolExecutor | None, exc: Exception) -> None:
+        if pool is not None and pool is not self._pool:
+            return  # a death already counted (calls in flight together), a new child since
+        self._pool = None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._failures += 1
+        if self._failures >= GIVE_UP_AFTER:  # it cannot run here: stop paying for tries
+            self._wanted = False
+            log.error("the worker process failed %d times in a row (%s): work runs in threads",
+                      self._failures, type(exc).__name__)  # fmt: skip
         else:
-            self._failures = 0
-            return result
+            log.warning("the worker process failed (%s): this work runs in a thread",
+                        type(exc).__name__)  # fmt: skip
 
     async def close(self) -> None:
         pool, self._pool, self._wanted = self._pool, None, False

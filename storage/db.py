@@ -51,8 +51,9 @@ def safe_url(url: str | URL | AsyncEngine) -> str:
 
 # Pages kept in memory per connection, in KiB (negative: SQLite's unit). The default 2 MB
 # spills a chunk of letters (their raw bytes) to the WAL mid-transaction, and re-reads index
-# pages of a large desk on every batch.
-SQLITE_CACHE_KIB = -65_536
+# pages of a large desk on every batch. Filled only as pages are read: a small desk uses little;
+# the pool's 15 connections could hold ~480 MB on a very large one.
+SQLITE_CACHE_KIB = -32_768
 
 
 def _json_dumps(value: Any) -> str:

@@ -29,50 +29,52 @@ INTERVAL_SECONDS = 0.25
 
 class Checkpointer:
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._due = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.path = path.resolve()  # a relative path would follow a later chdir
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._due = threading.Event()  # the running thread's
+        self._stop = threading.Event()  # the running thread's
         self.done = 0  # checkpoints run (for tests)
 
     def poke(self) -> None:
-        """A commit happened: checkpoint soon (started on first use)."""
-        self._due.set()
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="sqlite-checkpoint", daemon=True
-                    )
-                    self._thread.start()
+        """A commit happened: checkpoint soon (a thread started when none is running)."""
+        with self._lock:
+            self._due.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._due, self._stop = threading.Event(), threading.Event()
+                self._due.set()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._due, self._stop), name="sqlite-checkpoint",
+                    daemon=True,
+                )  # fmt: skip
+                self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (a later poke starts a new one: a disposed engine may be used again)."""
+        """Tell the thread to end (never waits: called on the event loop); a later poke starts
+        a new one, since a disposed engine may be used again."""
         with self._lock:
-            thread, self._thread = self._thread, None
             self._stop.set()
             self._due.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-        self._stop.clear()
+            self._thread = None
 
-    def _run(self) -> None:
+    def _run(self, due: threading.Event, stop: threading.Event) -> None:
         conn: sqlite3.Connection | None = None
         try:
             while True:
-                self._due.wait()
-                if self._stop.is_set():
+                due.wait()
+                if stop.is_set():
                     return
-                self._due.clear()
+                due.clear()
                 try:
                     if conn is None:
-                        conn = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
+                        # mode=rw: never creates a file (one made here would not be 0600).
+                        uri = f"{self.path.as_uri()}?mode=rw"
+                        conn = sqlite3.connect(uri, uri=True, timeout=0, check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.done += 1
                 except sqlite3.Error as exc:  # a backstop remains: the commits themselves
                     log.debug("WAL checkpoint skipped: %s", exc)
-                if self._stop.wait(INTERVAL_SECONDS):
+                if stop.wait(INTERVAL_SECONDS):
                     return
         finally:
             if conn is not None:

@@ -49,25 +49,40 @@ CALENDAR_WARM_WORKING_DAYS = 120  # about the longest deadline a case is given, 
 GC_YOUNG_THRESHOLD = 50_000
 
 
-async def ready_for_work(desk: Desk, *, parse_worker: bool = True) -> None:
+async def ready_for_work(desk: Desk, *, long_running: bool = True) -> None:
     """What a worker that will take many letters or updates does once, after start-up.
 
-    With an inbox to read (and `parse_worker`: not for a single pass, which would wait longer
-    for the child's start than it gains), the worker process that parses its letters is
+    For a long-running worker (not a single pass, which would wait longer for the child's start
+    than it gains) with an inbox to read, the worker process that parses its letters is
     started, its imports paid now. The calendar's coming months are looked up (memoised: the
     first look at a year not yet known costs the `holidays` fallback ~0.15 s, which would
     otherwise land on the first letters), and the ORM's mappers configured. Then what start-up
     built — modules, the profile, settings, the engine — is frozen out of the garbage
-    collector's sight (`gc.freeze`): it lives as long as the process, and the full collections
-    of a busy pass then scan only what the work allocates; young collections wait for
-    GC_YOUNG_THRESHOLD allocations.
+    collector's sight (`gc.freeze`, long-running only): it lives as long as the process, and
+    the full collections of a busy pass then scan only what the work allocates; young
+    collections wait for GC_YOUNG_THRESHOLD allocations. `work_done` undoes that.
     """
     today = desk.clock.now().date()
     await asyncio.to_thread(desk.calendar.add_working_days, today, CALENDAR_WARM_WORKING_DAYS)
-    if desk.settings.imap_host and parse_worker:  # the intake parses chunks in the worker
-        await desk.worker.start(warm_up)
     configure_mappers()  # else done by the first query that needs them, mid-work
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    if not long_running:
+        return
+    if desk.settings.imap_host:  # the intake parses its chunks in the worker
+        await desk.worker.start(warm_up)
+    if not _gc_before:
+        _gc_before.append(gc.get_threshold())
+        gc.collect()
+        gc.freeze()
+        _, older, oldest = _gc_before[0]
+        gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+_gc_before: list[tuple[int, int, int]] = []  # the thresholds ready_for_work replaced
+
+
+def work_done() -> None:
+    """The collector as it was before `ready_for_work` (a process that goes on after serving,
+    such as a test run, collects what died since)."""
+    if _gc_before:
+        gc.set_threshold(*_gc_before.pop())
+        gc.unfreeze()

@@ -53,7 +53,7 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.main.desk import open_desk, ready_for_work
+    from bot.main.desk import open_desk, ready_for_work, work_done
     from bot.main.logs import setup_logging
     from bot.main.mail_ops import storage_problem
     from handlers.email import intake
@@ -71,7 +71,7 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
     except (SQLAlchemyError, OSError) as exc:  # a full disk, say: one line, not a traceback
         raise CliError(storage_problem(exc, settings)) from None
     try:
-        await ready_for_work(desk, parse_worker=not args.once)
+        await ready_for_work(desk, long_running=not args.once)
         if args.once:
             stats = await intake.run_once(desk)
             _print_json(stats.to_json())
@@ -86,6 +86,7 @@ async def cmd_email_fetch(args: argparse.Namespace) -> int:
         raise CliError(storage_problem(exc, settings)) from None
     finally:
         await desk.close()
+        work_done()
 
 
 async def cmd_reminders_plan(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from telegram.ext import Application
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.desk import Desk
-from bot.main.desk import open_desk, ready_for_work
+from bot.main.desk import open_desk, ready_for_work, work_done
 from bot.outbox.worker import Outbox
 from messages.render import t
 from storage import history_key
@@ -191,6 +191,7 @@ async def serve(
         return await _serve_telegram(desk, token.get_secret_value(), stop)
     finally:
         await desk.close()
+        work_done()
 
 
 def _check_webhook(settings: Settings) -> None:

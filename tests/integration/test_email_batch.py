@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -109,22 +110,36 @@ async def test_letters_parsed_in_the_worker_process_are_filed_as_parsed_here(
     desk: Desk,  # noqa: F811
     mailbox: Mailbox,
     child: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As the service runs the intake: chunks parsed in the desk's worker process. A child that
     # died before the pass costs nothing: its chunk is parsed in a thread, a new child after.
-    await desk.worker.start()
-    first = await desk.worker.run(os.getpid)
-    assert first != os.getpid()
-    if child == "killed":
-        os.kill(first, signal.SIGKILL)
-    mailbox.append(letter("投诉", "新的投诉。", sender="new@qq.com", message_id="<new@qq.com>"))
-    mailbox.append(reply("补充。", "new@qq.com", "<new-2@qq.com>", "<new@qq.com>"))
-    mailbox.append(letter("申诉", "另一封。", sender="other@qq.com", message_id="<other@qq.com>"))
-    stats = await intake.run_once(desk)
-    assert (stats.cases, stats.replies, stats.quarantined, stats.moved) == (2, 1, 0, 3)
-    async with UnitOfWork(desk.sessions) as uow:
-        rows = {r.message_id: r for r in (await uow.session.exec(select(InboundEmail))).all()}
-        assert rows["<new-2@qq.com>"].case_id == rows["<new@qq.com>"].case_id
-        assert {r.from_addr for r in rows.values()} == {"new@qq.com", "other@qq.com"}
-        assert await verify(uow) == []
-    assert await desk.worker.run(os.getpid) not in (os.getpid(), 0)
+    in_child: list[str] = []
+    run = desk.worker.run
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        in_child.append(type(fn).__name__)
+        return await run(fn, *args)
+
+    monkeypatch.setattr(desk.worker, "run", counted)
+    try:
+        await desk.worker.start()
+        first = await run(os.getpid)
+        assert first != os.getpid()
+        if child == "killed":
+            os.kill(first, signal.SIGKILL)
+        mailbox.append(letter("投诉", "新的投诉。", sender="new@qq.com", message_id="<new@qq.com>"))
+        mailbox.append(reply("补充。", "new@qq.com", "<new-2@qq.com>", "<new@qq.com>"))
+        other = letter("申诉", "另一封。", sender="other@qq.com", message_id="<other@qq.com>")
+        mailbox.append(other)
+        stats = await intake.run_once(desk)
+        assert (stats.cases, stats.replies, stats.quarantined, stats.moved) == (2, 1, 0, 3)
+        assert "ParseAhead" in in_child  # the chunk went to the worker
+        async with UnitOfWork(desk.sessions) as uow:
+            rows = {r.message_id: r for r in (await uow.session.exec(select(InboundEmail))).all()}
+            assert rows["<new-2@qq.com>"].case_id == rows["<new@qq.com>"].case_id
+            assert {r.from_addr for r in rows.values()} == {"new@qq.com", "other@qq.com"}
+            assert await verify(uow) == []
+        assert await run(os.getpid) != os.getpid()  # a child again (a new one if killed)
+    finally:
+        await desk.worker.close()

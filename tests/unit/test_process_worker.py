@@ -3,6 +3,7 @@ child that dies costs the call it broke nothing (it runs in a thread) and is rep
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -128,3 +129,31 @@ async def test_a_child_that_cannot_start_is_given_up_after_a_few_tries(
     assert await worker.run(os.getpid) == os.getpid()
     assert not worker.running  # given up: no child started for that call
     await worker.close()
+
+
+async def test_one_death_counts_once_whatever_was_in_flight() -> None:
+    # Two calls in flight when the child dies (parse-ahead and a batch's parse, on
+    # PostgreSQL): one death, not two; the worker is not given up before its time.
+    worker = ProcessWorker()
+    try:
+        await worker.start()
+        for _ in range(GIVE_UP_AFTER - 1):
+            child = await worker.run(os.getpid)
+            calls = [asyncio.create_task(worker.run(time.sleep, 0.5)) for _ in range(2)]
+            await asyncio.sleep(0.1)  # both submitted to the child
+            os.kill(child, signal.SIGKILL)
+            assert await asyncio.gather(*calls) == [None, None]
+        assert await worker.run(os.getpid) != os.getpid()
+    finally:
+        await worker.close()
+
+
+async def test_ctrl_c_is_for_the_service_to_take_not_its_worker() -> None:
+    worker = ProcessWorker()
+    try:
+        await worker.start()
+        child = await worker.run(os.getpid)
+        os.kill(child, signal.SIGINT)  # what a terminal sends to the whole process group
+        assert await worker.run(os.getpid) == child
+    finally:
+        await worker.close()
