@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 BACKSTOP_PAGES = 16_000  # ~64 MB of 4 KiB pages: what a commit checkpoints itself past
 INTERVAL_SECONDS = 0.25
+STOP_SECONDS = 5.0  # at most, waiting for a checkpoint in progress when the engine is disposed
 
 
 class Checkpointer:
@@ -50,12 +51,17 @@ class Checkpointer:
                 self._thread.start()
 
     def stop(self) -> None:
-        """Tell the thread to end (never waits: called on the event loop); a later poke starts
-        a new one, since a disposed engine may be used again."""
+        """End the thread and close its connection before returning: once an engine is
+        disposed of, no connection of it holds the file (the last one to close folds the WAL
+        into the file, which may then be copied alone). Quick: the thread waits on events, or
+        runs one PASSIVE checkpoint. A later poke starts a new thread (a disposed engine may be
+        used again)."""
         with self._lock:
+            thread, self._thread = self._thread, None
             self._stop.set()
             self._due.set()
-            self._thread = None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=STOP_SECONDS)
 
     def _run(self, due: threading.Event, stop: threading.Event) -> None:
         conn: sqlite3.Connection | None = None

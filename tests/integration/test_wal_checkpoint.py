@@ -3,6 +3,7 @@ not by the commit that crosses SQLite's default 1,000 pages (which would make it
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -39,3 +40,23 @@ async def test_a_large_commit_is_checkpointed_in_the_background(tmp_path: Path) 
         assert count == ROWS
     finally:
         await engine.dispose()
+
+
+async def test_once_disposed_of_the_file_alone_holds_everything(tmp_path: Path) -> None:
+    # The test fixtures (and a backup by `cp`) copy a disposed engine's file without its WAL:
+    # the checkpointer's own connection must be closed by then, so the last close folds it in.
+    path = tmp_path / "desk.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("INSERT INTO t DEFAULT VALUES")
+    await engine.dispose()
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(path, copy)
+    other = make_engine(f"sqlite+aiosqlite:///{copy}")
+    try:
+        async with other.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM t")).scalar_one() == 1
+    finally:
+        await other.dispose()
