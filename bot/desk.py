@@ -79,9 +79,7 @@ class ProcessWorker:
     async def start(self, warm: Callable[[], object] | None = None) -> None:
         """Start the child and run `warm` in it, so its imports are paid now rather than on the
         first chunk."""
-        self._wanted = True
-        if self._pool is None:
-            self._pool = _new_pool()
+        self._wanted = True  # `run` starts it
         if warm is not None:
             await self.run(warm)
 

@@ -37,7 +37,6 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._due = threading.Event()  # the running thread's
         self._stop = threading.Event()  # the running thread's
-        self.done = 0  # checkpoints run (for tests)
 
     def poke(self) -> None:
         """A commit happened: checkpoint soon (a thread started when none is running)."""
@@ -79,7 +78,6 @@ class Checkpointer:
                         uri = f"{self.path.as_uri()}?mode=rw"
                         conn = sqlite3.connect(uri, uri=True, timeout=0, check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.done += 1
                 except sqlite3.Error as exc:  # a backstop remains: the commits themselves
                     log.debug("WAL checkpoint skipped: %s", exc)
                 # A plain sleep, not a timed wait: under faketime a timed wait's deadline is
