@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import sqlite3
 import threading
-import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -80,9 +80,9 @@ class Checkpointer:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # a backstop remains: the commits themselves
                     log.debug("WAL checkpoint skipped: %s", exc)
-                # A plain sleep, not a timed wait: under faketime a timed wait's deadline is
-                # taken on the shifted clock and may never come.
-                time.sleep(INTERVAL_SECONDS)
+                # select's relative timeout, not a sleep or a timed wait: both take an absolute
+                # deadline, which libfaketime shifts (never reached, or refused with EINVAL).
+                select.select([], [], [], INTERVAL_SECONDS)
         finally:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):

@@ -5,8 +5,10 @@ loop's `call_later`): after the wall clock steps back by an hour every next run 
 and the scheduler sleeps that hour — no outbox, no scans. `SteadyScheduler` compares the two
 clocks at every wake-up (and the watchdog every few seconds) and moves the jobs by the step, so
 the work keeps its pace; outbox messages queued on the old timeline are moved with them
-(`shift_outbox`). The `Watchdog` reports (log + staff alert) a job that has not started for much
-longer than its interval, whatever the cause, and starts it again.
+(`shift_outbox`). A step between two clock reads of one round can still leave a job on the old
+timeline: the watchdog starts any job due further ahead than its interval (`keep_pace`). The
+`Watchdog` reports (log + staff alert) a job that has not started for much longer than its
+interval, whatever the cause, and starts it again.
 """
 
 from __future__ import annotations
@@ -95,6 +97,25 @@ class SteadyScheduler(AsyncIOScheduler):
         self.wakeup()
         return step
 
+    def keep_pace(self) -> list[str]:
+        """Start at once any job whose next run lies further ahead than its interval: a step
+        that falls between two clock reads of one scheduling round (or a clock read that
+        disagrees with the one before it) would otherwise leave it on the old timeline, an hour
+        away. Returns the ids of the jobs brought back."""
+        now = datetime.now(self.timezone)
+        parked = []
+        for job_id, every in self.intervals.items():
+            job = self.get_job(job_id)
+            if job is None or job.next_run_time is None:
+                continue
+            ahead = (job.next_run_time - now).total_seconds()
+            if ahead > every + STEP_TOLERANCE:
+                log.warning("scheduled work %r was %.0f s away (every %g s): started now",
+                            job_id, ahead, every)  # fmt: skip
+                self.run_soon(job_id)
+                parked.append(job_id)
+        return parked
+
     def run_soon(self, job_id: str) -> None:
         """Start a job now (the watchdog's kick)."""
         job = self.get_job(job_id)
@@ -180,6 +201,7 @@ class Watchdog:
         """Look once; returns the ids of the jobs stalled now."""
         s = self.scheduler
         s.follow_steps()
+        s.keep_pace()
         now = s.monotonic()
         stalled = []
         for job_id, every in s.intervals.items():

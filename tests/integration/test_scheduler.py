@@ -456,6 +456,31 @@ async def test_a_step_back_moves_the_jobs_and_the_messages_queued_before_it(
         await shutdown(scheduler)
 
 
+async def test_a_job_left_on_the_old_timeline_is_started_at_the_next_look(world: World) -> None:
+    """A step between two clock reads of one scheduling round leaves the outbox job an hour
+    away with no step left to see: the watchdog's next look starts it, and only it."""
+    w = world
+    scheduler = start_scheduler(w.desk, w.outbox, drain_seconds=0.05, watch_seconds=3600)
+    try:
+        assert await scheduler.wait_for(lambda: "outbox" in scheduler.last_start, timeout=10)
+        parked = datetime.now(scheduler.timezone) + timedelta(hours=1)
+        job = scheduler.get_job("outbox")
+        assert job is not None
+        job.modify(next_run_time=parked)  # what the torn round leaves behind
+        assert await scheduler.wait_for(lambda: not scheduler.running_since, timeout=10)
+        parked_at = monotonic()
+        watchdog = Watchdog(w.desk, scheduler)
+        assert await watchdog.check() == []  # not stalled: 60 s have not passed
+        assert await scheduler.wait_for(
+            lambda: scheduler.last_start["outbox"] > parked_at, timeout=10
+        )
+        job = scheduler.get_job("outbox")
+        assert job is not None and job.next_run_time < parked - timedelta(minutes=59)
+        assert scheduler.keep_pace() == []  # the scans (every 60 s) were never moved
+    finally:
+        await shutdown(scheduler)
+
+
 async def test_a_stalled_job_is_reported_to_staff_once_and_started_again(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
