@@ -143,6 +143,7 @@ async def _link(desk: Desk, session: AsyncSession, notice: Notice) -> str | None
     if notice.case_ref is not None:
         path: str | None = f"/cases/{quote(notice.case_ref)}"
     else:
+        await bulk.settle(session)  # an ORM query: not beside a write in flight
         path = await console_path(session, notice.key, notice.case_id)
     return base.rstrip("/") + (path or "/")
 

@@ -23,6 +23,7 @@ from storage.models import (
     InboundEmail,
     OutboxMessage,
 )
+from storage.repo import pipeline
 from storage.repo.outbox import address_key
 from storage.sql import table_of
 
@@ -37,6 +38,8 @@ CONTACTS = table_of(Contact)
 
 
 async def _conn(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, once the writes in flight are done (a read sees them)."""
+    await pipeline.settle(session)
     return await session.connection()
 
 

@@ -13,6 +13,7 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     OutboxStatus,
 )
+from storage.repo import pipeline
 from storage.repo.batch_reads import (
     CASES,
     DEADLINES,
@@ -51,6 +53,7 @@ from storage.repo.batch_reads import (
     stored_fields,
 )
 from storage.repo.outbox import address_key
+from storage.repo.pipeline import pipelined, settle
 from storage.sql import dialect_name
 
 
@@ -109,11 +112,12 @@ async def insert_rows(
     stmt = _insert(session, table)
     if skip_conflicts:
         stmt = stmt.on_conflict_do_nothing()
-    conn = await _conn(session)
+    conn = await session.connection()  # not _conn: the writes in flight may go on
     sql, names, processors = _compiled(
         conn, ("insert", table.name, keys, skip_conflicts), stmt, keys
     )
-    await conn.exec_driver_sql(sql, _params(rows, names, processors))
+    params = _params(rows, names, processors)
+    await pipeline.send(session, partial(conn.exec_driver_sql, sql, params))
 
 
 _COMPILED: dict[tuple[Any, ...], tuple[str, list[str], list[Any]]] = {}
@@ -259,15 +263,16 @@ async def update_rows(
     for row in rows:
         cols = tuple(sorted(k for k in row if k != key))
         groups.setdefault(cols, []).append({f"b_{k}": v for k, v in row.items()})
-    conn = await _conn(session)
-    for cols, params in groups.items():
+    conn = await session.connection()  # not _conn: the writes in flight may go on
+    for cols, group in groups.items():
         stmt = (
             sa.update(table)
             .where(table.c[key] == sa.bindparam(f"b_{key}", type_=table.c[key].type))
             .values({c: sa.bindparam(f"b_{c}", type_=table.c[c].type) for c in cols})
         )
         sql, names, processors = _compiled(conn, ("update", table.name, key, cols), stmt, ())
-        await conn.exec_driver_sql(sql, _params(params, names, processors))
+        params = _params(group, names, processors)
+        await pipeline.send(session, partial(conn.exec_driver_sql, sql, params))
 
 
 __all__ = [
@@ -295,8 +300,10 @@ __all__ = [
     "outbox_keys_taken",
     "outbox_row",
     "outcome_windows",
+    "pipelined",
     "refs_taken",
     "senders_of_cases",
+    "settle",
     "stored_fields",
     "update_rows",
 ]

@@ -18,7 +18,7 @@ from handlers.email import intake
 from storage.models import Case, CaseEvent, CaseHead, InboundEmail, OutboxMessage
 from storage.unit_of_work import UnitOfWork
 from tests.fixtures.mail import Mailbox
-from tests.integration.test_email_intake import desk, letter  # noqa: F401  # the fixture
+from tests.integration.test_email_intake import desk, folder_count, letter  # noqa: F401
 
 pytestmark = pytest.mark.dovecot
 
@@ -143,3 +143,50 @@ async def test_letters_parsed_in_the_worker_process_are_filed_as_parsed_here(
         assert await run(os.getpid) != os.getpid()  # a child again (a new one if killed)
     finally:
         await desk.worker.close()
+
+
+_REFUSE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_bad BEFORE INSERT ON outbox_message"
+        " WHEN NEW.recipient = 'bad@qq.com' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.recipient = 'bad@qq.com' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+        " RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_bad BEFORE INSERT ON outbox_message"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_bad()",
+    ],
+}
+
+
+async def test_a_write_refused_mid_batch_undoes_the_batch_and_each_letter_goes_alone(
+    desk: Desk,  # noqa: F811
+    mailbox: Mailbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The database itself refuses one letter's acknowledgement, written while the batch's
+    # other writes are still in flight: the whole batch is undone, each letter acted upon alone.
+    async with desk.engine.begin() as conn:
+        for sql in _REFUSE[desk.engine.dialect.name]:
+            await conn.exec_driver_sql(sql)
+    mailbox.append(letter("投诉", "第一封。", sender="a@qq.com", message_id="<a@qq.com>"))
+    mailbox.append(letter("投诉", "拒收的。", sender="bad@qq.com", message_id="<bad@qq.com>"))
+    mailbox.append(letter("申诉", "第三封。", sender="c@qq.com", message_id="<c@qq.com>"))
+    mailbox.append(reply("补充。", "a@qq.com", "<a-2@qq.com>", "<a@qq.com>"))
+    stats = await intake.run_once(desk)
+    assert "acting on each alone" in caplog.text
+    assert (stats.cases, stats.replies, stats.quarantined) == (2, 1, 1)
+    assert folder_count(mailbox, "INBOX") == 0
+    async with UnitOfWork(desk.sessions) as uow:
+        s = uow.session
+        rows = {r.message_id: r for r in (await s.exec(select(InboundEmail))).all()}
+        assert rows["<bad@qq.com>"].status == "quarantined" and rows["<bad@qq.com>"].case_id is None
+        assert rows["<a-2@qq.com>"].case_id == rows["<a@qq.com>"].case_id is not None
+        cases = (await s.exec(select(Case))).all()
+        assert sorted(c.complainant_email or "" for c in cases) == ["a@qq.com", "c@qq.com"]
+        acks = (
+            await s.exec(select(OutboxMessage).where(col(OutboxMessage.channel) == "email"))
+        ).all()
+        assert sorted(a.recipient for a in acks) == ["a@qq.com", "a@qq.com", "c@qq.com"]
+        assert await verify(uow) == []

@@ -314,7 +314,8 @@ async def _run(desk: Desk, uow: UnitOfWork, plan: _Plan, parse: Parse) -> dict[i
     """Write the plan in a savepoint; when it fails, act on each of its letters alone."""
     session = uow.session
     try:
-        async with session.begin_nested():
+        # Pipelined: Python builds the next rows while the database writes the last.
+        async with session.begin_nested(), bulk.pipelined(session):
             return await _write(desk, uow, plan)
     except TRANSIENT:
         raise
