@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +25,16 @@ def dialect_name(session: AsyncSession) -> str:
     if bind is None:
         raise RuntimeError("the session is not bound to an engine")
     return bind.dialect.name
+
+
+def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> sa.ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL `column = ANY(array)`: one statement text whatever the
+    count, so it is prepared and planned once per connection, not once per length of a list."""
+    wanted = list(values)
+    if dialect_name(session) == "postgresql":
+        array = sa.bindparam(None, wanted, type_=postgresql.ARRAY(column.type))
+        return column == sa.any_(array)  # type: ignore[no-any-return]
+    return column.in_(wanted)  # type: ignore[no-any-return]
 
 
 class _Stored(Protocol):

@@ -25,7 +25,7 @@ from storage.models import (
 )
 from storage.repo import pipeline
 from storage.repo.outbox import address_key
-from storage.sql import table_of
+from storage.sql import among, table_of
 
 INBOUND = table_of(InboundEmail)
 CASES = table_of(Case)
@@ -49,7 +49,7 @@ async def lock_letters(session: AsyncSession, ids: Sequence[int]) -> list[Any]:
     c = INBOUND.c
     query = (
         sa.select(c.id, c.status, c.raw, c.problems, c.message_id, c.message_key, c.internal_date)
-        .where(c.id.in_(list(ids)))
+        .where(among(session, c.id, list(ids)))
         .order_by(c.id)
         .with_for_update()
     )
@@ -62,7 +62,7 @@ async def cases_by_message_key(session: AsyncSession, keys: Iterable[str]) -> di
     if not wanted:
         return {}
     c = MESSAGE_IDS.c
-    query = sa.select(c.message_id_key, c.case_id).where(c.message_id_key.in_(wanted))
+    query = sa.select(c.message_id_key, c.case_id).where(among(session, c.message_id_key, wanted))
     return {k: cid for k, cid in (await (await _conn(session)).execute(query)).all()}
 
 
@@ -73,7 +73,7 @@ async def cases_by_sent_message_id(session: AsyncSession, mids: Iterable[str]) -
         return {}
     c = OUTBOX.c
     query = sa.select(c.email_message_id, c.case_id).where(
-        c.email_message_id.in_(wanted), c.case_id.is_not(None)
+        among(session, c.email_message_id, wanted), c.case_id.is_not(None)
     )
     found: dict[str, int] = {}
     for mid, cid in (await (await _conn(session)).execute(query)).all():
@@ -85,7 +85,7 @@ async def case_ids_by_ref(session: AsyncSession, refs: Iterable[str]) -> dict[st
     wanted = list(dict.fromkeys(refs))
     if not wanted:
         return {}
-    query = sa.select(CASES.c.ref, CASES.c.id).where(CASES.c.ref.in_(wanted))
+    query = sa.select(CASES.c.ref, CASES.c.id).where(among(session, CASES.c.ref, wanted))
     return {ref: cid for ref, cid in (await (await _conn(session)).execute(query)).all()}
 
 
@@ -100,7 +100,7 @@ async def cases_by_id(
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    query = select(Case).where(col(Case.id).in_(wanted))
+    query = select(Case).where(among(session, col(Case.id), wanted))
     if lock:
         query = query.with_for_update()
     rows = (await session.exec(query.execution_options(populate_existing=True))).all()
@@ -113,7 +113,7 @@ async def stored_fields(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     if not wanted:
         return {}
     columns = [CASES.c[name] for name in CASE_FIELDS]
-    query = sa.select(*columns).where(CASES.c.id.in_(wanted)).with_for_update()
+    query = sa.select(*columns).where(among(session, CASES.c.id, wanted)).with_for_update()
     with session.no_autoflush:
         rows = (await (await _conn(session)).execute(query)).all()
     return {row[0]: dict(zip(CASE_FIELDS, row, strict=True)) for row in rows}
@@ -127,7 +127,7 @@ async def last_events(session: AsyncSession, ids: Iterable[int]) -> dict[int, An
     c = EVENTS.c
     latest = (
         sa.select(c.case_id, sa.func.max(c.seq).label("seq"))
-        .where(c.case_id.in_(wanted))
+        .where(among(session, c.case_id, wanted))
         .group_by(c.case_id)
         .subquery()
     )
@@ -141,7 +141,7 @@ async def heads_of(session: AsyncSession, ids: Iterable[int]) -> dict[int, CaseH
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    query = select(CaseHead).where(col(CaseHead.case_id).in_(wanted))
+    query = select(CaseHead).where(among(session, col(CaseHead.case_id), wanted))
     found = await session.exec(query.execution_options(populate_existing=True))
     return {h.case_id: h for h in found.all()}
 
@@ -155,7 +155,7 @@ async def senders_of_cases(session: AsyncSession, ids: Iterable[int]) -> dict[in
     query = (
         sa.select(c.case_id, c.from_addr)
         .where(
-            c.case_id.in_(wanted),
+            among(session, c.case_id, wanted),
             c.kind.in_(["appeal", "complaint", "dispute", "reply"]),
             c.from_addr.is_not(None),
         )
@@ -172,7 +172,7 @@ async def contact_emails(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    query = sa.select(CONTACTS.c.id, CONTACTS.c.email).where(CONTACTS.c.id.in_(wanted))
+    query = sa.select(CONTACTS.c.id, CONTACTS.c.email).where(among(session, CONTACTS.c.id, wanted))
     rows = (await (await _conn(session)).execute(query)).all()
     return {cid: email for cid, email in rows if email}
 
@@ -187,7 +187,7 @@ async def automatic_answers(
     c = OUTBOX.c
     query = (
         sa.select(c.auto_reply_key, sa.func.count())
-        .where(c.auto_reply_key.in_(list(keys)), c.created_at >= since)
+        .where(among(session, c.auto_reply_key, list(keys)), c.created_at >= since)
         .group_by(c.auto_reply_key)
     )
     counts: dict[str, int] = {k: n for k, n in (await (await _conn(session)).execute(query)).all()}
@@ -206,7 +206,7 @@ async def outcome_windows(
     query = (
         sa.select(c.complainant_email, c.ref, d.rule_id, d.due_on, d.clause, d.start_on)
         .join(CASES, c.id == d.case_id)
-        .where(c.complainant_email.in_(wanted), d.closed_by == closed_by)
+        .where(among(session, c.complainant_email, wanted), d.closed_by == closed_by)
         .where(d.start_on <= last, d.due_on >= first)
         .order_by(d.due_on)
     )
@@ -225,7 +225,7 @@ async def latest_in_groups(
     c = OUTBOX.c
     newest = (
         sa.select(sa.func.max(c.id))
-        .where(c.coalesce_key.in_(wanted), c.next_attempt_at >= since)
+        .where(among(session, c.coalesce_key, wanted), c.next_attempt_at >= since)
         .group_by(c.coalesce_key)
     )
     query = (
@@ -240,7 +240,9 @@ async def outbox_keys_taken(session: AsyncSession, keys: Iterable[str]) -> set[s
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return set()
-    query = sa.select(OUTBOX.c.idempotency_key).where(OUTBOX.c.idempotency_key.in_(wanted))
+    query = sa.select(OUTBOX.c.idempotency_key).where(
+        among(session, OUTBOX.c.idempotency_key, wanted)
+    )
     return set((await (await _conn(session)).execute(query)).scalars().all())
 
 
@@ -249,7 +251,7 @@ async def inbound_keys_taken(session: AsyncSession, keys: Iterable[str]) -> set[
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return set()
-    query = sa.select(INBOUND.c.message_key).where(INBOUND.c.message_key.in_(wanted))
+    query = sa.select(INBOUND.c.message_key).where(among(session, INBOUND.c.message_key, wanted))
     return set((await (await _conn(session)).execute(query)).scalars().all())
 
 

@@ -195,9 +195,9 @@ async def _returning(
     *,
     skip_conflicts: bool,
 ) -> dict[Any, int]:
-    """Multi-row INSERT … RETURNING key, id: the one-row statement compiled once (as
-    `insert_rows`), its VALUES group repeated (placeholders renumbered for PostgreSQL), the
-    values through their bind processors, in as few statements as the parameter limit allows."""
+    """Multi-row INSERT … RETURNING key, id, the values through the one-row statement's bind
+    processors (compiled once, as `insert_rows`): on PostgreSQL from one array per column; on
+    SQLite its VALUES group repeated, in as few statements as the parameter limit allows."""
     if not rows:
         return {}
     keys = tuple(rows[0])
@@ -208,14 +208,47 @@ async def _returning(
     base = ("insert", table.name, keys, skip_conflicts)
     sql, names, processors = _compiled(conn, base, stmt, keys)
     params = _params(rows, names, processors)
-    per = max(1, _MAX_PARAMS // max(1, len(names)))
     found: dict[Any, int] = {}
+    if conn.dialect.name == "postgresql":  # one array a column: one text, prepared once
+        unnest = _unnest_sql(conn, table, base, names, key, skip_conflicts)
+        result = await conn.exec_driver_sql(unnest, tuple(map(list, zip(*params, strict=True))))
+        found.update(cast(list[tuple[Any, int]], result.all()))
+        return found
+    per = max(1, _MAX_PARAMS // max(1, len(names)))
     for start in range(0, len(params), per):
         part = params[start : start + per]
         multi = _multi_sql(conn, table, base, sql, key, len(part), skip_conflicts)
         flat = tuple(v for values in part for v in values)
         result = await conn.exec_driver_sql(multi, flat)
         found.update(cast(list[tuple[Any, int]], result.all()))
+    return found
+
+
+def _unnest_sql(
+    conn: AsyncConnection,
+    table: sa.Table,
+    base: tuple[Any, ...],
+    names: Sequence[str],
+    key: str,
+    skip_conflicts: bool,
+) -> str:
+    """INSERT … SELECT * FROM unnest($1::type[], …) RETURNING key, id (PostgreSQL): the rows
+    as one array per column, whatever their number."""
+    full = (conn.dialect.name, *base, key, "unnest")
+    found = _MULTI.get(full)
+    if found is None:
+        dialect, prep = conn.dialect, conn.dialect.identifier_preparer
+        columns = ", ".join(prep.quote(name) for name in names)
+        arrays = ", ".join(
+            f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
+            for n, name in enumerate(names, 1)
+        )
+        tail = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+        returning = f" RETURNING {prep.quote(key)}, {prep.quote('id')}"
+        found = _MULTI[full] = (
+            f"INSERT INTO {prep.format_table(table)} ({columns}) "
+            f"SELECT * FROM unnest({arrays}){tail}{returning}"
+        )
     return found
 
 

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.domain.mail import DUPLICATE
 from storage.models import Case, InboundEmail, InboundStatus, OutboxMessage
 from storage.repo.outbox import address_key
-from storage.sql import dialect_name
+from storage.sql import among, dialect_name
 
 
 async def states_by_uid(
@@ -31,7 +31,7 @@ async def states_by_uid(
     query = select(InboundEmail.uid, InboundEmail.id, InboundEmail.status).where(
         InboundEmail.mailbox == mailbox,
         InboundEmail.uidvalidity == uidvalidity,
-        col(InboundEmail.uid).in_(list(uids)),
+        among(session, col(InboundEmail.uid), uids),
     )
     return {
         uid: (row_id, status)
