@@ -53,25 +53,32 @@ class _Group:
     added: int = 0  # counts folded into the stored summary row
 
 
+@dataclass
+class Looked:
+    """What the database says about a batch's notices (`look`), for `queue` to write them."""
+
+    notices: Sequence[Notice]
+    now: datetime
+    found: list[Target]
+    wanted: list[tuple[Notice, Target, str | None]]  # each notice for each target, its group
+    taken: set[str]  # the coalesced rows' keys stored already
+    groups: dict[str, _Group]  # the newest row of each group within the window
+
+
 async def queue_many(
     desk: Desk, session: AsyncSession, notices: Sequence[Notice], now: datetime
 ) -> None:
-    if not notices:
-        return
-    settings = desk.settings
-    found = targets(settings)
-    rows: list[dict[str, Any]] = []
-    if not found:  # no staff channel: kept on the staff channel, as fan_out does
-        for n in notices:
-            channel, recipient, payload = encode(StaffNotice(n.text, n.buttons))
-            rows.append(
-                bulk.outbox_row(
-                    channel=channel.value, recipient=recipient, payload=payload, key=n.key,
-                    now=now, lane=STAFF, case_id=n.case_id,
-                )
-            )  # fmt: skip
-        await bulk.insert_rows(session, bulk.OUTBOX, rows, skip_conflicts=True)
-        return
+    await queue(desk, session, await look(desk, session, notices, now))
+
+
+async def look(
+    desk: Desk, session: AsyncSession, notices: Sequence[Notice], now: datetime
+) -> Looked:
+    """The reads of `queue_many`: which coalesced rows are stored, each group's newest row
+    (locked). Apart from `queue` so a caller may read before it writes other tables."""
+    found = list(targets(desk.settings))
+    if not notices or not found:
+        return Looked(notices, now, found, [], set(), {})
     wanted = [
         (n, t, f"about:{n.about}:{t.channel.value}:{t.recipient}" if n.about else None)
         for n in notices
@@ -85,8 +92,29 @@ async def queue_many(
         key: _Group(row.coalesced, row.status, row.next_attempt_at, row_id=row.id)
         for key, row in stored.items()
     }
+    return Looked(notices, now, found, wanted, taken, groups)
+
+
+async def queue(desk: Desk, session: AsyncSession, looked: Looked) -> None:
+    """Write the notices `look` looked up: their rows, and the stored summaries' new counts."""
+    notices, now, taken, groups = looked.notices, looked.now, looked.taken, looked.groups
+    if not notices:
+        return
+    settings = desk.settings
+    rows: list[dict[str, Any]] = []
+    if not looked.found:  # no staff channel: kept on the staff channel, as fan_out does
+        for n in notices:
+            channel, recipient, payload = encode(StaffNotice(n.text, n.buttons))
+            rows.append(
+                bulk.outbox_row(
+                    channel=channel.value, recipient=recipient, payload=payload, key=n.key,
+                    now=now, lane=STAFF, case_id=n.case_id,
+                )
+            )  # fmt: skip
+        await bulk.insert_rows(session, bulk.OUTBOX, rows, skip_conflicts=True)
+        return
     links: dict[str, str | None] = {}
-    for n, target, group in wanted:
+    for n, target, group in looked.wanted:
         if n.key not in links:
             links[n.key] = await _link(desk, session, n)
         message = render(target, settings, n.text, n.buttons, links[n.key])
@@ -165,4 +193,4 @@ def _summary(desk: Desk, target: tuple[str, str], about: str, count: int) -> dic
     return encode(render(Target(Channel(target[0]), target[1]), settings, text))[2]
 
 
-__all__ = ["Notice", "queue_many"]
+__all__ = ["Looked", "Notice", "look", "queue", "queue_many"]

@@ -96,6 +96,7 @@ class Batch:
     chains: Chains
     now: datetime
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    deadlines: list[dict[str, Any]] = field(default_factory=list)  # of the cases opened
     message_ids: dict[str, int] = field(default_factory=dict)  # key → case id, first one wins
     threads: dict[int, list[str]] = field(default_factory=dict)  # case id → its new thread
     cases: dict[int, AnyCase] = field(default_factory=dict)  # cases whose thread grew
@@ -110,6 +111,7 @@ class Batch:
 
     async def write(self) -> None:
         session = self.session
+        await bulk.insert_rows(session, bulk.DEADLINES, self.deadlines)
         await self.chains.write()
         await bulk.insert_rows(session, bulk.OUTBOX, self.outbox, skip_conflicts=True)
         rows = [{"message_id_key": k, "case_id": c} for k, c in self.message_ids.items()]
@@ -121,7 +123,7 @@ class Batch:
                 set_committed_value(case, "thread_message_ids", list(self.threads[cid]))
             else:
                 case.thread_message_ids = list(self.threads[cid])
-        self.outbox, self.message_ids, self.cases = [], {}, {}
+        self.outbox, self.deadlines, self.message_ids, self.cases = [], [], {}, {}
 
 
 Computed = tuple[list[ComputedDeadline], list[ComputedDeadline], list[str]]
@@ -227,7 +229,7 @@ async def open_many(desk: Desk, batch: Batch, asked: Sequence[NewCase]) -> list[
         rows.append(row)
         plans.append((a, row, computed, windows, unchecked, follow, thread, ack_mid))
     ids = await bulk.insert_returning_ids(session, bulk.CASES, rows, "ref")
-    deadlines: list[dict[str, Any]] = []
+    deadlines = batch.deadlines  # written by `batch.write`: the reads before it need not wait
     opened = []
     loc_staff = staff_locale(desk)
     for a, row, computed, windows, unchecked, follow, thread, ack_mid in plans:
@@ -278,7 +280,6 @@ async def open_many(desk: Desk, batch: Batch, asked: Sequence[NewCase]) -> list[
             f"case:{row['ref']}:staff:new", text, actions(buttons), cid, row["ref"], who.email
         )
         opened.append(Opened(case, alert))
-    await bulk.insert_rows(session, bulk.DEADLINES, deadlines)
     return opened
 
 

@@ -27,7 +27,8 @@ from bot.domain import findings as finding_rules
 from bot.domain.cases import Complainant, letter_receipt_day
 from bot.domain.letters import case_ref_in_subject, classify_text, letter_locale
 from bot.domain.mail import ParsedMail, too_large
-from bot.outbox.staff_batch import Notice, queue_many
+from bot.outbox import staff_batch
+from bot.outbox.staff_batch import Notice
 from bot.services.cases.chain import Chains
 from bot.services.cases.many import AnyCase, Batch, Joined, NewCase, add_many, open_many
 from bot.services.inbound_mail.acting import (
@@ -344,7 +345,6 @@ async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]
             tuple(p.thread_references()), j.acknowledge,
         ))  # fmt: skip
     alerts = await add_many(desk, batch, joined)
-    await batch.write()
     loc = desk.settings.default_locale
     limit = desk.settings.auto_replies_per_sender_per_hour
     updates: list[dict[str, Any]] = []
@@ -377,7 +377,11 @@ async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]
         updates.append(_update(x, kind="automatic", status=ignored, case_id=case_id))
         outcomes[x.id] = Outcome(ignored, "automatic")
     ordered = [n for _, x in plan.order for n in notices.get(x.id, [])]
-    await queue_many(desk, session, ordered, now)
+    # The staff rows' lookups first (the batch's own rows are complainants', never coalesced):
+    # then every write is sent at once, and the staff rows are built while they go.
+    looked = await staff_batch.look(desk, session, ordered, now)
+    await batch.write()
+    await staff_batch.queue(desk, session, looked)
     await bulk.update_rows(session, bulk.INBOUND, updates)
     return outcomes
 
