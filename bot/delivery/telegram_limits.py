@@ -52,5 +52,5 @@ class SharedRateLimiter(BaseRateLimiter[None]):
             return await callback(*args, **kwargs)
         except RetryAfter as exc:
             wait = exc.retry_after
-            self.limiter.pause(wait.total_seconds() if isinstance(wait, timedelta) else wait)
+            await self.limiter.pause(wait.total_seconds() if isinstance(wait, timedelta) else wait)
             raise
