@@ -45,7 +45,11 @@ from bot.delivery.telegram_split import split
 # spaced exactly 1 s apart here may arrive less than 1 s apart after network jitter.
 MARGIN = 0.03
 PRIVATE_INTERVAL = 1.0 + MARGIN
-GROUP_INTERVAL = 3.0 + MARGIN
+# A group: one turn every 4 s, and a reply (a staff member waiting for the answer, its parts) may
+# take up to GROUP_BURST turns ahead. Any 60 s then hold at most 60/4 + GROUP_BURST + 1 = 20
+# sends: 15 a minute sustained, a burst of 5 (a cell-rate limit, the turn kept per group).
+GROUP_INTERVAL = 4.0 + MARGIN
+GROUP_BURST = 4
 _CHATS_REMEMBERED = 10_000
 # The shared budget's slots: spaced wider than the local ones, since a send may go up to
 # SHARED_LATE after its slot (more is a lost slot: a new one is taken) and the instances' requests
@@ -58,8 +62,11 @@ SHARED_TRIES = 3  # slots missed in a row (a stalled loop, a slow database): the
 class SharedSlots(Protocol):
     """Overall slots shared by the instances (storage.repo.send_budget.SendBudget)."""
 
-    async def reserve(self, interval: float) -> float | None:
-        """Seconds until the slot taken; None: not available now (the local limiter decides)."""
+    async def reserve(
+        self, interval: float, chat: str | None = None, ahead: float = 0.0
+    ) -> float | None:
+        """Seconds until the slot taken (overall, or the chat's with `chat`), up to `ahead`
+        seconds before its turn; None: not available now (the local limiter decides)."""
         ...
 
     async def pause(self, seconds: float) -> bool: ...
@@ -76,8 +83,10 @@ class RateLimiter:
     """Spaces sends: at most `per_second` overall and one per chat interval (monotonic time).
 
     With `shared`, the overall slots are the shared budget's (the local ones while it cannot be
-    reached); the per-chat spacing stays local: only the holder of the outbox's sender lock sends
-    a chat its queued messages, and replies take no per-chat spacing."""
+    reached), and so are a group's: the outbox's holder paces the group, and any instance may
+    answer a staff command in it (replies to a group take its spacing, bot.delivery.
+    telegram_limits). A private chat's spacing stays local: only the holder of the outbox's
+    sender lock sends a chat its queued messages, and replies take no per-chat spacing."""
 
     def __init__(
         self,
@@ -85,9 +94,11 @@ class RateLimiter:
         *,
         private_interval: float = PRIVATE_INTERVAL,
         group_interval: float = GROUP_INTERVAL,
+        group_burst: int = GROUP_BURST,
         shared: SharedSlots | None = None,
     ) -> None:
         self.interval = (1.0 + MARGIN) / per_second
+        self.group_burst = group_burst
         self.shared = shared
         self.shared_interval = (1.0 + SHARED_MARGIN) / per_second
         self.private_interval = private_interval
@@ -97,12 +108,23 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._sent: deque[float] = deque(maxlen=max(1, int(per_second)))  # last second's sends
 
-    async def acquire(self, chat_id: str) -> None:
-        """Wait for this chat's turn, then for the overall one; callers are served in order."""
+    async def acquire(self, chat_id: str, *, reply: bool = False) -> None:
+        """Wait for this chat's turn, then for the overall one; callers are served in order.
+        A `reply` to a group may go up to `group_burst` turns ahead of it."""
+        group = chat_id.startswith("-")
+        ahead = self.group_burst * self.group_interval if reply and group else 0.0
+        if self.shared is not None and group:
+            wait = await self.shared.reserve(self.group_interval, chat_id, ahead)
+            if wait is not None:  # the group's turn, among every instance's sends to it
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self.acquire_overall()
+                return
         now = time.monotonic()
-        chat_turn = max(now, self._next_chat.get(chat_id, 0.0))
-        gap = self.group_interval if chat_id.startswith("-") else self.private_interval
-        self._next_chat[chat_id] = chat_turn + gap  # reserved now: this chat's next send waits
+        turn = self._next_chat.get(chat_id, 0.0)  # when the chat's next send is due
+        chat_turn = max(now, turn - ahead)
+        gap = self.group_interval if group else self.private_interval
+        self._next_chat[chat_id] = max(now, turn) + gap  # reserved now: the next one waits
         self._next_chat.move_to_end(chat_id)
         while len(self._next_chat) > _CHATS_REMEMBERED:
             self._next_chat.popitem(last=False)

@@ -25,15 +25,16 @@ log = logging.getLogger(__name__)
 RECONNECT = 5.0  # seconds between attempts to reach the database again after a failure
 TIMEOUT = 1.0  # a statement (or a connection attempt) slower than this: the local limiter
 
-# The slot: the scope's next free one or now, whichever is later; the next free one moves one
-# interval on. Answers the wait for it, on the database's clock.
+# The slot: the scope's next turn or now, whichever is later, less what the send may take ahead
+# of its turn ($3: a burst; 0 for the overall cap); the turn moves one interval on (a cell-rate
+# limit). Answers the wait for the slot (≤ 0: at once), on the database's clock.
 _RESERVE = """
 WITH now AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS t)
 INSERT INTO send_budget (scope, next_at)
 SELECT $1, now.t + $2 FROM now
 ON CONFLICT (scope) DO UPDATE
 SET next_at = greatest(send_budget.next_at + $2, excluded.next_at)
-RETURNING next_at - $2 - (SELECT t FROM now)
+RETURNING next_at - $2 - $3 - (SELECT t FROM now)
 """
 _PAUSE = """
 WITH now AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS t)
@@ -69,14 +70,18 @@ class SendBudget:
         """False while the database could not be reached (the local limiter is in use)."""
         return self._failed_at is None
 
-    async def reserve(self, interval: float) -> float | None:
-        """Seconds until this send's slot (≥ 0), or None: the database is unreachable."""
-        value = await self._run(_RESERVE, interval)
+    async def reserve(
+        self, interval: float, chat: str | None = None, ahead: float = 0.0
+    ) -> float | None:
+        """Seconds until this send's slot (≥ 0), or None: the database is unreachable. With
+        `chat`, the slot of that chat (scope "<scope>:chat:<id>": a group's 20 a minute), up to
+        `ahead` seconds before its turn."""
+        value = await self._run(_RESERVE, chat, interval, ahead)
         return None if value is None else max(0.0, float(value))
 
     async def pause(self, seconds: float) -> bool:
         """No send of the scope before `seconds` from now, on any instance; False: not shared."""
-        return await self._run(_PAUSE, seconds, fetch=False) is not None
+        return await self._run(_PAUSE, None, seconds, fetch=False) is not None
 
     async def close(self) -> None:
         async with self._lock:
@@ -88,7 +93,8 @@ class SendBudget:
                 except Exception:
                     conn.terminate()
 
-    async def _run(self, sql: str, seconds: float, *, fetch: bool = True) -> Any:
+    async def _run(self, sql: str, chat: str | None, *params: float, fetch: bool = True) -> Any:
+        scope = self.scope if chat is None else f"{self.scope}:chat:{chat}"
         async with self._lock:
             now = time.monotonic()
             if self._closed:
@@ -102,8 +108,8 @@ class SendBudget:
                         log.info("send budget %s: shared again", self.scope)
                         self._failed_at = None
                 if fetch:
-                    return await self._conn.fetchval(sql, self.scope, seconds, timeout=self.timeout)
-                await self._conn.execute(sql, self.scope, seconds, timeout=self.timeout)
+                    return await self._conn.fetchval(sql, scope, *params, timeout=self.timeout)
+                await self._conn.execute(sql, scope, *params, timeout=self.timeout)
                 return True
             except Exception as exc:  # unreachable, timed out, session killed: send locally
                 if self._failed_at is None:

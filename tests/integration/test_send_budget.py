@@ -226,7 +226,9 @@ async def test_sqlite_keeps_the_local_limiter(engine: AsyncEngine, backend: str)
 
 async def test_a_limiter_whose_budget_is_unavailable_paces_locally() -> None:
     class Down:
-        async def reserve(self, interval: float) -> float | None:
+        async def reserve(
+            self, interval: float, chat: str | None = None, ahead: float = 0.0
+        ) -> float | None:
             return None
 
         async def pause(self, seconds: float) -> bool:
