@@ -18,6 +18,7 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,7 +61,7 @@ SHARED_TRIES = 3  # slots missed in a row (a stalled loop, a slow database): the
 
 
 class SharedSlots(Protocol):
-    """Overall slots shared by the instances (storage.repo.send_budget.SendBudget)."""
+    """Slots shared by the instances, overall and per group (storage.repo.send_budget)."""
 
     async def reserve(
         self, interval: float, chat: str | None = None, ahead: float = 0.0
@@ -74,6 +75,11 @@ class SharedSlots(Protocol):
     async def close(self) -> None: ...
 
 
+# Set while the outbox's sender makes a request: its limiter has paced it and its row records it,
+# so a `Bot` with PTB's rate-limiter hook (the application's) lets it through as it is.
+PACED_BY_OUTBOX: ContextVar[bool] = ContextVar("paced_by_outbox", default=False)
+
+
 def budget_scope(token: str) -> str:
     """The shared budget's scope: the bot's id (the token before ':'), never its secret."""
     return f"telegram:{token.split(':', 1)[0]}"
@@ -84,7 +90,7 @@ class RateLimiter:
 
     With `shared`, the overall slots are the shared budget's (the local ones while it cannot be
     reached), and so are a group's: the outbox's holder paces the group, and any instance may
-    answer a staff command in it (replies to a group take its spacing, bot.delivery.
+    answer a staff command in it (replies to a group take its turns, bot.delivery.
     telegram_limits). A private chat's spacing stays local: only the holder of the outbox's
     sender lock sends a chat its queued messages, and replies take no per-chat spacing."""
 
@@ -346,6 +352,7 @@ class TelegramSender:
     async def _call(self, chat_id: str, send: Callable[[], Awaitable[Message]]) -> str:
         """One request under the limiter, its errors as the outbox's failures."""
         await self.limiter.acquire(chat_id)
+        paced = PACED_BY_OUTBOX.set(True)
         try:
             sent = await send()
         except RetryAfter as exc:
@@ -364,6 +371,8 @@ class TelegramSender:
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
         except TelegramError as exc:
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            PACED_BY_OUTBOX.reset(paced)
         return str(sent.message_id)
 
 

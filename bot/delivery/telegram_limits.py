@@ -19,19 +19,21 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.delivery.telegram import RateLimiter
+from bot.delivery.telegram import PACED_BY_OUTBOX, RateLimiter
 
 BeforeSend = Callable[[], Awaitable[None]]
 # A request sent to a group: (chat id, the answer's message id or None, its text or caption).
 OnGroup = Callable[[str, str | None, str], Awaitable[None]]
-# The methods that put something in a chat (Telegram's flood control counts them).
+# The methods that put something in a chat (Telegram's flood control counts them); "typing…"
+# is not a message.
 _SENDING = ("send", "edit", "copy", "forward")
+_NOT_A_MESSAGE = frozenset({"sendChatAction"})
 
 
 def group_of(endpoint: str, data: dict[str, Any]) -> str | None:
     """The group chat a sending request goes to (negative id), or None."""
     chat = data.get("chat_id")
-    if chat is None or not endpoint.startswith(_SENDING):
+    if chat is None or not endpoint.startswith(_SENDING) or endpoint in _NOT_A_MESSAGE:
         return None
     chat = str(chat)
     return chat if chat.startswith("-") else None
@@ -68,6 +70,8 @@ class SharedRateLimiter(BaseRateLimiter[None]):
         data: dict[str, Any],
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        if PACED_BY_OUTBOX.get():  # the outbox's sender through this Bot: paced and recorded
+            return await callback(*args, **kwargs)
         if self.before_send is not None:
             await self.before_send()
         group = group_of(endpoint, data)
