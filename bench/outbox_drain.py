@@ -6,7 +6,11 @@ shuffled order, so the 1-a-second per chat matters), while `--alerts` staff aler
 different cases arrive at the staff group over the first `--alert-seconds`. Two instances (two
 processes, each its own engine, HTTP pool and 30/s limiter) drain one throwaway PostgreSQL
 database; the holder of the advisory lock sends. `--kill-holder-after S` SIGKILLs the sending
-process after S seconds: the other takes over.
+process after S seconds: the other takes over. `--replies N`: every instance also answers N
+updates as the interactive bot does (PTB's rate-limiter hook on the same limiter, ~10 a second,
+each to a chat of its own), so the outbox's holder and the other instance's replies both spend the
+token's 30 a second. The instances share it in PostgreSQL (storage.repo.send_budget) as
+`certdesk run` does; `--no-shared` gives each only its own limiter, as before.
 
 Prints the achieved rate ÷ cap, the 429s, losses and duplicates (every message must arrive
 exactly once, every alert's text once in the group, every row `sent`), the staff group's most
@@ -14,6 +18,7 @@ messages in any rolling minute (≤ 20); the figure last as JSON. Wrong work →
 
     python bench/outbox_drain.py [--cap 30] [--chats 300] [--per-chat 4] [--alerts 150]
                                  [--instances 2] [--lanes 16] [--kill-holder-after S]
+                                 [--replies N] [--no-shared]
 """
 
 from __future__ import annotations
@@ -49,10 +54,10 @@ EMULATOR = """
 import asyncio, json, sys, time
 from bot.emulator import Emulator
 
-async def main(chats, cap, first_chat, group):
+async def main(chats, cap, first_chat, group, replies):
     async with Emulator() as emu:
         emu.rate_limit(per_second=cap, per_chat_per_second=1, per_group_per_minute=20)
-        for i in range(chats):
+        for i in range(chats + replies):
             emu.user(first_chat + i)
         emu.user(1, "Staff", chat_type="group", chat_id=group)
         print(emu.port, flush=True)
@@ -67,23 +72,48 @@ async def main(chats, cap, first_chat, group):
             "cpu": time.process_time() - cpu,
         }))
 
-asyncio.run(main(*map(int, sys.argv[1:5])))
+asyncio.run(main(*map(int, sys.argv[1:6])))
 """
 
 # One instance: drains until stdin closes; says "held" once it sends Telegram messages.
 INSTANCE = """
 import asyncio, json, sys, time
+from telegram.ext import ExtBot
 from bot.clock import Clock
-from bot.delivery.telegram import telegram_sender
+from bot.delivery.telegram import budget_scope, telegram_sender
+from bot.delivery.telegram_limits import SharedRateLimiter
 from bot.outbox.worker import Outbox
 from storage.db import make_engine, session_factory
+from storage.repo.send_budget import send_budget
 
-async def main(url, port, cap, lanes, name, group):
+async def answer(bot, chats, done):
+    # Replies to updates, ~10 a second, each chat once; a refused one (429) is counted.
+    async def one(chat):
+        try:
+            await bot.send_message(chat, f"r{chat}")
+        except Exception:
+            done["replies_refused"] += 1
+        else:
+            done["replies"] += 1
+    tasks = []
+    for chat in chats:
+        tasks.append(asyncio.create_task(one(chat)))
+        await asyncio.sleep(0.1)
+    await asyncio.gather(*tasks)
+
+async def main(url, port, cap, lanes, name, group, shared, first_reply, replies):
     engine = make_engine(url, pool_size=4)
+    base = f"http://127.0.0.1:{port}/bot"
+    budget = send_budget(engine, budget_scope("123:BENCH")) if shared else None
     sender = telegram_sender(
-        "123:BENCH", base_url=f"http://127.0.0.1:{port}/bot", per_second=cap, connections=lanes
+        "123:BENCH", base_url=base, per_second=cap, connections=lanes, shared=budget
     )
     await sender.bot.initialize()
+    bot = ExtBot("123:BENCH", base_url=base, rate_limiter=SharedRateLimiter(sender.limiter))
+    await bot.initialize()
+    done = {"replies": 0, "replies_refused": 0}
+    chats = range(first_reply, first_reply + replies)
+    answering = asyncio.create_task(answer(bot, chats, done))
     outbox = Outbox(
         session_factory(engine), {"telegram": sender}, Clock(), worker_id=name,
         concurrency=lanes, staff_chat_id=group,
@@ -100,12 +130,15 @@ async def main(url, port, cap, lanes, name, group):
             total[key] += getattr(stats, key)
         if stats.handled == 0:
             await asyncio.wait([stop], timeout=0.1)
+    await answering
     await outbox.close()
+    await sender.close()
     await sender.bot.shutdown()
+    await bot.shutdown()
     await engine.dispose()
-    print(json.dumps({"name": name, **total, "cpu": time.process_time() - cpu}), flush=True)
+    print(json.dumps({"name": name, **total, **done, "cpu": time.process_time() - cpu}), flush=True)
 
-asyncio.run(main(sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5], int(sys.argv[6])))
+asyncio.run(main(sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5], *map(int, sys.argv[6:])))
 """
 
 
@@ -163,14 +196,16 @@ async def main(args: argparse.Namespace) -> bool:
         private = [(FIRST_CHAT + c, k) for k in range(per_chat) for c in range(chats)]
         random.Random(14).shuffle(private)
         await insert(url, [_row(f"m{c}:{k}", c, f"m{c}:{k}", now) for c, k in private])
-        emu = await spawn(EMULATOR, chats, cap, FIRST_CHAT, GROUP)
+        emu = await spawn(EMULATOR, chats, cap, FIRST_CHAT, GROUP, args.replies * args.instances)
         procs.append(emu)
         assert emu.stdout is not None and emu.stdin is not None
         port = int((await emu.stdout.readline()).decode())
-        instances = [
-            await spawn(INSTANCE, url, port, cap, args.lanes, f"i{k}", GROUP)
-            for k in range(args.instances)
-        ]
+        first_reply = FIRST_CHAT + chats
+        instances = []
+        for k in range(args.instances):
+            first = first_reply + k * args.replies
+            instance = [url, port, cap, args.lanes, f"i{k}", GROUP, int(args.shared), first]
+            instances.append(await spawn(INSTANCE, *instance, args.replies))
         procs += instances
         holder: list[asyncio.subprocess.Process] = []
 
@@ -226,7 +261,9 @@ async def main(args: argparse.Namespace) -> bool:
         await admin.close()
 
     # The work, checked: every message once, every alert's text once in the group.
-    got = Counter(text for chat, text, _ in stats["sent"] if chat != GROUP)
+    got = Counter(text for chat, text, _ in stats["sent"] if chat != GROUP and text[0] == "m")
+    replies = sum(1 for chat, text, _ in stats["sent"] if text[0] == "r")
+    replies_refused = sum(r["replies_refused"] for r in results)
     expected = {f"m{c}:{k}" for c, k in private}
     lost = len(expected - set(got))
     dup = sum(n - 1 for n in got.values()) + len(set(got) - expected)
@@ -247,12 +284,15 @@ async def main(args: argparse.Namespace) -> bool:
         lost == 0 and lost_alerts == 0 and dup + dup_alerts <= in_flight
         and stats["group_max"] <= GROUP_LIMIT and counts["failed"] == 0
         and counts["sent"] == len(expected) + alerts
+        and replies + replies_refused == args.replies * args.instances
     )  # fmt: skip
     cpu = sum(r["cpu"] for r in results)
     load = os.getloadavg()
     print(f"outbox drain: {len(expected)} messages to {chats} chats ({per_chat} each) + {alerts} "
           f"staff alerts over {args.alert_seconds:g} s; {args.instances} instance processes × "
-          f"{args.lanes} lanes; cap {cap}/s; load {load[0]:.2f} {load[1]:.2f}")  # fmt: skip
+          f"{args.lanes} lanes; cap {cap}/s; {args.replies} replies per instance; "
+          f"{'shared budget' if args.shared else 'own limiters'}; "
+          f"load {load[0]:.2f} {load[1]:.2f}")  # fmt: skip
     print(f"  at the emulator: {len(span)} messages over {window:.2f} s = {rate:.1f}/s; "
           f"achieved/cap = {rate / cap:.3f}; 429s {stats['rejected']} "
           f"(group {stats['group_rejected']})")  # fmt: skip
@@ -265,13 +305,16 @@ async def main(args: argparse.Namespace) -> bool:
     print(f"  lost {lost} (+{lost_alerts} alerts), duplicates {dup} (+{dup_alerts} alerts); "
           f"staff group: {group_messages} messages for {alerts} alerts, at most "
           f"{stats['group_max']} in a rolling minute (limit {GROUP_LIMIT})")  # fmt: skip
+    if args.replies:
+        print(f"  replies: {replies} sent, {replies_refused} refused (429)")
     print(f"  rows: {counts}")
     figure = {
         "bench": "outbox_drain", "ratio": round(rate / cap, 3), "cap": cap,
         "rate": round(rate, 2), "messages": len(stamps), "refused": stats["rejected"],
         "lost": lost + lost_alerts, "dup": dup + dup_alerts, "group_max_per_minute":
         stats["group_max"], "group_messages": group_messages, "alerts": alerts,
-        "instances": args.instances, "killed": killed is not None,
+        "instances": args.instances, "killed": killed is not None, "replies": replies,
+        "replies_refused": replies_refused, "shared": args.shared,
         "cpu_ms_per_message": round(cpu / max(len(stamps), 1) * 1000, 3),
         "load": round(load[0], 2), "ok": ok,
     }  # fmt: skip
@@ -289,4 +332,8 @@ if __name__ == "__main__":
     parser.add_argument("--instances", type=int, default=2, help="processes, one sends")
     parser.add_argument("--lanes", type=int, default=16, help="concurrent sends per instance")
     parser.add_argument("--kill-holder-after", type=float, default=None)
+    parser.add_argument("--replies", type=int, default=0, help="replies sent by each instance")
+    parser.add_argument(
+        "--no-shared", dest="shared", action="store_false", help="each its own limiter only"
+    )
     sys.exit(0 if asyncio.run(main(parser.parse_args())) else 1)

@@ -353,6 +353,7 @@ from storage.models_messaging import ChatMigration as ChatMigration  # noqa: E40
 from storage.models_messaging import ConversationState as ConversationState  # noqa: E402
 from storage.models_messaging import InboundEmail as InboundEmail  # noqa: E402
 from storage.models_messaging import OutboxMessage as OutboxMessage  # noqa: E402
+from storage.models_messaging import SendBudget as SendBudget  # noqa: E402
 from storage.models_messaging import TelegramUpdate as TelegramUpdate  # noqa: E402
 from storage.models_register import ChangeReport as ChangeReport  # noqa: E402
 from storage.models_register import LinkAttempt as LinkAttempt  # noqa: E402

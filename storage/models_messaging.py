@@ -139,4 +139,14 @@ class ConversationState(SQLModel, table=True):
     state: Any = _json(nullable=False)
 
 
+class SendBudget(SQLModel, table=True):
+    """A send rate shared by the instances on PostgreSQL (storage.repo.send_budget): a scope's
+    next free slot, in Unix seconds on the database's clock (one clock for every host)."""
+
+    __tablename__ = "send_budget"
+
+    scope: str = Field(primary_key=True, sa_type=sa.Text)  # e.g. "telegram:<bot id>"
+    next_at: float = Field(sa_type=sa.Double)
+
+
 # The register's link codes and change reports (after the conventions and helpers above).

@@ -3,11 +3,15 @@
 Only while nothing is deployed: the initial migration is rewritten, not appended to.
 It autogenerates against a throwaway SQLite database, so the result uses batch operations
 (needed on SQLite, plain ALTERs on PostgreSQL) and plain `sa.*` types (see env.render_item).
+The later revisions (0002_…) stay as they are: set aside while 0001 is written, and the tables
+they create left out of it (env.include_object), so nothing is created twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +24,16 @@ from storage.db import MIGRATIONS_DIR, alembic_config, make_engine
 INITIAL = MIGRATIONS_DIR / "versions" / "0001_initial.py"
 # Tables whose rows may be inserted but never changed or deleted (triggers, see the template).
 APPEND_ONLY = ["case_event"]
+_CREATES = re.compile(r"op\.create_table\(\s*[\"']([a-z_0-9]+)[\"']")
+
+
+def later_revisions() -> list[Path]:
+    return sorted(p for p in INITIAL.parent.glob("*.py") if p.name != INITIAL.name)
+
+
+def later_tables(files: list[Path]) -> set[str]:
+    """The tables the later revisions create: theirs, not the initial one's."""
+    return {name for f in files for name in _CREATES.findall(f.read_text(encoding="utf-8"))}
 
 
 def _config(url: str) -> Config:
@@ -45,8 +59,9 @@ def _revision(conn: Connection, cfg: Config) -> None:
     command.revision(cfg, message="initial", autogenerate=True, rev_id="0001")
 
 
-async def _regenerate(url: str) -> None:
+async def _regenerate(url: str, excluded: set[str]) -> None:
     cfg = _config(url)
+    cfg.attributes["exclude_tables"] = excluded
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
@@ -57,14 +72,23 @@ async def _regenerate(url: str) -> None:
 
 def main() -> None:
     old = INITIAL.read_text(encoding="utf-8") if INITIAL.exists() else None
-    INITIAL.unlink(missing_ok=True)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(_regenerate(f"sqlite+aiosqlite:///{Path(tmp) / 'regen.db'}"))
-    except BaseException:
-        if old is not None:  # leave the tree as it was
-            INITIAL.write_text(old, encoding="utf-8")
-        raise
+    later = later_revisions()
+    excluded = later_tables(later)
+    with tempfile.TemporaryDirectory() as tmp:
+        aside = Path(tmp) / "later"
+        aside.mkdir()
+        for f in later:  # 0002 revises 0001: alembic refuses a chain missing its base
+            shutil.move(f, aside / f.name)
+        INITIAL.unlink(missing_ok=True)
+        try:
+            asyncio.run(_regenerate(f"sqlite+aiosqlite:///{Path(tmp) / 'regen.db'}", excluded))
+        except BaseException:
+            if old is not None:  # leave the tree as it was
+                INITIAL.write_text(old, encoding="utf-8")
+            raise
+        finally:
+            for f in later:
+                shutil.move(aside / f.name, f)
     print(f"wrote {INITIAL}")
 
 

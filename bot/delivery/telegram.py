@@ -4,7 +4,9 @@ Telegram allows about 30 messages a second overall and one a second per chat (20
 group). The limiter below spaces sends to stay under both; a 429 that still comes back pauses every
 send for its `retry_after`, and the row is retried by the outbox at that time.
 The interactive bot's replies take the overall slots of the same limiter (bot.delivery.
-telegram_limits.SharedRateLimiter): one budget per token. Its `Bot` talks
+telegram_limits.SharedRateLimiter): one budget per token. With several instances on PostgreSQL
+the overall slots come from a budget they share (`shared`, storage.repo.send_budget), so the
+token's 30 a second hold in total, whichever instance sends. Its `Bot` talks
 over `AiohttpRequest`, one pool of kept-alive connections shared by the outbox's lanes.
 """
 
@@ -16,9 +18,10 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
@@ -43,12 +46,53 @@ from bot.delivery.telegram_split import split
 # spaced exactly 1 s apart here may arrive less than 1 s apart after network jitter.
 MARGIN = 0.03
 PRIVATE_INTERVAL = 1.0 + MARGIN
-GROUP_INTERVAL = 3.0 + MARGIN
+# A group: one turn every 4 s, and a reply (a staff member waiting for the answer, its parts) may
+# take up to GROUP_BURST turns ahead. Any 60 s then hold at most 60/4 + GROUP_BURST + 1 = 20
+# sends: 15 a minute sustained, a burst of 5 (a cell-rate limit, the turn kept per group).
+GROUP_INTERVAL = 4.0 + MARGIN
+GROUP_BURST = 4
 _CHATS_REMEMBERED = 10_000
+# The shared budget's slots: spaced wider than the local ones, since a send may go up to
+# SHARED_LATE after its slot (more is a lost slot: a new one is taken) and the instances' requests
+# travel apart. Any second then holds at most per_second slots' sends, with ~35 ms to spare.
+SHARED_MARGIN = 0.05
+SHARED_LATE = 0.015
+SHARED_TRIES = 3  # slots missed in a row (a stalled loop, a slow database): then it goes
+
+
+class SharedSlots(Protocol):
+    """Slots shared by the instances, overall and per group (storage.repo.send_budget)."""
+
+    async def reserve(
+        self, interval: float, chat: str | None = None, ahead: float = 0.0
+    ) -> float | None:
+        """Seconds until the slot taken (overall, or the chat's with `chat`), up to `ahead`
+        seconds before its turn; None: not available now (the local limiter decides)."""
+        ...
+
+    async def pause(self, seconds: float) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+# Set while the outbox's sender makes a request: its limiter has paced it and its row records it,
+# so a `Bot` with PTB's rate-limiter hook (the application's) lets it through as it is.
+PACED_BY_OUTBOX: ContextVar[bool] = ContextVar("paced_by_outbox", default=False)
+
+
+def budget_scope(token: str) -> str:
+    """The shared budget's scope: the bot's id (the token before ':'), never its secret."""
+    return f"telegram:{token.split(':', 1)[0]}"
 
 
 class RateLimiter:
-    """Spaces sends: at most `per_second` overall and one per chat interval (monotonic time)."""
+    """Spaces sends: at most `per_second` overall and one per chat interval (monotonic time).
+
+    With `shared`, the overall slots are the shared budget's (the local ones while it cannot be
+    reached), and so are a group's: the outbox's holder paces the group, and any instance may
+    answer a staff command in it (replies to a group take its turns, bot.delivery.
+    telegram_limits). A private chat's spacing stays local: only the holder of the outbox's
+    sender lock sends a chat its queued messages, and replies take no per-chat spacing."""
 
     def __init__(
         self,
@@ -56,8 +100,13 @@ class RateLimiter:
         *,
         private_interval: float = PRIVATE_INTERVAL,
         group_interval: float = GROUP_INTERVAL,
+        group_burst: int = GROUP_BURST,
+        shared: SharedSlots | None = None,
     ) -> None:
         self.interval = (1.0 + MARGIN) / per_second
+        self.group_burst = group_burst
+        self.shared = shared
+        self.shared_interval = (1.0 + SHARED_MARGIN) / per_second
         self.private_interval = private_interval
         self.group_interval = group_interval
         self._next_global = 0.0
@@ -65,12 +114,23 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._sent: deque[float] = deque(maxlen=max(1, int(per_second)))  # last second's sends
 
-    async def acquire(self, chat_id: str) -> None:
-        """Wait for this chat's turn, then for the overall one; callers are served in order."""
+    async def acquire(self, chat_id: str, *, reply: bool = False) -> None:
+        """Wait for this chat's turn, then for the overall one; callers are served in order.
+        A `reply` to a group may go up to `group_burst` turns ahead of it."""
+        group = chat_id.startswith("-")
+        ahead = self.group_burst * self.group_interval if reply and group else 0.0
+        if self.shared is not None and group:
+            wait = await self.shared.reserve(self.group_interval, chat_id, ahead)
+            if wait is not None:  # the group's turn, among every instance's sends to it
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self.acquire_overall()
+                return
         now = time.monotonic()
-        chat_turn = max(now, self._next_chat.get(chat_id, 0.0))
-        gap = self.group_interval if chat_id.startswith("-") else self.private_interval
-        self._next_chat[chat_id] = chat_turn + gap  # reserved now: this chat's next send waits
+        turn = self._next_chat.get(chat_id, 0.0)  # when the chat's next send is due
+        chat_turn = max(now, turn - ahead)
+        gap = self.group_interval if group else self.private_interval
+        self._next_chat[chat_id] = max(now, turn) + gap  # reserved now: the next one waits
         self._next_chat.move_to_end(chat_id)
         while len(self._next_chat) > _CHATS_REMEMBERED:
             self._next_chat.popitem(last=False)
@@ -83,6 +143,11 @@ class RateLimiter:
 
     async def acquire_overall(self) -> float:
         """Wait for a slot under the overall cap only; returns when the send may go."""
+        if self.shared is not None:
+            sent = await self._shared_slot(self.shared)
+            if sent is not None:
+                self._sent.append(sent)  # known to the local cap, should the database go
+                return sent
         # The overall slot: reserved in turn, slept for in parallel.
         now = time.monotonic()
         slot = max(now, self._next_global)
@@ -101,9 +166,36 @@ class RateLimiter:
             self._sent.append(sent)
         return sent
 
-    def pause(self, seconds: float) -> None:
-        """Telegram said to wait (429): no send of this bot before then."""
+    async def _shared_slot(self, shared: SharedSlots) -> float | None:
+        """A slot of the shared budget, gone for within SHARED_LATE of it; None: not shared."""
+        sent = None
+        for _ in range(SHARED_TRIES):
+            asked = time.monotonic()
+            wait = await shared.reserve(self.shared_interval)
+            if wait is None:
+                return None
+            # The database's now came between asked and answered: the slot is no earlier than
+            # asked + wait, no later than answered + wait. Going from the latter is never early.
+            answered = time.monotonic()
+            ready = answered + wait
+            if ready > time.monotonic():
+                await asyncio.sleep(ready - time.monotonic())
+            sent = time.monotonic()
+            if sent - (asked + wait) <= SHARED_LATE:
+                return sent
+            # Woken late (the loop stalled, a slow round trip): going now could bunch with the
+            # next slots, which other instances take in time. This one is lost; a new one.
+        return sent
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram said to wait (429): no send of this bot before then (on any instance)."""
         self._next_global = max(self._next_global, time.monotonic() + seconds)
+        if self.shared is not None:
+            await self.shared.pause(seconds)
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
 
 
 class AiohttpRequest(BaseRequest):
@@ -217,6 +309,10 @@ class TelegramSender:
         self.bot = bot
         self.limiter = limiter
 
+    async def close(self) -> None:
+        """The shared budget's connection closed (the `Bot` is shut down by its owner)."""
+        await self.limiter.close()
+
     async def send(self, message: Outbound) -> str | None:
         if isinstance(message, TelegramDocument):
             return await self._send_document(message)
@@ -256,11 +352,12 @@ class TelegramSender:
     async def _call(self, chat_id: str, send: Callable[[], Awaitable[Message]]) -> str:
         """One request under the limiter, its errors as the outbox's failures."""
         await self.limiter.acquire(chat_id)
+        paced = PACED_BY_OUTBOX.set(True)
         try:
             sent = await send()
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
-            self.limiter.pause(wait)
+            await self.limiter.pause(wait)
             raise TransientFailure(f"429 Too Many Requests: retry after {wait:g}", wait) from exc
         except ChatMigrated as exc:
             raise ChatMoved(str(exc), str(exc.new_chat_id)) from exc
@@ -274,6 +371,8 @@ class TelegramSender:
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
         except TelegramError as exc:
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            PACED_BY_OUTBOX.reset(paced)
         return str(sent.message_id)
 
 
@@ -310,15 +409,17 @@ def telegram_sender(
     private_interval: float = PRIVATE_INTERVAL,
     group_interval: float = GROUP_INTERVAL,
     connections: int = 8,
+    shared: SharedSlots | None = None,
 ) -> TelegramSender:
     """A sender with its own `telegram.Bot` (call `await sender.bot.initialize()` before use).
 
     `connections`: HTTP pool size (kept-alive connections reused by every send): at least the
     lanes of all outbox workers sharing this sender (`Outbox(concurrency=…)`, 8 by default).
+    `shared`: the budget the instances share for the token (scope `budget_scope(token)`).
     """
     request = AiohttpRequest(connections)
     bot = Bot(token, base_url=base_url, base_file_url=base_file_url, request=request)
     limiter = RateLimiter(
-        per_second, private_interval=private_interval, group_interval=group_interval
+        per_second, private_interval=private_interval, group_interval=group_interval, shared=shared
     )
     return TelegramSender(bot, limiter)

@@ -1,7 +1,8 @@
 """The one factory of the Telegram application: wiring in explicit order.
 
     Defaults (HTML, Asia/Shanghai) → the token's shared rate limiter (which commits the update's
-    unit of work before any request leaves) → database persistence (conversation states)
+    unit of work before any request leaves, and records a reply into a group for its pacer)
+    → database persistence (conversation states)
     → post_init (commands in both languages, services) / post_shutdown → error handler
     → handler modules (HANDLER_MODULES, imported explicitly), each in its named handler groups.
 
@@ -24,6 +25,7 @@ from bot.clock import SHANGHAI
 from bot.delivery.telegram import RateLimiter
 from bot.delivery.telegram_limits import SharedRateLimiter
 from bot.desk import Desk
+from bot.outbox.group_replies import group_reply_recorder
 from handlers.telegram import (
     application,
     cases_filing,
@@ -209,7 +211,14 @@ def build_application(
     app = (
         builder.application_class(CertdeskApplication)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=SHANGHAI))
-        .rate_limiter(SharedRateLimiter(limiter, before_send=commit_before_reply))
+        .rate_limiter(
+            SharedRateLimiter(
+                limiter,
+                before_send=commit_before_reply,
+                # A reply into a group counts in its 20 a minute, as the outbox's sends there.
+                on_group=group_reply_recorder(desk.sessions, desk.clock),
+            )
+        )
         .persistence(DatabasePersistence(desk.sessions))
         .post_init(post_init)
         .post_shutdown(post_shutdown)

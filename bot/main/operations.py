@@ -184,7 +184,7 @@ async def cmd_outbox_send(args: argparse.Namespace) -> int:
     settings = load_settings()
     engine = make_engine(settings.effective_database_url)
     clock = Clock()
-    senders = senders_from_settings(settings, clock)
+    senders = senders_from_settings(settings, clock, engine)
     total = DrainStats()
     try:
         await check_migrated(engine)

@@ -244,8 +244,9 @@ async def _serve_headless(desk: Desk, stop: asyncio.Event | None) -> int:
 async def _serve_telegram(desk: Desk, token: str, stop: asyncio.Event | None) -> int:
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.delivery.telegram import telegram_sender
+    from bot.delivery.telegram import budget_scope, telegram_sender
     from bot.main.app import build_application
+    from storage.repo.send_budget import send_budget
 
     settings = desk.settings
     sender = telegram_sender(
@@ -254,6 +255,8 @@ async def _serve_telegram(desk: Desk, token: str, stop: asyncio.Event | None) ->
         base_file_url=settings.telegram_file_base_url,
         per_second=settings.telegram_rate_per_second,
         connections=max(8, settings.outbox_lanes),
+        # PostgreSQL: the 30 a second shared with the other instances (replies and outbox).
+        shared=send_budget(desk.engine, budget_scope(token)),
     )
     outbox = _outbox(desk, sender)
     on_start, on_stop = services(desk, outbox, sender.bot)

@@ -36,6 +36,15 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Everything, but the tables left to later revisions while regen_initial writes 0001."""
+    excluded = config.attributes.get("exclude_tables") or ()
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    return getattr(table, "name", name) not in excluded
+
+
 def _options(dialect_name: str) -> dict[str, Any]:
     return {
         "target_metadata": target_metadata,
@@ -43,6 +52,7 @@ def _options(dialect_name: str) -> dict[str, Any]:
         "render_as_batch": dialect_name == "sqlite",
         "compare_type": True,
         "render_item": render_item,
+        "include_object": include_object,
         # Extra template variables for a new revision (regen_initial: the append-only tables).
         "template_args": config.attributes.get("template_args", {}),
     }

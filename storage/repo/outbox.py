@@ -91,6 +91,29 @@ async def enqueue(
     return (await session.exec(query)).one()
 
 
+async def record_sent(
+    session: AsyncSession, *, recipient: str, payload: Mapping[str, Any], key: str, now: datetime
+) -> None:
+    """A Telegram message sent straight away (a reply in a group), recorded as a sent row: the
+    group's pacer counts its last minute from these rows (bot.outbox.groups.recent_sends)."""
+    values = {
+        "idempotency_key": key,
+        "channel": Channel.TELEGRAM.value,
+        "recipient": recipient,
+        "payload": dict(payload),
+        "lane": STAFF_LANE,
+        "coalesced": 0,
+        "status": OutboxStatus.SENT.value,
+        "attempts": 1,
+        "next_attempt_at": now,
+        "created_at": now,
+        "sent_at": now,
+    }
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    stmt = insert(OutboxMessage).values(**values)
+    await session.exec(stmt.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+
+
 async def latest_in_group(
     session: AsyncSession, coalesce_key: str, since: datetime
 ) -> OutboxMessage | None:

@@ -84,12 +84,13 @@ async def bot(
         sessions=session_factory(engine),
         clock=FrozenClock(RECEIVED_AT),
     )
-    app = build_application(desk, bot_builder(emulator), modules=MODULES)
+    # No per-chat spacing in tests: the limiter's pacing is tested with the sender itself, and
+    # the staff group's turns in test_group_replies.
+    limiter = RateLimiter(1000, private_interval=0, group_interval=0)
+    app = build_application(desk, bot_builder(emulator), modules=MODULES, limiter=limiter)
     smtp = SmtpSender.from_settings(settings, desk.clock)
     assert smtp is not None
     async with run_app(app):
-        # No per-chat spacing in tests: the limiter's pacing is tested with the sender itself.
-        limiter = RateLimiter(1000, private_interval=0, group_interval=0)
         senders = {"telegram": TelegramSender(app.bot, limiter), "email": smtp}
         outbox = Outbox(desk.sessions, senders, desk.clock, staff_chat_id=STAFF_CHAT)
         yield Bot(desk, app, emulator, outbox)
