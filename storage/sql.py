@@ -27,12 +27,20 @@ def dialect_name(session: AsyncSession) -> str:
     return bind.dialect.name
 
 
+def unsized(type_: Any) -> Any:
+    """A string type without its length: PostgreSQL's explicit cast to `varchar(n)[]` cuts a
+    longer value silently, where the column itself would refuse it."""
+    if isinstance(type_, sa.String) and type_.length is not None:
+        return sa.Text() if isinstance(type_, sa.Text) else sa.String()
+    return type_
+
+
 def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> sa.ColumnElement[bool]:
     """`column IN values`. On PostgreSQL `column = ANY(array)`: one statement text whatever the
     count, so it is prepared and planned once per connection, not once per length of a list."""
     wanted = list(values)
     if dialect_name(session) == "postgresql":
-        array = sa.bindparam(None, wanted, type_=postgresql.ARRAY(column.type))
+        array = sa.bindparam(None, wanted, type_=postgresql.ARRAY(unsized(column.type)))
         return column == sa.any_(array)  # type: ignore[no-any-return]
     return column.in_(wanted)  # type: ignore[no-any-return]
 

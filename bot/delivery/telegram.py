@@ -144,6 +144,10 @@ class RateLimiter:
     async def acquire_overall(self) -> float:
         """Wait for a slot under the overall cap only; returns when the send may go."""
         if self.shared is not None:
+            # A 429 this instance was told of holds here too, had the database missed it.
+            paused = self._next_global - time.monotonic()
+            if paused > 0:
+                await asyncio.sleep(paused)
             sent = await self._shared_slot(self.shared)
             if sent is not None:
                 self._sent.append(sent)  # known to the local cap, should the database go
@@ -170,18 +174,18 @@ class RateLimiter:
         """A slot of the shared budget, gone for within SHARED_LATE of it; None: not shared."""
         sent = None
         for _ in range(SHARED_TRIES):
-            asked = time.monotonic()
             wait = await shared.reserve(self.shared_interval)
             if wait is None:
                 return None
-            # The database's now came between asked and answered: the slot is no earlier than
-            # asked + wait, no later than answered + wait. Going from the latter is never early.
+            # The database's now came before the answer: the slot is no later than answered +
+            # wait, and going from then is never early. Late only when surely late: the round
+            # trip and the wait for the budget's connection are not lateness.
             answered = time.monotonic()
             ready = answered + wait
             if ready > time.monotonic():
                 await asyncio.sleep(ready - time.monotonic())
             sent = time.monotonic()
-            if sent - (asked + wait) <= SHARED_LATE:
+            if sent - ready <= SHARED_LATE:
                 return sent
             # Woken late (the loop stalled, a slow round trip): going now could bunch with the
             # next slots, which other instances take in time. This one is lost; a new one.

@@ -100,6 +100,7 @@ async def cases_by_id(
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
+    await pipeline.settle(session)  # an ORM query: after the writes in flight
     query = select(Case).where(among(session, col(Case.id), wanted))
     if lock:
         query = query.with_for_update()
@@ -141,6 +142,7 @@ async def heads_of(session: AsyncSession, ids: Iterable[int]) -> dict[int, CaseH
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
+    await pipeline.settle(session)  # an ORM query: after the writes in flight
     query = select(CaseHead).where(among(session, col(CaseHead.case_id), wanted))
     found = await session.exec(query.execution_options(populate_existing=True))
     return {h.case_id: h for h in found.all()}

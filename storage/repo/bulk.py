@@ -54,7 +54,7 @@ from storage.repo.batch_reads import (
 )
 from storage.repo.outbox import address_key
 from storage.repo.pipeline import pipelined, settle
-from storage.sql import dialect_name
+from storage.sql import dialect_name, unsized
 
 
 def outbox_row(
@@ -240,7 +240,7 @@ def _unnest_sql(
         dialect, prep = conn.dialect, conn.dialect.identifier_preparer
         columns = ", ".join(prep.quote(name) for name in names)
         arrays = ", ".join(
-            f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
+            f"${n}::{unsized(table.c[name].type).compile(dialect=dialect)}[]"
             for n, name in enumerate(names, 1)
         )
         tail = " ON CONFLICT DO NOTHING" if skip_conflicts else ""

@@ -35,15 +35,17 @@ async def pipelined(session: AsyncSession) -> AsyncIterator[None]:
         last = session.info.pop(_KEY, None)
         if last is not None:
             with contextlib.suppress(Exception):
-                await last  # done already: its error retrieved, so never logged as lost
+                # Shielded: a cancelled caller must not cancel a statement mid-flight.
+                await asyncio.shield(last)  # done already: its error retrieved, never "lost"
 
 
 async def settle(session: AsyncSession) -> None:
     """Wait for the writes in flight; raise the first that failed."""
     last = session.info.get(_KEY)
     if last is not None:
-        session.info[_KEY] = None
-        await last
+        await asyncio.shield(last)  # cancelled meanwhile: the block's exit still waits for it
+        if session.info.get(_KEY) is last:
+            session.info[_KEY] = None
 
 
 async def send(session: AsyncSession, write: Callable[[], Awaitable[object]]) -> None:

@@ -56,7 +56,12 @@ class SendBudget:
         reconnect: float = RECONNECT,
         timeout: float = TIMEOUT,
     ) -> None:
-        self.url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # asyncpg's own arguments, as the engine's dialect gives them (host, user, ssl …), less
+        # SQLAlchemy's; unnamed statements, so a pooler in transaction mode does not break them.
+        _, args = engine.dialect.create_connect_args(engine.url)
+        for name in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            args.pop(name, None)
+        self.connect_args: dict[str, Any] = {**args, "statement_cache_size": 0}
         self.scope = scope
         self.reconnect = reconnect
         self.timeout = timeout
@@ -103,7 +108,8 @@ class SendBudget:
                 return None
             try:
                 if self._conn is None:
-                    self._conn = await asyncpg.connect(self.url, timeout=self.timeout)
+                    args = {**self.connect_args, "timeout": self.timeout}
+                    self._conn = await asyncpg.connect(**args)
                     if self._failed_at is not None:
                         log.info("send budget %s: shared again", self.scope)
                         self._failed_at = None
