@@ -19,15 +19,15 @@ from telegram.ext import ExtBot
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.delivery.messages import TelegramText
-from bot.delivery.telegram import RateLimiter, TelegramSender, budget_scope, telegram_sender
+from bot.delivery.telegram import RateLimiter, TelegramSender, telegram_sender
 from bot.delivery.telegram_limits import SharedRateLimiter
 from bot.emulator import Emulator
 from bot.outbox.group_replies import group_reply_recorder
 from bot.outbox.to_staff import fan_out
 from bot.outbox.worker import Outbox
-from storage.db import make_engine, session_factory
+from storage.db import session_factory
 from storage.models import OutboxMessage
-from storage.repo.send_budget import send_budget
+from tests.fixtures.telegram_instances import start_instance
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 STAFF = -100555
@@ -52,22 +52,12 @@ async def test_two_instances_take_turns_in_a_group_outbox_and_replies_alike(
         senders: list[TelegramSender] = []
         replies: list[ExtBot[None]] = []
         for _ in range(2):
-            engine = make_engine(database_url)
-            stack.push_async_callback(engine.dispose)
-            budget = send_budget(engine, budget_scope(TOKEN))
-            sender = telegram_sender(
-                TOKEN, base_url=emulator.base_url, group_interval=GAP, shared=budget
+            one = await start_instance(
+                stack, TOKEN, emulator.base_url, database_url, group_interval=GAP
             )
-            sender.limiter.group_burst = BURST
-            stack.push_async_callback(sender.close)
-            bot = ExtBot(
-                TOKEN, base_url=emulator.base_url, rate_limiter=SharedRateLimiter(sender.limiter)
-            )
-            for b in (sender.bot, bot):
-                await b.initialize()
-                stack.push_async_callback(b.shutdown)
-            senders.append(sender)
-            replies.append(bot)
+            one.sender.limiter.group_burst = BURST
+            senders.append(one.sender)
+            replies.append(one.replies)
         # The outbox's holder sends alerts while the other instance answers staff commands.
         await asyncio.gather(
             *(senders[0].send(TelegramText(str(STAFF), f"alert {i}")) for i in range(6)),

@@ -13,21 +13,19 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.ext import ExtBot
 
 from bot.delivery import TransientFailure
 from bot.delivery.messages import TelegramText
-from bot.delivery.telegram import RateLimiter, TelegramSender, budget_scope, telegram_sender
-from bot.delivery.telegram_limits import SharedRateLimiter
+from bot.delivery.telegram import RateLimiter, budget_scope, telegram_sender
 from bot.emulator import Emulator
 from storage.db import make_engine
 from storage.repo.send_budget import SendBudget, send_budget
+from tests.fixtures.telegram_instances import Instance, start_instance
 
 CAP = 30  # Telegram: about 30 messages a second per bot token
 TOKEN = "123:TEST"
@@ -36,33 +34,10 @@ POSTGRES = pytest.mark.parametrize(
 )
 
 
-@dataclass
-class Instance:
-    """What one certdesk process holds for the token: the outbox's sender, the bot's replies."""
-
-    budget: SendBudget | None
-    sender: TelegramSender
-    replies: ExtBot[None]
-
-
 @pytest.fixture
 async def instances(database_url: str, emulator: Emulator) -> AsyncIterator[list[Instance]]:
     async with AsyncExitStack() as stack:
-        out = []
-        for _ in range(2):
-            engine = make_engine(database_url)
-            stack.push_async_callback(engine.dispose)
-            budget = send_budget(engine, budget_scope(TOKEN))
-            sender = telegram_sender(TOKEN, base_url=emulator.base_url, shared=budget)
-            stack.push_async_callback(sender.close)
-            replies = ExtBot(
-                TOKEN, base_url=emulator.base_url, rate_limiter=SharedRateLimiter(sender.limiter)
-            )
-            for bot in (sender.bot, replies):
-                await bot.initialize()
-                stack.push_async_callback(bot.shutdown)
-            out.append(Instance(budget, sender, replies))
-        yield out
+        yield [await start_instance(stack, TOKEN, emulator.base_url, database_url) for _ in "ab"]
 
 
 def busiest_second(emulator: Emulator) -> int:
@@ -110,21 +85,9 @@ async def test_two_instances_stay_within_one_cap_in_total(
 async def test_without_a_shared_budget_two_instances_go_over_the_cap(emulator: Emulator) -> None:
     """What the shared budget is for: two limiters of their own send twice the cap."""
     emulator.rate_limit(per_second=CAP)
-    out = []
-    for _ in range(2):
-        sender = telegram_sender(TOKEN, base_url=emulator.base_url)
-        replies = ExtBot(
-            TOKEN, base_url=emulator.base_url, rate_limiter=SharedRateLimiter(sender.limiter)
-        )
-        await sender.bot.initialize()
-        await replies.initialize()
-        out.append(Instance(None, sender, replies))
-    try:
+    async with AsyncExitStack() as stack:
+        out = [await start_instance(stack, TOKEN, emulator.base_url, None) for _ in "ab"]
         refused = await send_both(emulator, out[0], out[1], 45)
-    finally:
-        for i in out:
-            await i.sender.bot.shutdown()
-            await i.replies.shutdown()
     assert refused > 0 and emulator.rejected == refused
 
 
