@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot.desk import Desk
 from bot.services.cases import verify
-from bot.services.inbound_mail import batch
+from bot.services.inbound_mail import batch_plan
 from handlers.email import intake
 from storage.models import Case, CaseEvent, CaseHead, InboundEmail, OutboxMessage
 from storage.unit_of_work import UnitOfWork
@@ -88,7 +88,7 @@ async def test_a_reference_written_only_in_the_body_files_the_letter_under_its_c
     async with UnitOfWork(desk.sessions) as uow:
         ref = (await uow.session.exec(select(Case))).one().ref
     if alone:  # as a letter with files: through `act`, on its own
-        monkeypatch.setattr(batch, "_simple", lambda letter: False)
+        monkeypatch.setattr(batch_plan, "_simple", lambda letter: False)
     # No tag in the subject, no threading headers: the reference typed in the body, as people
     # do (lower case, spaces); from the case's own address it joins, from another it does not.
     typed = ref.lower().replace("-", " ")

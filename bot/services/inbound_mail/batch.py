@@ -3,8 +3,8 @@
 The chunk is locked in one statement and parsed in one call. The common letters — a new case,
 a reply from an address its case knows, an automatic letter — are planned in memory from one
 query per kind of lookup (the cases their tags and threading headers name, the addresses those
-cases know, the senders' automatic answers of the last hour) and written together in one
-savepoint (bot.services.cases.many, bot.outbox.staff_batch). Planning stops at a letter that
+cases know, the senders' automatic answers of the last hour: batch_plan) and written together
+in one savepoint (bot.services.cases.many, bot.outbox.staff_batch). Planning stops at a letter that
 needs more (a bounce, files, an enquiry, a stranger writing about a case, one to quarantine)
 or that answers a letter of the same batch: it is acted upon alone by `act`, in the same unit
 of work, and the next batch is planned after it, so every letter sees the ones before it.
@@ -17,33 +17,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.desk import Desk
-from bot.domain import findings as finding_rules
-from bot.domain.cases import Complainant, letter_receipt_day
-from bot.domain.letters import case_ref_in_subject, classify_text, letter_locale
 from bot.domain.mail import ParsedMail, too_large
 from bot.outbox import staff_batch
 from bot.outbox.staff_batch import Notice
 from bot.services.cases.chain import Chains
-from bot.services.cases.many import AnyCase, Batch, Joined, NewCase, add_many, open_many
+from bot.services.cases.many import AnyCase, Batch, Joined, add_many, open_many
 from bot.services.inbound_mail.acting import (
     SUBJECT_MAX,
-    THREAD_LOOKUPS,
     TRANSIENT,
     Outcome,
     Parse,
     _kept,
     act,
 )
+from bot.services.inbound_mail.batch_plan import Letter, Plan, letter_of, plan_batch
 from messages.render import th
 from storage.models import Case, InboundStatus
 from storage.repo import bulk
-from storage.repo import cases as cases_repo
 from storage.repo import inbound_email as repo
 from storage.unit_of_work import UnitOfWork
 
@@ -52,52 +47,6 @@ log = logging.getLogger(__name__)
 # Parses a chunk's letters, each given with its key (the hash of its bytes): the caller may have
 # parsed some already, while the database was busy with the chunk before.
 ParseMany = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[ParsedMail]]]
-_REPLY_KINDS = ("appeal", "complaint", "dispute", "reply")
-
-
-@dataclass
-class _Letter:
-    id: int
-    row: Any  # bulk.lock_letters' row
-    parsed: ParsedMail
-    threading: list[str]  # normalised threading ids, newest first (as `cases_answered`)
-    tag: str | None
-    written: str | None  # a reference in the body (the last candidate, as `cases_answered`)
-
-
-@dataclass
-class _Lookups:
-    """What the database says about the letters still to plan."""
-
-    by_tag: dict[str, int]
-    by_mid: dict[str, int]  # normalised Message-ID → case id
-    cases: dict[int, Case]
-    known: dict[int, set[str]]  # addresses each case knows (lower-cased)
-    answered: dict[str, int]  # automatic answers of the last hour, by sender
-
-
-@dataclass(frozen=True)
-class _Join:
-    """A letter joining a case: `case` its id, or -1-n for the n-th case this plan opens."""
-
-    x: _Letter
-    case: int
-    actor: str
-    sender: str
-    acknowledge: bool
-
-
-@dataclass
-class _Plan:
-    news: list[tuple[_Letter, NewCase]] = field(default_factory=list)
-    joins: list[_Join] = field(default_factory=list)
-    automatic: list[tuple[_Letter, int | None]] = field(default_factory=list)
-    order: list[tuple[str, _Letter]] = field(default_factory=list)  # letters in order
-    cases: dict[int, Case] = field(default_factory=dict)  # the existing cases looked up
-    alone: bool = False  # the letter after the plan is for `act` alone
-
-    def __len__(self) -> int:
-        return len(self.order)
 
 
 async def act_many(
@@ -134,7 +83,7 @@ async def _batched(
     outcomes: dict[int, Outcome] = {}
     try:
         parsed = await parse_many([(row.message_key, row.raw) for row in rows])
-        letters = [_letter(desk, row, p) for row, p in zip(rows, parsed, strict=True)]
+        letters = [letter_of(desk, row, p) for row, p in zip(rows, parsed, strict=True)]
     except TRANSIENT:
         raise
     except Exception as exc:  # `act` parses each again and quarantines the one
@@ -145,7 +94,7 @@ async def _batched(
         rest = letters[start:]
         try:
             async with uow.session.begin_nested():  # a failed read leaves the transaction usable
-                plan = await _plan(desk, uow, rest)
+                plan = await plan_batch(desk, uow, rest)
         except TRANSIENT:
             raise
         except Exception as exc:
@@ -174,144 +123,7 @@ def _alone_warning(step: str, n: int, exc: Exception) -> None:
     )
 
 
-def _letter(desk: Desk, row: Any, parsed: ParsedMail) -> _Letter:
-    threading = [*reversed(parsed.in_reply_to), *reversed(parsed.references)]
-    mids = [cases_repo.normalise_message_id(m) for m in dict.fromkeys(threading)]
-    tag = case_ref_in_subject(parsed.subject, desk.settings.case_ref_prefix)
-    written = parsed.case_ref if parsed.case_ref != tag else None
-    return _Letter(row.id, row, parsed, [m for m in mids if m][:THREAD_LOOKUPS], tag, written)
-
-
-def _simple(letter: _Letter) -> bool:
-    """Whether the batch can take the letter (else `act` takes it alone)."""
-    p = letter.parsed
-    return (
-        p.unprocessable() is None
-        and p.bounce is None
-        and not p.attachments
-        and finding_rules.tagged_finding(p.subject) is None
-    )
-
-
-async def _lookups(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Lookups:
-    session = uow.session
-    refs = [ref for x in letters for ref in (x.tag, x.written) if ref]
-    by_tag = await bulk.case_ids_by_ref(session, refs)
-    mids = {m for x in letters for m in x.threading}
-    keys = {cases_repo.message_id_key(m): m for m in mids}
-    by_key = await bulk.cases_by_message_key(session, keys)
-    by_mid = {keys[k]: cid for k, cid in by_key.items()}
-    unknown = [m for m in mids if m not in by_mid]
-    by_mid |= await bulk.cases_by_sent_message_id(session, unknown)
-    ids = set(by_tag.values()) | set(by_mid.values())
-    cases = await bulk.cases_by_id(session, ids)
-    senders = await bulk.senders_of_cases(session, ids)
-    contacts = await bulk.contact_emails(
-        session, [c.contact_id for c in cases.values() if c.contact_id is not None]
-    )
-    known: dict[int, set[str]] = {}
-    for cid, case in cases.items():
-        found = set(senders.get(cid, set()))
-        if case.complainant_email:
-            found.add(case.complainant_email)
-        if case.contact_id in contacts:
-            found.add(contacts[case.contact_id])
-        known[cid] = {a.strip().lower() for a in found}
-    since = desk.clock.now() - repo.HOUR
-    addresses = [x.parsed.sender for x in letters if x.parsed.sender]
-    answered: dict[str, int] = {}
-    for address, n in (await bulk.automatic_answers(session, addresses, since)).items():
-        answered[address.strip().lower()] = n
-    return _Lookups(by_tag, by_mid, cases, known, answered)
-
-
-def _may_answer(answered: dict[str, int], address: str, limit: int) -> bool:
-    """`answers.may_answer` with the batch's own answers counted in."""
-    key = address.strip().lower()
-    if answered.get(key, 0) >= limit:
-        return False
-    answered[key] = answered.get(key, 0) + 1
-    return True
-
-
-async def _plan(desk: Desk, uow: UnitOfWork, letters: Sequence[_Letter]) -> _Plan:
-    """The longest run of letters from the first that the batch can take."""
-    plan = _Plan()
-    head = []
-    for x in letters:
-        if not _simple(x):
-            plan.alone = True
-            break
-        head.append(x)
-    if not head:
-        return plan
-    found = await _lookups(desk, uow, head)
-    plan.cases = found.cases
-    limit = desk.settings.auto_replies_per_sender_per_hour
-    now = desk.clock.now()
-    # A Message-ID of a letter of this plan → the case it opens or joins (a new case by its
-    # place in plan.news, as -1-n): a later letter answering it joins that case here too.
-    pending: dict[str, int] = {}
-    for x in head:
-        p = x.parsed
-        candidates = [found.by_tag[x.tag]] if x.tag in found.by_tag else []
-        for m in x.threading:
-            if m in found.by_mid and found.by_mid[m] in found.cases:
-                candidates.append(found.by_mid[m])
-            elif m in pending:
-                candidates.append(pending[m])
-        if x.written in found.by_tag:
-            candidates.append(found.by_tag[x.written])
-        candidates = list(dict.fromkeys(candidates))
-        sender = (p.from_addr or "").strip().lower()
-        own = next((c for c in candidates if sender and sender in found.known[c]), None)
-        target: int | None = own
-        if p.automatic:  # recorded with its case, not put in the case's thread
-            plan.automatic.append((x, own))
-            plan.order.append(("automatic", x))
-            target = None
-        elif own is not None or candidates:
-            if own is None:
-                plan.alone = True
-                break  # a stranger writing about a case: `act` (strangers.about_case)
-            address = p.sender
-            assert address is not None
-            allowed = _may_answer(found.answered, address, limit)
-            plan.joins.append(_Join(
-                x, own, f"complainant:email:{p.from_addr or address}", address, allowed,
-            ))  # fmt: skip
-            plan.order.append(("join", x))
-            if p.from_addr:
-                found.known[own].add(p.from_addr.strip().lower())
-        else:
-            kind = classify_text(p.subject, p.text) if p.kind == "reply" else p.kind
-            if kind == "enquiry":
-                plan.alone = True
-                break  # for staff to sort: `act`
-            address = p.sender
-            assert address is not None
-            allowed = _may_answer(found.answered, address, limit)
-            who = Complainant(
-                name=p.from_name or None,
-                email=address,
-                locale=letter_locale(p.subject, p.text, desk.settings.default_locale),
-            )
-            asked = NewCase(
-                kind, who, p.subject or None, p.text, p.thread_id,
-                letter_receipt_day(x.row.internal_date, now), allowed,
-            )  # fmt: skip
-            target = -1 - len(plan.news)
-            plan.news.append((x, asked))
-            plan.order.append(("new", x))
-            # What `strangers.known_addresses` will find of it: its complainant, its sender.
-            found.known[target] = {address.strip().lower(), sender} - {""}
-        mid = cases_repo.normalise_message_id(p.thread_id)
-        if mid and target is not None and mid not in found.by_mid:
-            pending.setdefault(mid, target)
-    return plan
-
-
-async def _run(desk: Desk, uow: UnitOfWork, plan: _Plan, parse: Parse) -> dict[int, Outcome]:
+async def _run(desk: Desk, uow: UnitOfWork, plan: Plan, parse: Parse) -> dict[int, Outcome]:
     """Write the plan in a savepoint; when it fails, act on each of its letters alone."""
     session = uow.session
     try:
@@ -328,7 +140,7 @@ async def _run(desk: Desk, uow: UnitOfWork, plan: _Plan, parse: Parse) -> dict[i
         return {x.id: await act(desk, uow, x.id, parse) for _, x in plan.order}
 
 
-async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]:
+async def _write(desk: Desk, uow: UnitOfWork, plan: Plan) -> dict[int, Outcome]:
     session = uow.session
     now = desk.clock.now()
     batch = Batch(session, Chains(session), now)
@@ -352,7 +164,7 @@ async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]
     notices: dict[int, list[Notice]] = {}
     done = InboundStatus.PROCESSED.value
 
-    def limit_noted(x: _Letter, address: str, case_id: int, ref: str) -> Notice:
+    def limit_noted(x: Letter, address: str, case_id: int, ref: str) -> Notice:
         text = th("email.staff_auto_reply_limit", loc, sender=address, limit=limit, ref=ref)
         return Notice(f"inbound:{x.id}:limit", text, (), case_id, ref, about=address)
 
@@ -386,7 +198,7 @@ async def _write(desk: Desk, uow: UnitOfWork, plan: _Plan) -> dict[int, Outcome]
     return outcomes
 
 
-def _update(x: _Letter, *, kind: str, status: str, case_id: int | None) -> dict[str, Any]:
+def _update(x: Letter, *, kind: str, status: str, case_id: int | None) -> dict[str, Any]:
     """The stored row afterwards, as `act_on` leaves it."""
     p = x.parsed
     return {
