@@ -80,7 +80,8 @@ INSTANCE = """
 import asyncio, json, sys, time
 from telegram.ext import ExtBot
 from bot.clock import Clock
-from bot.delivery.telegram import budget_scope, telegram_sender
+from bot.delivery.telegram import telegram_sender
+from bot.delivery.telegram_pace import budget_scope
 from bot.delivery.telegram_limits import SharedRateLimiter
 from bot.outbox.worker import Outbox
 from storage.db import make_engine, session_factory

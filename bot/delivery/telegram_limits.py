@@ -19,7 +19,7 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.delivery.telegram import PACED_BY_OUTBOX, RateLimiter
+from bot.delivery.telegram_pace import PACED_BY_OUTBOX, RateLimiter
 
 BeforeSend = Callable[[], Awaitable[None]]
 # A request sent to a group: (chat id, the answer's message id or None, its text or caption).

@@ -22,8 +22,8 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from bot.clock import SHANGHAI
-from bot.delivery.telegram import RateLimiter
 from bot.delivery.telegram_limits import SharedRateLimiter
+from bot.delivery.telegram_pace import RateLimiter
 from bot.desk import Desk
 from bot.outbox.group_replies import group_reply_recorder
 from handlers.telegram import (

@@ -244,7 +244,8 @@ async def _serve_headless(desk: Desk, stop: asyncio.Event | None) -> int:
 async def _serve_telegram(desk: Desk, token: str, stop: asyncio.Event | None) -> int:
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.delivery.telegram import budget_scope, telegram_sender
+    from bot.delivery.telegram import telegram_sender
+    from bot.delivery.telegram_pace import budget_scope
     from bot.main.app import build_application
     from storage.repo.send_budget import send_budget
 

@@ -18,7 +18,8 @@ def senders_from_settings(
     Telegram's `Bot` needs `await senders["telegram"].bot.initialize()` before use. With
     `engine` on PostgreSQL, Telegram's overall rate is the one the instances share."""
     from bot.delivery.smtp import SmtpSender
-    from bot.delivery.telegram import budget_scope, telegram_sender
+    from bot.delivery.telegram import telegram_sender
+    from bot.delivery.telegram_pace import budget_scope
 
     found: dict[str, Sender] = {}
     if settings.telegram_bot_token is not None:

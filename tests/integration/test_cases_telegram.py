@@ -22,7 +22,8 @@ from telegram.ext import Application
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.delivery.smtp import SmtpSender
-from bot.delivery.telegram import RateLimiter, TelegramSender
+from bot.delivery.telegram import TelegramSender
+from bot.delivery.telegram_pace import RateLimiter
 from bot.desk import Desk, load_calendar
 from bot.domain.refs import find_ref
 from bot.emulator import Emulator, FakeUser, NoReplyError, Reply, bot_builder, run_app

@@ -19,8 +19,9 @@ from telegram.ext import ExtBot
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.delivery.messages import TelegramText
-from bot.delivery.telegram import RateLimiter, TelegramSender, telegram_sender
+from bot.delivery.telegram import TelegramSender, telegram_sender
 from bot.delivery.telegram_limits import SharedRateLimiter
+from bot.delivery.telegram_pace import RateLimiter
 from bot.emulator import Emulator
 from bot.outbox.group_replies import group_reply_recorder
 from bot.outbox.to_staff import fan_out

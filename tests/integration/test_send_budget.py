@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import TransientFailure
 from bot.delivery.messages import TelegramText
-from bot.delivery.telegram import RateLimiter, budget_scope, telegram_sender
+from bot.delivery.telegram import telegram_sender
+from bot.delivery.telegram_pace import RateLimiter, budget_scope
 from bot.emulator import Emulator
 from storage.db import make_engine
 from storage.repo.send_budget import SendBudget, send_budget

@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlmodel import select
 from telegram.ext import Application as TelegramApp
 
-from bot.delivery.telegram import RateLimiter, TelegramSender
+from bot.delivery.telegram import TelegramSender
+from bot.delivery.telegram_pace import RateLimiter
 from bot.desk import Desk
 from bot.emulator import Emulator, FakeUser
 from bot.outbox.worker import Outbox
