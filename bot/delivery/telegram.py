@@ -1,8 +1,9 @@
 """The outbox's Telegram sender: one message per outbox row, under Telegram's rate limits.
 
 Telegram allows about 30 messages a second overall and one a second per chat (20 a minute in a
-group). Its limiter (bot.delivery.telegram_pace) spaces sends to stay under both; a 429 that still comes back pauses every
-send for its `retry_after`, and the row is retried by the outbox at that time.
+group). Its limiter (bot.delivery.telegram_pace) spaces sends to stay under both; a 429 that
+still comes back pauses every send for its `retry_after`, and the row is retried by the outbox
+at that time.
 The interactive bot's replies take the overall slots of the same limiter (bot.delivery.
 telegram_limits.SharedRateLimiter): one budget per token. With several instances on PostgreSQL
 the overall slots come from a budget they share (`shared`, storage.repo.send_budget), so the
